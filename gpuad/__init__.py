@@ -1,0 +1,14 @@
+"""gpuad: exact derivatives of NumPy-style array programs, on the GPU (CuPy) or the CPU (NumPy).
+
+Reverse mode records an array-level tape and walks it backwards (``grad``, ``value_and_grad``, ``vjp``,
+``Tape``); forward mode pushes dual numbers through the program with no tape (``jvp``). Write the program with
+``gpuad.numpy`` (or plain ``numpy`` functions applied to gpuad values).
+"""
+from .core import Tensor, no_grad, stop_gradient, tensor
+from .tape import Tape
+from .transforms import grad, jvp, value_and_grad, vjp
+from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
+
+__all__ = ["Tensor", "Tape", "grad", "value_and_grad", "vjp", "jvp", "tensor", "stop_gradient", "no_grad",
+           "numpy", "testing"]
+__version__ = "0.1.0"

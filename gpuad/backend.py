@@ -1,0 +1,113 @@
+"""The one backend seam: the only module that knows whether arrays are NumPy or CuPy.
+
+Everything else asks ``array_module(*values)`` for the NumPy-compatible module that owns its operands and calls
+NumPy-named functions on it. CuPy is imported lazily, only when a CuPy array shows up or the GPU backend is asked
+for (``GPUAD_BACKEND=cupy``), so importing gpuad and running on the CPU never needs CuPy or a GPU. The few things
+NumPy and CuPy spell differently (scatter-add, moving an array to the host) live here too.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy
+
+_SCALAR = object()  # marks Python scalars and lists: they take the other operands' backend
+_module_by_type: dict[type, object] = {
+    bool: _SCALAR, int: _SCALAR, float: _SCALAR, complex: _SCALAR, list: _SCALAR, tuple: _SCALAR,
+    type(None): _SCALAR, numpy.ndarray: numpy,
+}
+
+
+def _classify(cls):
+    if cls.__module__.split(".")[0] in ("cupy", "cupyx"):
+        import cupy
+        return cupy
+    if issubclass(cls, (numpy.ndarray, numpy.generic)):
+        return numpy
+    return _SCALAR
+
+
+def array_module(*values):
+    """The module (numpy or cupy) that owns these values; Python scalars defer to the others (default numpy).
+
+    Raises TypeError when NumPy and CuPy arrays are mixed, naming both.
+    """
+    found = None
+    for value in values:
+        cls = type(value)
+        module = _module_by_type.get(cls)
+        if module is None:
+            module = _module_by_type[cls] = _classify(cls)
+        if module is _SCALAR:
+            continue
+        if found is None:
+            found = module
+        elif module is not found:
+            raise TypeError(
+                f"cannot mix a {found.__name__} array and a {module.__name__} array in one operation; move one "
+                f"of them first (cupy.asarray(x) to the GPU, cupy.asnumpy(x) to the CPU)")
+    return numpy if found is None else found
+
+
+def is_private_buffer(value, module) -> bool:
+    """True for a writable array that owns its memory (no view): the backward pass may then add into it."""
+    return type(value) is module.ndarray and value.base is None
+
+
+def scatter_add(target, index, values):
+    """``target[index] += values`` with repeated indices accumulating, in place."""
+    module = array_module(target)
+    if module is numpy:
+        numpy.add.at(target, index, values)
+    else:  # CuPy spells unbuffered scatter-add this way
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    return target
+
+
+def to_numpy(value):
+    """A NumPy copy (or view) of a NumPy or CuPy array, for printing and testing."""
+    if array_module(value) is numpy:
+        return numpy.asarray(value)
+    return value.get()
+
+
+_default = None
+
+
+def default_module():
+    """The module for functions with no array argument (zeros, arange, ...).
+
+    ``GPUAD_BACKEND=cupy|numpy`` chooses; without it, CuPy when it imports and sees a GPU, else NumPy.
+    """
+    global _default
+    if _default is not None:
+        return _default
+    choice = os.environ.get("GPUAD_BACKEND", "").strip().lower()
+    if choice not in ("", "numpy", "cupy"):
+        raise ValueError(f"GPUAD_BACKEND={choice!r} is not a backend; use 'numpy' or 'cupy'")
+    if choice == "numpy":
+        _default = numpy
+    elif choice == "cupy":
+        _default = require_cupy("GPUAD_BACKEND=cupy")
+    else:
+        try:
+            import cupy
+            _default = cupy if cupy.cuda.runtime.getDeviceCount() > 0 else numpy
+        except Exception:  # no CuPy, no driver, or no GPU: the CPU backend
+            _default = numpy
+    return _default
+
+
+def require_cupy(reason: str):
+    """Import CuPy for ``reason`` or raise a clear error saying how to get it."""
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no GPU visible")
+    except Exception as e:
+        raise RuntimeError(
+            f"{reason} needs CuPy and an NVIDIA GPU, but {type(e).__name__}: {e}. Install the extra "
+            f"(pip install 'gpuad[cuda12]' or 'gpuad[cuda13]') on a machine with a GPU, or use "
+            f"GPUAD_BACKEND=numpy") from None
+    return cupy

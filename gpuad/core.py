@@ -1,0 +1,315 @@
+"""Traced values, traces and primitive dispatch: the heart that both AD modes share.
+
+A ``Trace`` is one active differentiation (a reverse-mode ``Tape`` or a forward-mode ``ForwardTrace``) with a
+nesting level; inner transforms get higher levels. A ``Tensor`` is a value boxed by one trace: it holds its
+``primal`` (the value one level down: a backend array, or a Tensor of an outer trace) plus that trace's data
+(a tape node index, or a tangent). ``bind(prim, args, params)`` sends a primitive to the highest-level trace
+among its arguments; with no traced argument it just evaluates ``prim.impl`` on backend arrays. Keeping the
+levels apart is what keeps nested derivatives from confusing their perturbations.
+"""
+from __future__ import annotations
+
+import itertools
+import operator
+
+from . import backend
+
+_next_level = itertools.count(1)
+
+
+class _State:
+    no_grad_depth = 0
+    active_traces = 0  # how many traces are recording now (the backward pass must be traced when any are)
+
+
+state = _State()
+
+
+class Trace:
+    """One differentiation in progress. Subclasses implement ``process`` for their mode."""
+
+    def __init__(self):
+        self.level = next(_next_level)
+        self.active = False
+
+    def start(self):
+        self.active = True
+        state.active_traces += 1
+
+    def stop(self):
+        if self.active:
+            self.active = False
+            state.active_traces -= 1
+
+    def process(self, prim, args, params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def bind(prim, args, params):
+    """Apply primitive ``prim`` to ``args``: evaluate it, or hand it to the innermost trace that boxes an arg."""
+    top = None
+    for a in args:
+        if type(a) is Tensor:
+            t = a._trace
+            if t is None or not t.active:
+                return bind(prim, [_settle(x) for x in args], params)
+            if top is None or t.level > top.level:
+                top = t
+    if top is None:
+        return prim.impl(*args, **params)
+    return top.process(prim, args, params)
+
+
+def _settle(x):
+    """A Tensor of a finished (or no) trace acts as its primal: a constant to every live trace."""
+    while type(x) is Tensor and (x._trace is None or not x._trace.active):
+        x = x._primal
+    return x
+
+
+def raw(x):
+    """The backend array under any number of boxes."""
+    while type(x) is Tensor:
+        x = x._primal
+    return x
+
+
+def lower(x, trace):
+    """``x`` seen one level below ``trace``: its primal if ``trace`` boxes it, else ``x`` itself."""
+    if type(x) is Tensor and x._trace is trace:
+        return x._primal
+    return x
+
+
+def is_traced(x) -> bool:
+    return type(x) is Tensor and x._trace is not None and x._trace.active
+
+
+def stop_gradient(x):
+    """``x`` as a constant: its value, with zero derivative with respect to everything."""
+    return raw(x)
+
+
+class no_grad:
+    """Context (or decorator) in which reverse-mode tapes record nothing; results are plain arrays."""
+
+    def __enter__(self):
+        state.no_grad_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        state.no_grad_depth -= 1
+        return False
+
+    def __call__(self, fun):
+        def wrapper(*args, **kwargs):
+            with self:
+                return fun(*args, **kwargs)
+        wrapper.__name__ = getattr(fun, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fun, "__doc__", None)
+        return wrapper
+
+
+class Tensor:
+    """A traced array. ``.data`` is the raw backend array; it behaves like a NumPy array in arithmetic,
+    indexing, NumPy functions (through ``__array_ufunc__``/``__array_function__``) and common methods.
+    Comparisons give plain boolean arrays: they carry no derivative.
+    """
+
+    __slots__ = ("_trace", "_primal", "_node", "_tangent", "__weakref__")
+    __array_priority__ = 1000.0
+
+    def __init__(self, trace, primal, node=None, tangent=None):
+        self._trace = trace
+        self._primal = primal
+        self._node = node
+        self._tangent = tangent
+
+    # ---- array attributes
+    @property
+    def data(self):
+        return raw(self)
+
+    @property
+    def shape(self):
+        return raw(self).shape
+
+    @property
+    def dtype(self):
+        return raw(self).dtype
+
+    @property
+    def ndim(self):
+        return raw(self).ndim
+
+    @property
+    def size(self):
+        return raw(self).size
+
+    @property
+    def T(self):
+        return _gnp().transpose(self)
+
+    @property
+    def mT(self):
+        return _gnp().swapaxes(self, -1, -2)
+
+    def __len__(self):
+        return len(raw(self))
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return f"Tensor({raw(self)!r})"
+
+    def __bool__(self):
+        return bool(raw(self))
+
+    def __float__(self):
+        return float(raw(self))
+
+    def __int__(self):
+        return int(raw(self))
+
+    def __index__(self):
+        return operator.index(raw(self))
+
+    def item(self, *args):
+        return raw(self).item(*args)
+
+    def tolist(self):
+        return raw(self).tolist()
+
+    __hash__ = object.__hash__
+
+    # ---- NumPy protocols: numpy.sin(t) and numpy.sum(t) record exactly like gpuad.numpy's
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        fn = getattr(_gnp(), ufunc.__name__, None) if method == "__call__" else None
+        if fn is None:
+            raise NotImplementedError(
+                f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} has no gpuad rule, so it "
+                f"cannot be applied to a traced Tensor; use gpuad.numpy functions or apply it to t.data (which "
+                f"drops the derivative)")
+        return fn(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from . import numpy as gnp
+        module = func.__module__.replace("numpy", "").strip(".")
+        target = gnp
+        for part in [p for p in module.split(".") if p and not p.startswith("_") and p != "core"]:
+            target = getattr(target, part, None)
+        fn = getattr(target, func.__name__, None) if target is not None else None
+        if fn is None:
+            raise NotImplementedError(
+                f"{func.__module__}.{func.__name__} has no gpuad rule, so it cannot be applied to a traced Tensor; "
+                f"see the README's list of supported functions")
+        return fn(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "a traced gpuad Tensor cannot be turned into a plain array implicitly (the derivative would be lost); "
+            "use gpuad.numpy functions, or t.data / gpuad.stop_gradient(t) to take the value on purpose")
+
+    # ---- operators
+    def __add__(self, o): return _gnp().add(self, o)
+    def __radd__(self, o): return _gnp().add(o, self)
+    def __sub__(self, o): return _gnp().subtract(self, o)
+    def __rsub__(self, o): return _gnp().subtract(o, self)
+    def __mul__(self, o): return _gnp().multiply(self, o)
+    def __rmul__(self, o): return _gnp().multiply(o, self)
+    def __truediv__(self, o): return _gnp().divide(self, o)
+    def __rtruediv__(self, o): return _gnp().divide(o, self)
+    def __pow__(self, o): return _gnp().power(self, o)
+    def __rpow__(self, o): return _gnp().power(o, self)
+    def __matmul__(self, o): return _gnp().matmul(self, o)
+    def __rmatmul__(self, o): return _gnp().matmul(o, self)
+    def __neg__(self): return _gnp().negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _gnp().abs(self)
+    def __mod__(self, o): return _gnp().mod(self, o)
+    def __rmod__(self, o): return _gnp().mod(o, self)
+    def __floordiv__(self, o): return _gnp().floor_divide(self, o)
+    def __rfloordiv__(self, o): return _gnp().floor_divide(o, self)
+
+    def __lt__(self, o): return raw(self) < raw(o)
+    def __le__(self, o): return raw(self) <= raw(o)
+    def __gt__(self, o): return raw(self) > raw(o)
+    def __ge__(self, o): return raw(self) >= raw(o)
+    def __eq__(self, o): return raw(self) == raw(o)
+    def __ne__(self, o): return raw(self) != raw(o)
+
+    def __getitem__(self, index):
+        return _gnp()._getitem(self, index)
+
+    def __setitem__(self, index, value):
+        raise TypeError(
+            "a traced gpuad Tensor cannot be assigned into in place (t[i] = v), because the tape has already "
+            "recorded its old value. Build the new array instead: gpuad.numpy.where(mask, v, t) for masks, or "
+            "t.at[i].set(v) / t.at[i].add(v) for indices")
+
+    @property
+    def at(self):
+        return _gnp()._IndexUpdate(self)
+
+    # ---- common methods, all recorded through gpuad.numpy
+    def sum(self, axis=None, dtype=None, keepdims=False): return _gnp().sum(self, axis, dtype, keepdims=keepdims)
+    def mean(self, axis=None, dtype=None, keepdims=False): return _gnp().mean(self, axis, dtype, keepdims=keepdims)
+    def prod(self, axis=None, dtype=None, keepdims=False): return _gnp().prod(self, axis, dtype, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _gnp().max(self, axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return _gnp().min(self, axis, keepdims=keepdims)
+    def var(self, axis=None, dtype=None, ddof=0, keepdims=False):
+        return _gnp().var(self, axis, dtype, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, dtype=None, ddof=0, keepdims=False):
+        return _gnp().std(self, axis, dtype, ddof=ddof, keepdims=keepdims)
+    def cumsum(self, axis=None): return _gnp().cumsum(self, axis)
+    def dot(self, other): return _gnp().dot(self, other)
+    def clip(self, a_min=None, a_max=None): return _gnp().clip(self, a_min, a_max)
+    def astype(self, dtype, copy=True): return _gnp().astype(self, dtype)
+    def squeeze(self, axis=None): return _gnp().squeeze(self, axis)
+    def ravel(self): return _gnp().ravel(self)
+    def flatten(self): return _gnp().ravel(self)
+    def copy(self): return _gnp().array(self)
+    def conj(self): return self
+    def swapaxes(self, a, b): return _gnp().swapaxes(self, a, b)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return _gnp().diagonal(self, offset, axis1, axis2)
+    def trace(self, offset=0, axis1=0, axis2=1): return _gnp().trace(self, offset, axis1, axis2)
+    def argmax(self, axis=None): return raw(self).argmax(axis)
+    def argmin(self, axis=None): return raw(self).argmin(axis)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = shape[0]
+        return _gnp().reshape(self, shape, order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int)):
+            axes = axes[0]
+        return _gnp().transpose(self, axes or None)
+
+
+_gnp_module = None
+
+
+def _gnp():
+    global _gnp_module
+    if _gnp_module is None:
+        from . import numpy as gnp
+        _gnp_module = gnp
+    return _gnp_module
+
+
+def tensor(value, dtype=None):
+    """A Tensor holding ``value`` (converted to a backend array). Made inside Tape contexts, it is watched by
+    every active Tape; made outside, it is a constant until a Tape watches it.
+    """
+    from .tape import watch_in_active_tapes
+    value = raw(value)
+    module = backend.array_module(value)
+    if not _is_array(value, module) or dtype is not None:
+        value = module.asarray(value, dtype=dtype)
+    return watch_in_active_tapes(Tensor(None, value))
+
+
+def _is_array(value, module):
+    return isinstance(value, (module.ndarray,))

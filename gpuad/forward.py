@@ -1,0 +1,37 @@
+"""Forward mode: dual numbers (value, tangent) pushed through each primitive's JVP rule, with no tape.
+
+A ``ForwardTrace`` boxes each value with its tangent; applying a primitive computes the primal one level down
+and the output tangent from the primitive's JVP rule, then drops the inputs. Nothing is recorded, so the extra
+memory is the tangents of the values alive at the moment, whatever the length of the program. A missing
+tangent is a symbolic zero (None): it is never materialised as an array of zeros.
+"""
+from __future__ import annotations
+
+from .core import Tensor, Trace, bind
+from .rules import aval, is_float_dtype
+
+
+class ForwardTrace(Trace):
+    def box(self, primal, tangent):
+        return Tensor(self, primal, tangent=tangent)
+
+    def process(self, prim, args, params):
+        primals, tangents = [], []
+        any_tangent = False
+        for a in args:
+            if type(a) is Tensor and a._trace is self:
+                primals.append(a._primal)
+                tangents.append(a._tangent)
+                any_tangent = any_tangent or a._tangent is not None
+            else:
+                primals.append(a)
+                tangents.append(None)
+        out = bind(prim, primals, params)
+        if not any_tangent or not is_float_dtype(aval(out)[1]):
+            return out
+        for k in prim.nondiff:
+            tangents[k] = None
+        tangent = prim.jvp(primals, tangents, out, params)
+        if tangent is None:
+            return out
+        return Tensor(self, out, tangent=tangent)

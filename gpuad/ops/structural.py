@@ -1,0 +1,242 @@
+"""Rule table for the linear, structural and reduction primitives.
+
+Each row is one primitive: its NumPy evaluation (on the array module the backend seam picks), and either its
+transpose rule (linear ops: JVP applies the op to the tangent) or hand-written JVP/VJP in traced ops (max/min,
+prod). Transposes are written with ``bind`` on these same primitives, so they are differentiable in turn.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import backend
+from ..core import raw
+from ..rules import Custom, Linear, aval, sum_to
+
+
+def _axis_text(params):
+    return ", ".join(f"{k}={v!r}" for k, v in params.items() if v not in (None, False))
+
+
+def _call(name):
+    return lambda args, params: f"{name}({', '.join(args + ([_axis_text(params)] if _axis_text(params) else []))})"
+
+
+# ---- reshape / transpose / broadcast / convert ------------------------------------------------------------
+
+RESHAPE = Linear(
+    "reshape",
+    lambda xp, x, shape: xp.reshape(x, shape),
+    lambda ct, saved, params, avals, k: RESHAPE.bind(ct, shape=avals[0][0]),
+    format=lambda a, p: f"reshape({a[0]}, {p['shape']})",
+    adjoint=lambda k, ct, a, p: f"reshape({ct}, <shape of {a[0]}>)")
+
+TRANSPOSE = Linear(
+    "transpose",
+    lambda xp, x, axes: xp.transpose(x, axes),
+    lambda ct, saved, params, avals, k: TRANSPOSE.bind(ct, axes=tuple(numpy.argsort(params["axes"]).tolist())),
+    format=lambda a, p: f"transpose({a[0]}, {p['axes']})",
+    adjoint=lambda k, ct, a, p: f"transpose({ct}, {tuple(numpy.argsort(p['axes']).tolist())})")
+
+BROADCAST_TO = Linear(
+    "broadcast_to",
+    lambda xp, x, shape: xp.broadcast_to(x, shape),
+    lambda ct, saved, params, avals, k: sum_to(ct, *avals[0]),
+    format=lambda a, p: f"broadcast_to({a[0]}, {p['shape']})",
+    adjoint=lambda k, ct, a, p: f"sum_to({ct}, <shape of {a[0]}>)")
+
+
+def _convert_transpose(ct, saved, params, avals, k):
+    dtype = avals[0][1]
+    return CONVERT.bind(ct, dtype=dtype) if dtype is not None and dtype.kind in "fc" else None
+
+
+CONVERT = Linear(
+    "convert",
+    lambda xp, x, dtype: xp.asarray(x).astype(dtype),
+    _convert_transpose,
+    format=lambda a, p: f"{a[0]}.astype({numpy.dtype(p['dtype']).name})",
+    adjoint=lambda k, ct, a, p: f"{ct}.astype(<dtype of {a[0]}>)")
+
+
+# ---- reductions -------------------------------------------------------------------------------------------
+
+def keepdims_shape(shape, axis):
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def expand_reduced(value, axis, keepdims, shape):
+    """A reduced value (or its cotangent) broadcast back over the input ``shape``."""
+    if not keepdims:
+        value = RESHAPE.bind(value, shape=keepdims_shape(shape, axis))
+    return BROADCAST_TO.bind(value, shape=shape)
+
+
+SUM = Linear(
+    "sum",
+    lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
+    lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
+    format=_call("sum"),
+    adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")
+
+
+def _extremum(name, reduce):
+    """max/min over axes. Ties share the derivative evenly (mean over the arg-max set), as in JAX."""
+
+    def tie_weights(x, out, axis, keepdims):
+        x, out = raw(x), raw(out)
+        xp = backend.array_module(x)
+        full = out if keepdims else xp.reshape(out, keepdims_shape(x.shape, axis))
+        mask = (x == full).astype(x.dtype)
+        return mask / xp.sum(mask, axis=axis, keepdims=True)
+
+    def jvp(primals, tangents, out, params):
+        (x,), (t,) = primals, tangents
+        w = tie_weights(x, out, params["axis"], params["keepdims"])
+        return SUM.bind(t * w, axis=params["axis"], keepdims=params["keepdims"])
+
+    def vjp(ct, saved, params, avals, needed):
+        x, out = saved
+        w = tie_weights(x, out, params["axis"], params["keepdims"])
+        return [expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]) * w]
+
+    return Custom(name, lambda xp, x, axis, keepdims: reduce(xp)(x, axis=axis, keepdims=keepdims), jvp, vjp)
+
+
+AMAX = _extremum("amax", lambda xp: xp.max)
+AMIN = _extremum("amin", lambda xp: xp.min)
+
+
+def _prod_of_others(x, axis):
+    """For each element, the product of the other elements along ``axis`` (exact with zeros: no division by a
+    zero). Written in traced ops so prod has derivatives of every order away from zeros."""
+    from .. import numpy as gnp
+    xr = raw(x)
+    xp = backend.array_module(xr)
+    nonzero = xr != 0
+    safe = gnp.where(nonzero, x, 1)
+    p = PROD.bind(safe, axis=axis, keepdims=True)
+    zeros = xp.sum(~nonzero, axis=axis, keepdims=True)
+    others = gnp.where(zeros == 0, p / safe, 0)
+    return gnp.where((zeros == 1) & ~nonzero, p, others)
+
+
+def _prod_jvp(primals, tangents, out, params):
+    return SUM.bind(tangents[0] * _prod_of_others(primals[0], params["axis"]), axis=params["axis"],
+                    keepdims=params["keepdims"])
+
+
+def _prod_vjp(ct, saved, params, avals, needed):
+    (x,) = saved
+    return [expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]) * _prod_of_others(x, params["axis"])]
+
+
+PROD = Custom("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
+              _prod_jvp, _prod_vjp, saves=("x",))
+
+
+# ---- indexing ---------------------------------------------------------------------------------------------
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice, numpy.integer)) for i in items)
+
+
+def _scatter_add_impl(xp, values, index, shape):
+    out = xp.zeros(shape, dtype=values.dtype if hasattr(values, "dtype") else xp.float64)
+    if _is_basic_index(index):
+        out[index] = values  # basic indices never repeat an element: plain assignment suffices
+    else:
+        backend.scatter_add(out, index, values)
+    return out
+
+
+def _index_text(index):
+    items = index if isinstance(index, tuple) else (index,)
+
+    def one(i):
+        if isinstance(i, slice):
+            return ":".join("" if v is None else str(v) for v in (i.start, i.stop)) + (
+                f":{i.step}" if i.step is not None else "")
+        if i is Ellipsis:
+            return "..."
+        if i is None:
+            return "None"
+        if hasattr(i, "shape") and i.shape:
+            return f"<{i.dtype} array {tuple(i.shape)}>"
+        return repr(i)
+    return ", ".join(one(i) for i in items)
+
+
+GETITEM = Linear(
+    "getitem",
+    lambda xp, x, index: xp.asarray(x)[index],
+    lambda ct, saved, params, avals, k: SCATTER_ADD.bind(ct, index=params["index"], shape=avals[0][0]),
+    format=lambda a, p: f"{a[0]}[{_index_text(p['index'])}]",
+    adjoint=lambda k, ct, a, p: f"scatter_add(zeros, [{_index_text(p['index'])}], {ct})")
+
+SCATTER_ADD = Linear(
+    "scatter_add",
+    _scatter_add_impl,
+    lambda ct, saved, params, avals, k: GETITEM.bind(ct, index=params["index"]),
+    format=lambda a, p: f"scatter_add(zeros{p['shape']}, [{_index_text(p['index'])}], {a[0]})",
+    adjoint=lambda k, ct, a, p: f"{ct}[{_index_text(p['index'])}]")
+
+
+# ---- joining ------------------------------------------------------------------------------------------------
+
+def _concatenate_transpose(ct, saved, params, avals, k):
+    axis = params["axis"]
+    start = sum(a[0][axis] for a in avals[:k])
+    index = (slice(None),) * (axis % len(avals[k][0])) + (slice(start, start + avals[k][0][axis]),)
+    return GETITEM.bind(ct, index=index)
+
+
+CONCATENATE = Linear(
+    "concatenate",
+    lambda xp, *xs, axis: xp.concatenate(xs, axis=axis),
+    _concatenate_transpose,
+    format=lambda a, p: f"concatenate([{', '.join(a)}], axis={p['axis']})",
+    adjoint=lambda k, ct, a, p: f"{ct}[<part {k} along axis {p['axis']}>]")
+
+
+# ---- matmul -------------------------------------------------------------------------------------------------
+
+def _matrix_view(shape, k):
+    """How NumPy's matmul sees operand k of ``shape``: 1-D operands become a row (k=0) or a column (k=1)."""
+    if len(shape) != 1:
+        return shape
+    return (1, shape[0]) if k == 0 else (shape[0], 1)
+
+
+def _swap_last(v):
+    n = len(aval(v)[0])
+    axes = tuple(range(n - 2)) + (n - 1, n - 2)
+    return TRANSPOSE.bind(v, axes=axes)
+
+
+def _matmul_transpose(ct, saved, params, avals, k):
+    x, y = saved
+    xs, ys = aval(x)[0], aval(y)[0]
+    x2, y2 = _matrix_view(xs, 0), _matrix_view(ys, 1)
+    ct_shape = aval(ct)[0]
+    if len(xs) == 1:
+        ct_shape = ct_shape[:len(ct_shape) - (len(ys) != 1)] + (1,) + ct_shape[len(ct_shape) - (len(ys) != 1):]
+    if len(ys) == 1:
+        ct_shape = ct_shape + (1,)
+    ct2 = RESHAPE.bind(ct, shape=ct_shape) if ct_shape != aval(ct)[0] else ct
+    if k == 0:
+        y2v = RESHAPE.bind(y, shape=y2) if y2 != ys else y
+        g = MATMUL.bind(ct2, _swap_last(y2v))
+        return sum_to(g, x2, avals[0][1]) if x2 == xs else RESHAPE.bind(sum_to(g, x2, avals[0][1]), shape=xs)
+    x2v = RESHAPE.bind(x, shape=x2) if x2 != xs else x
+    g = MATMUL.bind(_swap_last(x2v), ct2)
+    return sum_to(g, y2, avals[1][1]) if y2 == ys else RESHAPE.bind(sum_to(g, y2, avals[1][1]), shape=ys)
+
+
+MATMUL = Linear(
+    "matmul",
+    lambda xp, x, y: xp.matmul(x, y),
+    _matmul_transpose,
+    multilinear=True,
+    format=lambda a, p: f"{a[0]} @ {a[1]}",
+    adjoint=lambda k, ct, a, p: f"{ct} @ {a[1]}ᵀ" if k == 0 else f"{a[0]}ᵀ @ {ct}")

@@ -1,0 +1,278 @@
+"""Primitive kinds: how one rule-table row becomes a forward evaluation, a JVP and a VJP.
+
+Three kinds cover every op:
+
+* ``Elementwise`` rows give a forward expression and one partial-derivative expression per argument (in the
+  language of ``gpuad.expr``). The JVP sums partial times tangent, the VJP multiplies the cotangent by each
+  partial and sums over broadcast axes; what the partials read is exactly what the tape saves. The same row
+  drives the generated CUDA kernels and the tests.
+* ``Linear`` rows are ops linear in their differentiable arguments (reshape, sum, indexing, concatenate) or
+  multilinear (matmul): the JVP applies the op to the tangents, the VJP is a transpose rule.
+* ``Custom`` rows (max reduction, prod) write their JVP and VJP with traced ops.
+
+Rules that are not elementwise are written with ``bind`` on primitives, so they are differentiable themselves:
+higher-order derivatives come from running the same rules on traced values.
+"""
+from __future__ import annotations
+
+from . import backend, expr
+from .core import Tensor, bind, raw
+
+ARG_NAMES = ("x", "y", "z")
+_registry: dict[str, "Primitive"] = {}
+
+
+def aval(value):
+    """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's)."""
+    v = raw(value)
+    try:
+        return v.shape, v.dtype
+    except AttributeError:
+        return (), None
+
+
+def is_float_dtype(dtype) -> bool:
+    return dtype is not None and dtype.kind in "fc"
+
+
+class Primitive:
+    """An op the tape can record. ``saves`` names what the backward pass keeps (inputs by name, or "out")."""
+
+    saves: tuple[str, ...] = ()
+    nondiff: tuple[int, ...] = ()  # argument positions that never carry a derivative
+
+    def __init__(self, name):
+        self.name = name
+        _registry[name] = self
+
+    def bind(self, *args, **params):
+        return bind(self, args, params)
+
+    def impl(self, *args, **params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save(self, primals, out):
+        """Values kept on the tape for the backward pass."""
+        return tuple(out if s == "out" else primals[ARG_NAMES.index(s)] for s in self.saves)
+
+    def jvp(self, primals, tangents, out, params):
+        raise NotImplementedError(f"{self.name} has no forward-mode (jvp) rule")
+
+    def vjp(self, ct, saved, params, avals, needed, fast):
+        raise NotImplementedError(f"{self.name} has no reverse-mode (vjp) rule")
+
+    # ---- printing the tape
+    def format(self, args: list[str], params) -> str:
+        extra = [f"{k}={_short(v)}" for k, v in params.items() if v is not None]
+        return f"{self.name}({', '.join(args + extra)})"
+
+    def format_adjoint(self, k, ct_name, args, out_name, params) -> str:
+        return f"{self.name}_vjp[{k}]({ct_name})"
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def _short(v):
+    text = repr(v)
+    return text if len(text) < 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Elementwise: one row of expressions
+# ---------------------------------------------------------------------------------------------------------
+
+class Elementwise(Primitive):
+    """An elementwise op from its row. ``partials[k]`` is d out / d arg_k as an expression over the argument
+    names (x, y, z) and ``out``; None marks an argument that carries no derivative (a condition, an integer
+    result). ``domain`` tells the tests where the op is differentiable: one (low, high) interval per argument,
+    or "nonzero" for |value| in (0.5, 2) with either sign.
+    """
+
+    def __init__(self, name, forward, partials, domain=None, symbol=None):
+        super().__init__(name)
+        self.arity = len(partials)
+        self.args = ARG_NAMES[: self.arity]
+        self.forward = expr.parse(forward)
+        self.partials = tuple(None if p is None else expr.parse(p) for p in partials)
+        self.nondiff = tuple(k for k, p in enumerate(self.partials) if p is None)
+        self.domain = domain
+        self.symbol = symbol  # infix operator for printing, e.g. "*"
+        used = {n for p in self.partials if p is not None for n in p.names}
+        self.saves = tuple(n for n in (*self.args, "out") if n in used)
+        for e in (self.forward, *filter(None, self.partials)):
+            stray = set(e.names) - {*self.args, "out"}
+            if stray:
+                raise expr.ExprError(f"{name}: expression {e.source!r} reads unknown names {sorted(stray)}")
+        self._compiled: dict[tuple[int, object], object] = {}
+
+    def function(self, which, namespace):
+        """Expression ``which`` (-1: forward, k: partial k) compiled against a NumPy-like namespace."""
+        key = (which, namespace)
+        fn = self._compiled.get(key)
+        if fn is None:
+            e = self.forward if which < 0 else self.partials[which]
+            names = self.args if which < 0 else self.saves
+            fn = self._compiled[key] = e.compile(names, namespace)
+        return fn
+
+    def impl(self, *args):
+        return self.function(-1, backend.array_module(*args))(*args)
+
+    def jvp(self, primals, tangents, out, params):
+        saved = self.save(primals, out)
+        fast = not any(type(v) is Tensor for v in (*saved, *tangents))
+        namespace = backend.array_module(*saved, *tangents) if fast else _gnp()
+        total = None
+        for k, t in enumerate(tangents):
+            p = self.partials[k]
+            if t is None or p is None:
+                continue
+            c = p.constant
+            if c == 0:
+                continue
+            term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
+            total = term if total is None else total + term
+        if total is not None and aval(total)[0] != aval(out)[0]:
+            total = _gnp().broadcast_to(total, aval(out)[0])
+        return total
+
+    def vjp(self, ct, saved, params, avals, needed, fast):
+        namespace = backend.array_module(ct, *saved) if fast else _gnp()
+        result = []
+        for k in range(self.arity):
+            p = self.partials[k]
+            c = p.constant if p is not None else 0
+            if not needed[k] or c == 0:
+                result.append(None)
+                continue
+            contrib = ct if c == 1 else -ct if c == -1 else ct * self.function(k, namespace)(*saved)
+            result.append(sum_to(contrib, *avals[k]))
+        return result
+
+    def format(self, args, params):
+        if self.symbol and self.arity == 2:
+            return f"{args[0]} {self.symbol} {args[1]}"
+        if self.symbol and self.arity == 1:
+            return f"{self.symbol}{args[0]}"
+        return f"{self.name}({', '.join(args)})"
+
+    def format_adjoint(self, k, ct_name, args, out_name, params):
+        p = self.partials[k]
+        if p.constant == 1:
+            return ct_name
+        if p.constant == -1:
+            return f"-{ct_name}"
+        text = p.show(dict(zip(self.args, args), out=out_name))
+        return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
+
+
+def sum_to(value, shape, dtype):
+    """``value`` summed over the axes along which an operand of ``shape`` was broadcast, cast to ``dtype``."""
+    from .ops.structural import CONVERT, RESHAPE, SUM
+    vshape = aval(value)[0]
+    if vshape != shape:
+        lead = len(vshape) - len(shape)
+        axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and vshape[i + lead] != 1)
+        if axes:
+            value = SUM.bind(value, axis=axes, keepdims=False)
+        if aval(value)[0] != shape:
+            value = RESHAPE.bind(value, shape=shape)
+    vdtype = aval(value)[1]
+    if dtype is not None and vdtype is not None and vdtype != dtype:
+        value = CONVERT.bind(value, dtype=dtype)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Linear and multilinear ops: JVP = the op on tangents, VJP = a transpose rule
+# ---------------------------------------------------------------------------------------------------------
+
+class Linear(Primitive):
+    """An op linear in its arguments jointly (``multilinear=False``: concatenate) or in each separately
+    (``multilinear=True``: matmul). ``transpose(ct, primals_or_avals, params, k)`` gives argument k's cotangent;
+    multilinear ops save their inputs (the other factor), linear ones save nothing but shapes.
+    """
+
+    def __init__(self, name, impl, transpose, multilinear=False, format=None, adjoint=None):
+        super().__init__(name)
+        self._impl = impl
+        self._transpose = transpose
+        self.multilinear = multilinear
+        self._format = format
+        self._adjoint = adjoint
+        self.saves = ("x", "y") if multilinear else ()
+
+    def impl(self, *args, **params):
+        return self._impl(backend.array_module(*args), *args, **params)
+
+    def jvp(self, primals, tangents, out, params):
+        if self.multilinear:
+            total = None
+            for k, t in enumerate(tangents):
+                if t is None:
+                    continue
+                args = list(primals)
+                args[k] = t
+                term = self.bind(*args, **params)
+                total = term if total is None else total + term
+            return total
+        if all(t is None for t in tangents):
+            return None
+        filled = [t if t is not None else _zeros_like(p) for p, t in zip(primals, tangents)]
+        return self.bind(*filled, **params)
+
+    def save(self, primals, out):
+        return tuple(primals) if self.multilinear else ()
+
+    def vjp(self, ct, saved, params, avals, needed, fast):
+        return [self._transpose(ct, saved, params, avals, k) if needed[k] else None for k in range(len(avals))]
+
+    def format(self, args, params):
+        return self._format(args, params) if self._format else super().format(args, params)
+
+    def format_adjoint(self, k, ct_name, args, out_name, params):
+        return self._adjoint(k, ct_name, args, params) if self._adjoint else super().format_adjoint(
+            k, ct_name, args, out_name, params)
+
+
+class Custom(Primitive):
+    """An op whose JVP and VJP are written by hand with traced ops (bind), for ops neither elementwise nor
+    linear. ``saves`` names what ``vjp`` receives."""
+
+    def __init__(self, name, impl, jvp, vjp, saves=("x", "out"), nondiff=()):
+        super().__init__(name)
+        self._impl, self._jvp, self._vjp = impl, jvp, vjp
+        self.saves = saves
+        self.nondiff = nondiff
+
+    def impl(self, *args, **params):
+        return self._impl(backend.array_module(*args), *args, **params)
+
+    def jvp(self, primals, tangents, out, params):
+        return self._jvp(primals, tangents, out, params)
+
+    def vjp(self, ct, saved, params, avals, needed, fast):
+        return self._vjp(ct, saved, params, avals, needed)
+
+
+def _zeros_like(p):
+    v = raw(p)
+    module = backend.array_module(v)
+    return module.zeros(aval(v)[0], dtype=aval(v)[1] or module.float64)
+
+
+_gnp_module = None
+
+
+def _gnp():
+    global _gnp_module
+    if _gnp_module is None:
+        from . import numpy as gnp
+        _gnp_module = gnp
+    return _gnp_module
+
+
+def registry():
+    return dict(_registry)
+

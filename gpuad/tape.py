@@ -1,0 +1,316 @@
+"""Reverse mode: the array-level tape (a Wengert list) and the backward pass that walks it.
+
+Recording appends one ``TapeEntry`` per primitive applied to a watched value: the primitive, the tape nodes of
+its arguments, the few values its rule saves, and the arguments' shapes and dtypes. ``backward`` walks the
+entries once in reverse, skips every entry that cannot reach a requested source, and accumulates each
+argument's cotangent in place into one buffer per value: the first contribution is stored as it is, later
+ones are added into it (``+=``) once the buffer is known to be private. When an outer transform is recording,
+the same rules run on traced values instead, so the backward pass is itself differentiable. ``Tape`` is both
+the context-manager API and the trace that ``grad``/``vjp`` use internally.
+"""
+from __future__ import annotations
+
+from . import backend
+from .core import Tensor, Trace, bind, lower, raw, state
+from .rules import aval, is_float_dtype
+
+
+class TapeEntry:
+    """One line of the Wengert list: ``out = prim(args)`` with what the backward pass needs."""
+
+    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval")
+
+    def __init__(self, prim, parents, saved, params, avals, out_aval, label=None):
+        self.prim = prim          # None for an input
+        self.parents = parents    # tape node of each argument, None for constants
+        self.saved = saved        # values the VJP reads (inputs by name, or the output)
+        self.params = params
+        self.avals = avals        # (shape, dtype) of each argument
+        self.out_aval = out_aval
+        self.label = label        # "x1" for inputs; {position: value} of Python-scalar arguments otherwise
+
+
+_open_tapes: list["Tape"] = []  # Tapes inside their ``with`` block, outermost first
+
+
+class Tape(Trace):
+    """Records operations on watched values for reverse mode.
+
+    ``with gpuad.Tape() as tape: y = f(tape.watch(x))`` then ``tape.gradient(y, x)``. A non-persistent tape
+    frees its saved arrays after the first ``gradient`` call; ``persistent=True`` keeps them for more calls.
+    """
+
+    def __init__(self, persistent=False):
+        super().__init__()
+        self.persistent = persistent
+        self.entries: list[TapeEntry] = []
+        self.freed = False  # a non-persistent tape drops its saved arrays after its first gradient()
+        self._outputs: dict[int, str] = {}
+        self._inputs = 0
+
+    # ---- context manager
+    def __enter__(self):
+        self.start()
+        _open_tapes.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        _open_tapes.remove(self)
+        return False
+
+    # ---- recording
+    def watch(self, value):
+        """Watch ``value`` on this tape and return it as a Tensor. A gpuad Tensor is watched in place (so the
+        same Python object can be passed to ``gradient``); a plain array is wrapped in a new Tensor."""
+        self._check_open("watch")
+        if type(value) is Tensor:
+            if value._trace is self:
+                return value
+            if value._trace is None or not value._trace.active:
+                value._trace, value._node = self, self._add_input(value._primal)
+            elif value._trace.level < self.level:
+                # Box the outer level's identity one level down, and make ``value`` this tape's.
+                inner = Tensor(value._trace, value._primal, value._node, value._tangent)
+                value._trace, value._primal, value._node, value._tangent = self, inner, self._add_input(inner), None
+            else:
+                raise ValueError("cannot watch a value of a Tape opened inside this one from the outer Tape; "
+                                 "watch it on the outer Tape first")
+            return value
+        module = backend.array_module(value)
+        return self.box_input(value if isinstance(value, module.ndarray) else module.asarray(value))
+
+    def box_input(self, value):
+        """A new Tensor for ``value`` as an input of this tape (``value`` itself is left untouched)."""
+        return Tensor(self, value, self._add_input(value))
+
+    def _add_input(self, primal, label=None):
+        self._inputs += 1
+        self.entries.append(TapeEntry(None, (), (), None, (), aval(primal), label or f"x{self._inputs}"))
+        return len(self.entries) - 1
+
+    def process(self, prim, args, params):
+        if state.no_grad_depth:
+            return bind(prim, [lower(a, self) for a in args], params)
+        primals, parents = [], []
+        constants = None  # Python-scalar arguments, kept only to print the tape
+        for a in args:
+            if type(a) is Tensor and a._trace is self:
+                primals.append(a._primal)
+                parents.append(a._node)
+            else:
+                if type(a) is float or type(a) is int:
+                    constants = constants or {}
+                    constants[len(primals)] = a
+                primals.append(a)
+                parents.append(None)
+        out = bind(prim, primals, params)
+        out_aval = aval(out)
+        if not is_float_dtype(out_aval[1]):
+            return out  # integer and boolean results carry no derivative
+        for k in prim.nondiff:
+            parents[k] = None
+        entries = self.entries
+        entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
+                                 [aval(p) for p in primals], out_aval, constants))
+        return Tensor(self, out, len(entries) - 1)
+
+    def _check_open(self, what):
+        if self.freed:
+            raise RuntimeError(
+                f"cannot {what}: this non-persistent Tape already ran gradient() and freed its saved arrays; "
+                f"use gpuad.Tape(persistent=True) to call gradient() more than once")
+
+    # ---- the backward pass
+    def gradient(self, target, sources, output_gradients=None):
+        """d target / d sources, by one reverse pass. ``sources`` may be one value or a (nested) list/tuple/dict
+        of them; the result has the same structure. A source the target does not depend on gets zeros.
+        ``output_gradients`` seeds the pass (default: ones, i.e. the gradient of sum(target))."""
+        from . import tree
+        self._check_open("compute a gradient")
+        src_leaves, src_def = tree.flatten(sources)
+        src_nodes = [self._node_of(s, "source") for s in src_leaves]
+        tgt_leaves, _ = tree.flatten(target)
+        seeds = []
+        if output_gradients is None:
+            seed_leaves = [None] * len(tgt_leaves)
+        else:
+            seed_leaves, _ = tree.flatten(output_gradients)
+            if len(seed_leaves) != len(tgt_leaves):
+                raise ValueError(f"output_gradients has {len(seed_leaves)} arrays for {len(tgt_leaves)} targets")
+        for t, g in zip(tgt_leaves, seed_leaves):
+            node = self._node_of(t, "target", missing_ok=True)
+            if node is None:
+                continue
+            self._outputs.setdefault(node, "f" if not self._outputs else f"f{len(self._outputs) + 1}")
+            shape, dtype = self.entries[node].out_aval
+            if g is None:
+                module = backend.array_module(raw(t))
+                g = module.ones(shape, dtype=dtype)
+            elif aval(g)[0] != shape:
+                raise ValueError(f"output_gradients entry has shape {aval(g)[0]}, but its target has shape {shape}")
+            seeds.append((node, g))
+        cts = backward(self.entries, seeds, src_nodes)
+        grads = [cts.get(n) if n is not None else None for n in src_nodes]
+        grads = [g if g is not None else _zeros(s) for g, s in zip(grads, src_leaves)]
+        if not self.persistent:
+            for e in self.entries:
+                e.saved = None
+            self.freed = True
+        return tree.unflatten(src_def, grads)
+
+    def _node_of(self, value, role, missing_ok=False):
+        v = value
+        while type(v) is Tensor:
+            if v._trace is self:
+                return v._node
+            v = v._primal
+        if missing_ok or role == "source":
+            return None
+        raise ValueError(f"the {role} was not computed on this Tape")
+
+    # ---- printing
+    def __str__(self):
+        return self.format()
+
+    def format(self, adjoint=False) -> str:
+        """The tape as a Wengert list; with ``adjoint=True``, the adjoint program the backward pass runs."""
+        return format_tape(self.entries, self._outputs, adjoint)
+
+    def adjoint(self) -> str:
+        return self.format(adjoint=True)
+
+
+def watch_in_active_tapes(t: Tensor) -> Tensor:
+    """Watch a new Tensor on every open Tape, outermost first (so each inner tape boxes the outer's value)."""
+    for tape in _open_tapes:
+        if tape.active:
+            tape.watch(t)
+    return t
+
+
+def _zeros(like):
+    v = raw(like)
+    module = backend.array_module(v)
+    shape, dtype = aval(v)
+    return module.zeros(shape, dtype=dtype if is_float_dtype(dtype) else module.float64)
+
+
+def backward(entries, seeds, sources):
+    """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
+
+    Returns {node: cotangent} for the sources reached. Entries that cannot reach a source are skipped, and the
+    cotangents of intermediates are dropped as soon as they have been propagated.
+    """
+    wanted = {n for n in sources if n is not None}
+    if not wanted or not seeds:
+        return {}
+    n = len(entries)
+    first = min(wanted)
+    reaches = bytearray(n)
+    for s in wanted:
+        reaches[s] = 1
+    for i in range(first, n):
+        if not reaches[i]:
+            for p in entries[i].parents:
+                if p is not None and reaches[p]:
+                    reaches[i] = 1
+                    break
+    # Raw arrays everywhere: fast in-place path. Otherwise (an outer transform is recording, or the seeds are
+    # traced) the rules run on traced values and buffers are never mutated.
+    fast = state.active_traces == 0 and not any(type(g) is Tensor for _, g in seeds)
+    cts = [None] * n
+    owned = bytearray(n)
+    module = None
+    for node, g in seeds:
+        _accumulate(cts, owned, node, g, None, fast)
+
+    for i in range(n - 1, first - 1, -1):
+        ct = cts[i]
+        if ct is None or not reaches[i]:
+            continue
+        e = entries[i]
+        if e.prim is None:
+            continue
+        if i not in wanted:
+            cts[i] = None
+        parents = e.parents
+        needed = [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(parents, e.avals)]
+        if not any(needed):
+            continue
+        contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, fast)
+        for p, c, need in zip(parents, contribs, needed):
+            if need and c is not None:
+                if fast and module is None:
+                    module = backend.array_module(c)
+                _accumulate(cts, owned, p, c, ct, fast, module)
+    return {s: cts[s] for s in wanted}
+
+
+def _accumulate(cts, owned, node, c, ct, fast, module=None):
+    """Add contribution ``c`` into node's buffer: the first one is kept as is, later ones are added in place once
+    the buffer is private (a fresh array, not the incoming cotangent or a view of it)."""
+    buf = cts[node]
+    if buf is None:
+        cts[node] = c
+        owned[node] = fast and c is not ct and module is not None and backend.is_private_buffer(c, module)
+    elif owned[node]:
+        buf += c
+    else:
+        cts[node] = buf + c
+        owned[node] = fast and module is not None and backend.is_private_buffer(cts[node], module)
+
+
+def format_tape(entries, outputs, adjoint=False):
+    names = [f"v{i + 1}" for i in range(len(entries))]
+    lines = []
+    rows = []
+    for i, e in enumerate(entries):
+        args = [names[p] if p is not None else _const_text(e, k) for k, p in enumerate(e.parents)]
+        rhs = e.label if e.prim is None else e.prim.format(args, e.params or {})
+        kind = "input" if e.prim is None else e.prim.name
+        rows.append((f"{names[i]} = {rhs}", kind, _aval_text(e.out_aval), outputs.get(i)))
+    if not adjoint:
+        width = max((len(r[0]) for r in rows), default=0) + 5
+        kwidth = max((len(r[1]) for r in rows), default=0) + 2
+        for text, kind, avt, out in rows:
+            line = f"{text.ljust(width)}({kind})"
+            if avt or out:
+                line = line.ljust(width + kwidth + 2)
+            if avt:
+                line += f"  {avt}"
+            if out:
+                line += f"  <- output {out}"
+            lines.append(line.rstrip())
+        return "\n".join(lines)
+    bar = "\u0304"
+    for node, name in outputs.items():
+        lines.append(f"v{node + 1}{bar} = 1{'' if not _aval_text(entries[node].out_aval) else ' (ones)'}"
+                     f"    (seed: output {name})")
+    for i in range(len(entries) - 1, -1, -1):
+        e = entries[i]
+        if e.prim is None:
+            continue
+        args = [names[p] if p is not None else _const_text(e, k) for k, p in enumerate(e.parents)]
+        for k, p in enumerate(e.parents):
+            if p is None or not is_float_dtype(e.avals[k][1]):
+                continue
+            term = e.prim.format_adjoint(k, names[i] + bar, args, names[i], e.params or {})
+            lines.append(f"{names[p]}{bar} += {term}")
+    return "\n".join(lines)
+
+
+def _aval_text(av):
+    shape, dtype = av
+    if not shape:
+        return ""
+    return f"{dtype}[{','.join(map(str, shape))}]"
+
+
+def _const_text(entry, k):
+    shape, dtype = entry.avals[k]
+    if shape:
+        return f"c<{dtype}[{','.join(map(str, shape))}]>"
+    if entry.label and k in entry.label:
+        return repr(entry.label[k])
+    return "c"

@@ -1,0 +1,104 @@
+"""Numerical gradient checks: ``check_grads`` and its two halves, ``check_jvp`` and ``check_vjp``.
+
+Forward mode is checked against central differences (J v ~ (f(x + eps v) - f(x - eps v)) / 2 eps); reverse mode
+by the inner-product identity <u, J v> = <J^T u, v>, with J v again from central differences, so each mode is
+checked against numbers, not against the other mode. ``order=2`` repeats the checks on the derivative functions
+themselves (forward and reverse over both), which covers second derivatives.
+"""
+from __future__ import annotations
+
+import numpy as _np
+
+from . import backend, tree
+from .transforms import jvp, vjp
+
+
+def _leaves(value):
+    return [backend.to_numpy(v).astype(_np.float64) if hasattr(v, "shape") else _np.float64(v)
+            for v in tree.flatten(value)[0]]
+
+
+def _random_like(value, rng):
+    leaves, treedef = tree.flatten(value)
+    out = []
+    for v in leaves:
+        module = backend.array_module(v)
+        shape, dtype = getattr(v, "shape", ()), getattr(v, "dtype", _np.float64)
+        out.append(module.asarray(rng.standard_normal(shape), dtype=dtype))
+    return tree.unflatten(treedef, out)
+
+
+def _axpy(a, x, y):
+    """y + a * x over matching trees."""
+    xl, _ = tree.flatten(x)
+    yl, treedef = tree.flatten(y)
+    return tree.unflatten(treedef, [yi + a * xi for xi, yi in zip(xl, yl)])
+
+
+def _vdot(a, b):
+    return float(sum(_np.vdot(x, y) for x, y in zip(_leaves(a), _leaves(b))))
+
+
+def _numerical_jvp(fun, args, tangents, eps):
+    plus = fun(*_axpy(eps, tangents, args))
+    minus = fun(*_axpy(-eps, tangents, args))
+    lp, treedef = tree.flatten(plus)
+    lm, _ = tree.flatten(minus)
+    return tree.unflatten(treedef, [(backend.to_numpy(p) - backend.to_numpy(m)) / (2 * eps)
+                                    for p, m in zip(lp, lm)])
+
+
+def _assert_close(actual, expected, atol, rtol, what):
+    for i, (a, b) in enumerate(zip(_leaves(actual), _leaves(expected))):
+        if _np.shape(a) != _np.shape(b):
+            raise AssertionError(f"{what}: leaf {i} has shape {_np.shape(a)}, expected {_np.shape(b)}")
+        if not _np.allclose(a, b, atol=atol, rtol=rtol):
+            err = _np.max(_np.abs(a - b))
+            raise AssertionError(f"{what}: leaf {i} differs by up to {err:.3g}\n  AD:        {a}\n  numerical: {b}")
+
+
+def check_jvp(fun, args, atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
+    """Forward mode against central differences along a random direction."""
+    rng = rng or _np.random.default_rng(0)
+    tangents = _random_like(tuple(args), rng)
+    _, ad = jvp(fun, tuple(args), tangents)
+    numeric = _numerical_jvp(fun, tuple(args), tangents, eps)
+    _assert_close(ad, numeric, atol, rtol, "jvp vs central differences")
+
+
+def check_vjp(fun, args, atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
+    """Reverse mode by <u, J v> = <J^T u, v> for random u and v, J v by central differences."""
+    rng = rng or _np.random.default_rng(1)
+    out, vjp_fn = vjp(fun, *args)
+    u = _random_like(out, rng)
+    v = _random_like(tuple(args), rng)
+    jt_u = vjp_fn(u)
+    lhs = _vdot(u, _numerical_jvp(fun, tuple(args), v, eps))
+    rhs = _vdot(jt_u, v)
+    if not _np.isclose(lhs, rhs, atol=atol, rtol=rtol):
+        raise AssertionError(f"vjp fails the inner-product identity: <u, J v> = {lhs!r} (numerical) but "
+                             f"<J^T u, v> = {rhs!r} (reverse mode)")
+
+
+def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
+    """Check ``fun``'s derivatives at ``args`` in each mode, recursively up to ``order``.
+
+    Each level checks the JVP and/or VJP numerically; for ``order > 1`` the derivative functions
+    ``x -> jvp(fun, x, v)[1]`` and ``x -> vjp(fun, x)[1](u)`` are checked in turn, covering forward-over-forward,
+    reverse-over-forward, forward-over-reverse and reverse-over-reverse.
+    """
+    rng = rng or _np.random.default_rng(0)
+    args = tuple(args)
+    for mode in modes:
+        if mode == "fwd":
+            check_jvp(fun, args, atol, rtol, eps, rng)
+            if order > 1:
+                v = _random_like(args, rng)
+                check_grads(lambda *a: jvp(fun, a, v)[1], args, order - 1, modes, atol, rtol, eps, rng)
+        elif mode == "rev":
+            check_vjp(fun, args, atol, rtol, eps, rng)
+            if order > 1:
+                u = _random_like(fun(*args), rng)
+                check_grads(lambda *a: vjp(fun, *a)[1](u), args, order - 1, modes, atol, rtol, eps, rng)
+        else:
+            raise ValueError(f"unknown mode {mode!r}; use 'fwd' and/or 'rev'")

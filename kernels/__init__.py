@@ -1,0 +1,1 @@
+"""CUDA kernel templates, shipped inside the installed package as ``gpuad.kernels``."""
