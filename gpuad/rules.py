@@ -24,9 +24,10 @@ _registry: dict[str, "Primitive"] = {}
 
 def aval(value):
     """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's)."""
-    v = raw(value)
+    while type(value) is Tensor:
+        value = value._primal
     try:
-        return v.shape, v.dtype
+        return value.shape, value.dtype
     except AttributeError:
         return (), None
 
@@ -54,6 +55,17 @@ class Primitive:
     def save(self, primals, out):
         """Values kept on the tape for the backward pass."""
         return tuple(out if s == "out" else primals[ARG_NAMES.index(s)] for s in self.saves)
+
+    def _fast_save(self):
+        """``save`` specialised to this primitive's ``saves`` (it runs once per recorded op)."""
+        where = tuple(-1 if s == "out" else ARG_NAMES.index(s) for s in self.saves)
+        if not where:
+            return lambda primals, out: ()
+        if where == (0,):
+            return lambda primals, out: (primals[0],)
+        if where == (-1,):
+            return lambda primals, out: (out,)
+        return lambda primals, out: tuple(out if i < 0 else primals[i] for i in where)
 
     def jvp(self, primals, tangents, out, params):
         raise NotImplementedError(f"{self.name} has no forward-mode (jvp) rule")
@@ -98,8 +110,11 @@ class Elementwise(Primitive):
         self.nondiff = tuple(k for k, p in enumerate(self.partials) if p is None)
         self.domain = domain
         self.symbol = symbol  # infix operator for printing, e.g. "*"
+        # Each partial as a constant (0, 1, -1: no multiply needed) or None when it is an expression.
+        self.partial_constants = tuple(0 if p is None else p.constant for p in self.partials)
         used = {n for p in self.partials if p is not None for n in p.names}
         self.saves = tuple(n for n in (*self.args, "out") if n in used)
+        self.save = self._fast_save()
         for e in (self.forward, *filter(None, self.partials)):
             stray = set(e.names) - {*self.args, "out"}
             if stray:
@@ -125,11 +140,8 @@ class Elementwise(Primitive):
         namespace = backend.array_module(*saved, *tangents) if fast else _gnp()
         total = None
         for k, t in enumerate(tangents):
-            p = self.partials[k]
-            if t is None or p is None:
-                continue
-            c = p.constant
-            if c == 0:
+            c = self.partial_constants[k]
+            if t is None or c == 0:
                 continue
             term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
             total = term if total is None else total + term
@@ -138,11 +150,10 @@ class Elementwise(Primitive):
         return total
 
     def vjp(self, ct, saved, params, avals, needed, fast):
-        namespace = backend.array_module(ct, *saved) if fast else _gnp()
+        namespace = backend.array_module(ct) if fast else _gnp()
         result = []
         for k in range(self.arity):
-            p = self.partials[k]
-            c = p.constant if p is not None else 0
+            c = self.partial_constants[k]
             if not needed[k] or c == 0:
                 result.append(None)
                 continue
@@ -169,8 +180,10 @@ class Elementwise(Primitive):
 
 def sum_to(value, shape, dtype):
     """``value`` summed over the axes along which an operand of ``shape`` was broadcast, cast to ``dtype``."""
+    vshape, vdtype = aval(value)
+    if vshape == shape and (vdtype == dtype or dtype is None or vdtype is None):
+        return value
     from .ops.structural import CONVERT, RESHAPE, SUM
-    vshape = aval(value)[0]
     if vshape != shape:
         lead = len(vshape) - len(shape)
         axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and vshape[i + lead] != 1)

@@ -39,6 +39,10 @@ def _vdot(a, b):
     return float(sum(_np.vdot(x, y) for x, y in zip(_leaves(a), _leaves(b))))
 
 
+def _norm(a):
+    return float(_np.sqrt(sum(_np.vdot(x, x) for x in _leaves(a))))
+
+
 def _numerical_jvp(fun, args, tangents, eps):
     plus = fun(*_axpy(eps, tangents, args))
     minus = fun(*_axpy(-eps, tangents, args))
@@ -57,7 +61,7 @@ def _assert_close(actual, expected, atol, rtol, what):
             raise AssertionError(f"{what}: leaf {i} differs by up to {err:.3g}\n  AD:        {a}\n  numerical: {b}")
 
 
-def check_jvp(fun, args, atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
+def check_jvp(fun, args, atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
     """Forward mode against central differences along a random direction."""
     rng = rng or _np.random.default_rng(0)
     tangents = _random_like(tuple(args), rng)
@@ -66,21 +70,24 @@ def check_jvp(fun, args, atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
     _assert_close(ad, numeric, atol, rtol, "jvp vs central differences")
 
 
-def check_vjp(fun, args, atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
+def check_vjp(fun, args, atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
     """Reverse mode by <u, J v> = <J^T u, v> for random u and v, J v by central differences."""
     rng = rng or _np.random.default_rng(1)
     out, vjp_fn = vjp(fun, *args)
     u = _random_like(out, rng)
     v = _random_like(tuple(args), rng)
     jt_u = vjp_fn(u)
-    lhs = _vdot(u, _numerical_jvp(fun, tuple(args), v, eps))
+    jv = _numerical_jvp(fun, tuple(args), v, eps)
+    lhs = _vdot(u, jv)
     rhs = _vdot(jt_u, v)
-    if not _np.isclose(lhs, rhs, atol=atol, rtol=rtol):
+    # Scale by the sizes of the factors, not of the (possibly cancelling) inner product itself.
+    scale = min(_norm(u) * _norm(jv), _norm(jt_u) * _norm(v))
+    if not abs(lhs - rhs) <= atol + rtol * scale:
         raise AssertionError(f"vjp fails the inner-product identity: <u, J v> = {lhs!r} (numerical) but "
                              f"<J^T u, v> = {rhs!r} (reverse mode)")
 
 
-def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=1e-5, rng=None):
+def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
     """Check ``fun``'s derivatives at ``args`` in each mode, recursively up to ``order``.
 
     Each level checks the JVP and/or VJP numerically; for ``order > 1`` the derivative functions
@@ -102,3 +109,15 @@ def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, 
                 check_grads(lambda *a: vjp(fun, *a)[1](u), args, order - 1, modes, atol, rtol, eps, rng)
         else:
             raise ValueError(f"unknown mode {mode!r}; use 'fwd' and/or 'rev'")
+
+
+def sample(domain, shape, rng, dtype=_np.float64):
+    """Random values for one argument inside a rule row's ``domain`` hint (see ``rules.Elementwise``):
+    None: uniform in (-2, 2); (low, high): uniform in that interval; "nonzero": |value| in (0.5, 2) with either
+    sign; "bool": a random boolean mask."""
+    if domain == "bool":
+        return rng.random(shape) > 0.5
+    if domain == "nonzero":
+        return (rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)).astype(dtype)
+    low, high = domain if domain is not None else (-2.0, 2.0)
+    return _np.asarray(rng.uniform(low, high, shape), dtype=dtype)

@@ -470,3 +470,10 @@ def size(a):
 
 def isscalar(a):
     return _np.isscalar(raw(a))
+
+
+# ---- the rest of NumPy, one module per family (each defines __all__) ----------------------------------------
+from ._reductions import *  # noqa: E402,F401,F403
+from ._shapes import *  # noqa: E402,F401,F403
+from ._linalg import *  # noqa: E402,F401,F403
+from . import linalg  # noqa: E402,F401

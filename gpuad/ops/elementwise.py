@@ -49,3 +49,6 @@ MINIMUM = Elementwise("minimum", "minimum(x, y)",
 WHERE = Elementwise("where", "where(x, y, z)", (None, "x", "1 - x"), domain=("bool", None, None))
 CLIP = Elementwise("clip", "clip(x, y, z)", ("(x >= y) * (x <= z)", "x < y", "x > z"),
                    domain=((-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)))
+
+# ---- integer-valued: zero derivative everywhere it exists
+SIGN = Elementwise("sign", "sign(x)", (None,), domain=("nonzero",))

@@ -1,0 +1,2 @@
+"""gpuad.numpy functions: reductions (filled in by the issue-3 work)."""
+__all__: list[str] = []
