@@ -89,7 +89,10 @@ class Expr:
 
     def show(self, rename: dict[str, str]) -> str:
         """Readable source with names replaced (for printing the tape's adjoint program)."""
-        return _render(self.tree, lambda f, a: f"{f}({', '.join(a)})", lambda n: rename.get(n, n))
+        class Rename(ast.NodeTransformer):
+            def visit_Name(self, node):
+                return ast.Name(id=rename.get(node.id, node.id)) if node.id not in FUNCTIONS else node
+        return ast.unparse(Rename().visit(copy.deepcopy(self.tree)))
 
     def cuda(self, rename: dict[str, str] | None = None) -> str:
         """C++ source valid for nvcc and g++; ``T`` is the element type; names can be renamed."""

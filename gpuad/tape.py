@@ -272,15 +272,14 @@ def format_tape(entries, outputs, adjoint=False):
         rows.append((f"{names[i]} = {rhs}", kind, _aval_text(e.out_aval), outputs.get(i)))
     if not adjoint:
         width = max((len(r[0]) for r in rows), default=0) + 5
-        kwidth = max((len(r[1]) for r in rows), default=0) + 2
+        kind_width = max((len(r[1]) for r in rows), default=0) + 4
+        aval_width = max((len(r[2]) for r in rows), default=0)
         for text, kind, avt, out in rows:
-            line = f"{text.ljust(width)}({kind})"
-            if avt or out:
-                line = line.ljust(width + kwidth + 2)
-            if avt:
-                line += f"  {avt}"
+            line = text.ljust(width) + f"({kind})".ljust(kind_width)
+            if aval_width:
+                line += avt.ljust(aval_width + 2)
             if out:
-                line += f"  <- output {out}"
+                line += f"<- output {out}"
             lines.append(line.rstrip())
         return "\n".join(lines)
     bar = "\u0304"
@@ -296,6 +295,8 @@ def format_tape(entries, outputs, adjoint=False):
             if p is None or not is_float_dtype(e.avals[k][1]):
                 continue
             term = e.prim.format_adjoint(k, names[i] + bar, args, names[i], e.params or {})
+            if getattr(e.prim, "partials", None) and e.avals[k][0] != e.out_aval[0]:
+                term = f"sum_to({term}, {e.avals[k][0]})"  # a broadcast operand's cotangent is summed back
             lines.append(f"{names[p]}{bar} += {term}")
     return "\n".join(lines)
 
