@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import functools
 import math
+import operator
 
 import numpy as _np
 
@@ -212,18 +213,38 @@ def ravel(a, order="C"):
     return reshape(a, (-1,), order)
 
 
+def _axis_list(axis, ndim, argname=None):
+    """Axis argument(s) as a list of non-negative axes in the order given, with NumPy's AxisError and
+    repeated-axis errors."""
+    axes = [axis] if isinstance(axis, int) or hasattr(axis, "__index__") else list(axis)
+    out = []
+    for a in axes:
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise _np.exceptions.AxisError(a, ndim, argname)
+        out.append(a % ndim)
+    if builtins.len(set(out)) != builtins.len(out):
+        raise ValueError(f"repeated axis in `{argname}` argument" if argname else "repeated axis")
+    return out
+
+
 @traceable
 def transpose(a, axes=None):
     ndim = builtins.len(aval(a)[0])
-    axes = tuple(range(ndim))[::-1] if axes is None else tuple(int(x) % ndim for x in axes)
-    if sorted(axes) != list(range(ndim)):
-        raise ValueError(f"axes {axes} don't match array of {ndim} dimensions")
+    if axes is None:
+        axes = tuple(range(ndim))[::-1]
+    else:
+        axes = tuple(axes)
+        if builtins.len(axes) != ndim:
+            raise ValueError("axes don't match array")
+        axes = tuple(_axis_list(axes, ndim))
     return a if axes == tuple(range(ndim)) else TRANSPOSE.bind(a, axes=axes)
 
 
 @traceable
 def swapaxes(a, axis1, axis2):
     ndim = builtins.len(aval(a)[0])
+    axis1, axis2 = _axis_list(axis1, ndim, "axis1")[0], _axis_list(axis2, ndim, "axis2")[0]
     axes = list(range(ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return transpose(a, axes)
@@ -232,8 +253,9 @@ def swapaxes(a, axis1, axis2):
 @traceable
 def moveaxis(a, source, destination):
     ndim = builtins.len(aval(a)[0])
-    src = [s % ndim for s in ((source,) if isinstance(source, int) else source)]
-    dst = [d % ndim for d in ((destination,) if isinstance(destination, int) else destination)]
+    src, dst = _axis_list(source, ndim, "source"), _axis_list(destination, ndim, "destination")
+    if builtins.len(src) != builtins.len(dst):
+        raise ValueError("`source` and `destination` arguments must have the same number of elements")
     order = [n for n in range(ndim) if n not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -255,7 +277,7 @@ def expand_dims(a, axis):
     shape = list(aval(a)[0])
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     ndim = builtins.len(shape) + builtins.len(axes)
-    for ax in sorted(x % ndim for x in axes):
+    for ax in sorted(_axis_list(axes, ndim)):
         shape.insert(ax, 1)
     return reshape(a, tuple(shape))
 
@@ -333,19 +355,47 @@ class _IndexUpdate:
 
 
 class _IndexUpdateAt:
+    """The pending update ``t.at[index]``: each method returns a new array and leaves ``t`` as it was."""
+
     def __init__(self, array, index):
         self.array, self.index = array, index
 
+    def get(self):
+        return _getitem(self.array, self.index)
+
+    def _selection(self):
+        """The module, the array's shape and dtype, and the shape of ``array[index]`` (from a zero-stride proxy,
+        so nothing of the array's size is gathered)."""
+        module = _module_of((self.array,))
+        shape, dtype = aval(self.array)
+        proxy = module.broadcast_to(module.zeros((), dtype=module.bool_), shape)
+        return module, shape, dtype, proxy[self.index].shape
+
+    def _values(self, values, module, dtype, selected):
+        """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
+        values = values if type(values) is Tensor else module.asarray(raw(values))
+        return broadcast_to(astype(values, dtype), selected)
+
     def add(self, values):
-        shape = aval(self.array)[0]
-        selected = aval(_getitem(zeros_like(self.array), self.index))[0]
-        return self.array + SCATTER_ADD.bind(broadcast_to(values, selected), index=self.index, shape=shape)
+        """Add ``values`` at ``index``; repeated indices accumulate (like ``numpy.add.at``)."""
+        module, shape, dtype, selected = self._selection()
+        values = self._values(values, module, dtype, selected)
+        return self.array + SCATTER_ADD.bind(values, index=self.index, shape=shape)
 
     def set(self, values):
-        """Replace the selected elements (with repeated indices, their values are summed)."""
-        keep = ones_like(self.array)
-        keep[self.index] = 0
-        return self.array * keep + _IndexUpdateAt(zeros_like(self.array), self.index).add(values)
+        """Replace the elements at ``index``; at a repeated index the last value wins, as in NumPy's assignment,
+        and only that value gets a derivative."""
+        module, shape, dtype, selected = self._selection()
+        values = self._values(values, module, dtype, selected)
+        # Number the selected positions and assign the numbers: each element keeps the number of the write that
+        # NumPy's own assignment lets win; -1 marks the elements not selected at all.
+        order = module.arange(math.prod(selected)).reshape(selected)
+        winner = module.full(shape, -1, dtype=order.dtype)
+        winner[self.index] = order
+        chosen = winner[self.index] == order
+        if not builtins.bool(chosen.all()):
+            values = where(chosen, values, 0)
+        return where(winner < 0, self.array, 0) + SCATTER_ADD.bind(values, index=self.index, shape=shape)
 
 
 # ---- products ---------------------------------------------------------------------------------------------
@@ -368,8 +418,17 @@ def tensordot(a, b, axes=2):
         ax_a, ax_b = axes
         ax_a = [ax_a] if isinstance(ax_a, int) else list(ax_a)
         ax_b = [ax_b] if isinstance(ax_b, int) else list(ax_b)
+    if isinstance(axes, int) and not 0 <= axes <= builtins.min(builtins.len(sa), builtins.len(sb)):
+        raise ValueError(f"tensordot: axes={axes} must be between 0 and the smaller operand's ndim")
+    if builtins.len(ax_a) != builtins.len(ax_b):
+        raise ValueError(f"tensordot: axes pair {builtins.len(ax_a)} axes of a with {builtins.len(ax_b)} of b; "
+                         f"give as many of each")
     ax_a = [x % builtins.len(sa) for x in ax_a]
     ax_b = [x % builtins.len(sb) for x in ax_b]
+    for i, j in zip(ax_a, ax_b):
+        if sa[i] != sb[j]:
+            raise ValueError(f"shape-mismatch for sum: tensordot contracts axis {i} of a (length {sa[i]}) with "
+                             f"axis {j} of b (length {sb[j]})")
     free_a = [i for i in range(builtins.len(sa)) if i not in ax_a]
     free_b = [i for i in range(builtins.len(sb)) if i not in ax_b]
     k = math.prod(sa[i] for i in ax_a)
@@ -391,6 +450,8 @@ def dot(a, b, out=None):
 
 @traceable
 def vdot(a, b):
+    if size(a) != size(b):
+        raise ValueError(f"vdot: vectors have different lengths ({size(a)} and {size(b)} elements)")
     return sum(ravel(a) * ravel(b))
 
 

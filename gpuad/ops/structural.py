@@ -188,7 +188,7 @@ def _concatenate_transpose(ct, saved, params, avals, k):
     axis = params["axis"]
     start = sum(a[0][axis] for a in avals[:k])
     index = (slice(None),) * (axis % len(avals[k][0])) + (slice(start, start + avals[k][0][axis]),)
-    return GETITEM.bind(ct, index=index)
+    return sum_to(GETITEM.bind(ct, index=index), *avals[k])  # casts back when the inputs' dtypes differed
 
 
 CONCATENATE = Linear(
