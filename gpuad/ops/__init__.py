@@ -1,3 +1,3 @@
-"""The rule tables, one module per op family: ``elementwise`` (expression rows) and ``structural``
-(linear, structural and reduction primitives)."""
-from . import elementwise, structural  # noqa: F401
+"""The rule tables, one module per op family: ``elementwise`` (expression rows), ``structural`` (linear,
+structural and reduction primitives) and ``linalg`` (einsum and the numpy.linalg decompositions)."""
+from . import elementwise, linalg, structural  # noqa: F401

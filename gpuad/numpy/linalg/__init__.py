@@ -1,1 +1,369 @@
-"""``gpuad.numpy.linalg``: numpy.linalg, differentiable."""
+"""``gpuad.numpy.linalg``: numpy.linalg, differentiable in both modes and to any order.
+
+inv, solve, det, slogdet, pinv, cholesky, eigh, svd and qr bind the rows of ``gpuad.ops.linalg`` (the backend's
+own ``linalg`` evaluates them; their derivative rules are written with gpuad.numpy functions). The
+decompositions return NumPy's named tuples (``EighResult``, ``SVDResult``, ``QRResult``, ``SlogdetResult``);
+norm and the array-API helpers are compositions. ``numpy.linalg.f(t)`` on a traced Tensor reaches ``f`` here
+through ``__array_function__``; on plain arrays every function is NumPy's (or CuPy's) own.
+
+Where the derivative exists only under conditions, these are the rules (see gpuad/ops/linalg.py):
+cholesky and eigh treat the input as symmetric (a gradient is symmetrised; a perturbation counts by its
+symmetric part), so differentiate them at symmetric matrices. eigh's eigenvector derivatives need distinct
+eigenvalues, svd's vector derivatives distinct, nonzero singular values: exactly equal values contribute zero
+(so functions of the values alone, like eigvalsh sums or the nuclear norm, stay correct) but nearly equal ones
+make the vector derivatives blow up, as the mathematics says. svd with full_matrices=True is differentiable
+only for square matrices (the extra singular vectors are not unique); qr differentiates mode 'reduced' (and
+'r', and 'complete' when m <= n) for full-rank input; pinv differentiates at locally constant rank; det and
+slogdet need an invertible matrix. Vector and Frobenius norms have derivative 0 at the zero vector.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import operator
+from typing import NamedTuple
+
+import numpy as _np
+
+from ... import numpy as gnp
+from ...core import raw
+from ...ops.linalg import CHOLESKY, DET, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
+from ...rules import aval
+
+LinAlgError = _np.linalg.LinAlgError
+
+__all__ = ["LinAlgError", "EighResult", "SVDResult", "QRResult", "SlogdetResult", "inv", "solve", "det",
+           "slogdet", "pinv", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr", "norm", "vector_norm",
+           "matrix_norm", "multi_dot", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
+           "trace"]
+
+
+class EighResult(NamedTuple):
+    eigenvalues: object
+    eigenvectors: object
+
+
+class SVDResult(NamedTuple):
+    U: object
+    S: object
+    Vh: object
+
+
+class QRResult(NamedTuple):
+    Q: object
+    R: object
+
+
+class SlogdetResult(NamedTuple):
+    sign: object
+    logabsdet: object
+
+
+def _linalg_function(fn):
+    """Run ``fn`` on traced arguments; otherwise call the backend module's ``linalg`` function of that name."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if gnp._has_tensor(args) or gnp._has_tensor(kwargs.values()):
+            return fn(*args, **kwargs)
+        return getattr(gnp._module_of((*args, *kwargs.values())).linalg, name)(*args, **kwargs)
+
+    return wrapper
+
+
+def _matrices(a, name):
+    """``a`` as an array, checked to be a stack of matrices (NumPy's LinAlgError otherwise)."""
+    a = gnp.asarray(a)
+    ndim = len(aval(a)[0])
+    if ndim < 2:
+        raise LinAlgError(f"{name}: {ndim}-dimensional array given. Array must be at least two-dimensional")
+    return a
+
+
+def _square(a, name):
+    a = _matrices(a, name)
+    m, n = aval(a)[0][-2:]
+    if m != n:
+        raise LinAlgError(f"{name}: last 2 dimensions of the array must be square, got {m}x{n}")
+    return a
+
+
+def _floating(a):
+    dtype = aval(a)[1]
+    return a if dtype is not None and dtype.kind in "fc" else gnp.astype(a, _np.float64)
+
+
+# ---- inverse, solve, determinants ------------------------------------------------------------------------------
+
+@_linalg_function
+def inv(a):
+    return INV.bind(_floating(_square(a, "inv")))
+
+
+@_linalg_function
+def solve(a, b):
+    """numpy.linalg.solve (NumPy 2 rules: b is a vector only when 1-D; batch axes broadcast)."""
+    a, b = _floating(_square(a, "solve")), gnp.asarray(b)
+    dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
+    a, b = gnp.astype(a, dtype), gnp.astype(b, dtype)
+    shape_a, vector = aval(a)[0], len(aval(b)[0]) == 1
+    if vector:
+        b = gnp.reshape(b, aval(b)[0] + (1,))
+    shape_b = aval(b)[0]
+    if len(shape_b) < 2 or shape_b[-2] != shape_a[-1]:
+        raise ValueError(f"solve: b of shape {aval(b)[0] if not vector else shape_b[:-1]} does not match a of "
+                         f"shape {shape_a}: b must be (M,) or (..., M, K) with M = {shape_a[-1]}")
+    batch = _np.broadcast_shapes(shape_a[:-2], shape_b[:-2])
+    x = SOLVE.bind(gnp.broadcast_to(a, batch + shape_a[-2:]), gnp.broadcast_to(b, batch + shape_b[-2:]))
+    return x[..., 0] if vector else x
+
+
+@_linalg_function
+def det(a):
+    return DET.bind(_floating(_square(a, "det")))
+
+
+@_linalg_function
+def slogdet(a):
+    """(sign, log|det|); the sign is a plain array (it carries no derivative)."""
+    packed = SLOGDET.bind(_floating(_square(a, "slogdet")))
+    return SlogdetResult(raw(packed)[..., 0], packed[..., 1])
+
+
+@_linalg_function
+def pinv(a, rcond=None, hermitian=False, *, rtol=_np._NoValue):
+    options = {}
+    if rcond is not None:
+        options["rcond"] = rcond
+    if hermitian:
+        options["hermitian"] = hermitian
+    if rtol is not _np._NoValue:
+        options["rtol"] = rtol
+    return PINV.bind(_floating(_matrices(a, "pinv")), **options)
+
+
+# ---- decompositions ----------------------------------------------------------------------------------------
+
+@_linalg_function
+def cholesky(a, /, *, upper=False):
+    lower = CHOLESKY.bind(_floating(_square(a, "cholesky")))
+    return gnp.swapaxes(lower, -1, -2) if upper else lower
+
+
+@_linalg_function
+def eigh(a, UPLO="L"):
+    uplo = str(UPLO).upper()
+    if uplo not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    a = _floating(_square(a, "eigh"))
+    n = aval(a)[0][-1]
+    return EighResult(*unpack(EIGH.bind(a, UPLO=uplo), [(n,), (n, n)]))
+
+
+@_linalg_function
+def eigvalsh(a, UPLO="L"):
+    return eigh(a, UPLO).eigenvalues
+
+
+@_linalg_function
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """numpy.linalg.svd. ``hermitian`` only selects NumPy's algorithm: traced values use the general SVD."""
+    a = _floating(_matrices(a, "svd"))
+    m, n = aval(a)[0][-2:]
+    if compute_uv and full_matrices and m != n:
+        raise NotImplementedError(
+            f"svd of a traced {m}x{n} matrix with full_matrices=True: the {builtins.max(m, n) - builtins.min(m, n)}"
+            f" extra singular vectors are not unique, so they have no derivative; pass full_matrices=False")
+    u, s, vh = unpack(SVD.bind(a), svd_shapes(m, n))
+    return SVDResult(u, s, vh) if compute_uv else s
+
+
+@_linalg_function
+def svdvals(x, /):
+    return svd(x, compute_uv=False)
+
+
+@_linalg_function
+def qr(a, mode="reduced"):
+    """numpy.linalg.qr for modes 'reduced', 'r' and (square or wide input) 'complete'."""
+    a = _floating(_matrices(a, "qr"))
+    m, n = aval(a)[0][-2:]
+    if mode not in ("reduced", "complete", "r", "raw"):
+        raise ValueError(f"Unrecognized mode '{mode}'")
+    if mode == "raw" or (mode == "complete" and m > n):
+        raise NotImplementedError(
+            f"qr(mode={mode!r}) of a traced {m}x{n} matrix has no derivative (Householder data and the extra "
+            f"columns of a complete Q are not unique); use mode='reduced'")
+    if m >= n:
+        q, r = unpack(QR.bind(a), [(m, n), (n, n)])
+    else:  # wide: the QR of the leading square block, and Q^T times the rest (what LAPACK computes too)
+        q, r_square = unpack(QR.bind(a[..., :m]), [(m, m), (m, m)])
+        r = gnp.concatenate([r_square, gnp.matmul(gnp.swapaxes(q, -1, -2), a[..., m:])], axis=-1)
+    return r if mode == "r" else QRResult(q, r)
+
+
+# ---- norms -------------------------------------------------------------------------------------------------
+
+def _safe_power(total, p):
+    """total ** p with value and derivative 0 where total == 0 (the norm's kink at the origin)."""
+    positive = raw(total) > 0
+    safe = gnp.where(positive, total, 1)
+    return gnp.where(positive, gnp.sqrt(safe) if p == 0.5 else safe ** p, 0)
+
+
+def _vector_norm(x, ord, axis, keepdims):
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")
+    magnitude = gnp.abs(x)
+    if ord == _np.inf:
+        return gnp.max(magnitude, axis=axis, keepdims=keepdims)
+    if ord == -_np.inf:
+        return gnp.min(magnitude, axis=axis, keepdims=keepdims)
+    if ord == 0:  # a count: no derivative
+        value = raw(x)
+        return gnp._module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(value.dtype)
+    if ord == 1:
+        return gnp.sum(magnitude, axis=axis, keepdims=keepdims)
+    if ord is None or ord == 2:
+        return _safe_power(gnp.sum(x * x, axis=axis, keepdims=keepdims), 0.5)
+    p = float(ord)
+    nonzero = raw(magnitude) > 0
+    powered = gnp.where(nonzero, gnp.where(nonzero, magnitude, 1) ** p, 0)
+    return _safe_power(gnp.sum(powered, axis=axis, keepdims=keepdims), 1.0 / p)
+
+
+def _singular_values(x, row, col):
+    return svd(gnp.moveaxis(x, (row, col), (-2, -1)), compute_uv=False)
+
+
+def _matrix_norm(x, ord, row, col):
+    if ord == 2:
+        return gnp.max(_singular_values(x, row, col), axis=-1)
+    if ord == -2:
+        return gnp.min(_singular_values(x, row, col), axis=-1)
+    if ord == "nuc":
+        return gnp.sum(_singular_values(x, row, col), axis=-1)
+    if ord in (None, "fro", "f"):
+        return _safe_power(gnp.sum(x * x, axis=(row, col)), 0.5)
+    if ord in (1, -1):  # largest / smallest column sum
+        reduce = gnp.max if ord == 1 else gnp.min
+        return reduce(gnp.sum(gnp.abs(x), axis=row), axis=col - (col > row))
+    if ord in (_np.inf, -_np.inf):  # largest / smallest row sum
+        reduce = gnp.max if ord == _np.inf else gnp.min
+        return reduce(gnp.sum(gnp.abs(x), axis=col), axis=row - (row > col))
+    raise ValueError("Invalid norm order for matrices.")
+
+
+@_linalg_function
+def norm(x, ord=None, axis=None, keepdims=False):
+    """numpy.linalg.norm: every vector and matrix ``ord``, over ``axis`` (one or two axes), with keepdims."""
+    x = _floating(gnp.asarray(x))
+    shape = aval(x)[0]
+    ndim = len(shape)
+    if axis is None:
+        if ord is None or (ord in ("f", "fro") and ndim == 2) or (ord == 2 and ndim == 1):
+            value = _safe_power(gnp.sum(x * x), 0.5)
+            return gnp.reshape(value, (1,) * ndim) if keepdims else value
+        axis = tuple(range(ndim))
+    elif not isinstance(axis, tuple):
+        try:
+            axis = (operator.index(axis),)
+        except TypeError:
+            raise TypeError("'axis' must be None, an integer or a tuple of integers") from None
+    axes = [int(a) for a in axis]
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise _np.exceptions.AxisError(a, ndim)
+    axes = [a % ndim for a in axes]
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes[0], keepdims)
+    if len(axes) != 2:
+        raise ValueError("Improper number of dimensions to norm.")
+    row, col = axes
+    if row == col:
+        raise ValueError("Duplicate axes given.")
+    value = _matrix_norm(x, ord, row, col)
+    if keepdims:
+        kept = list(shape)
+        kept[row] = kept[col] = 1
+        value = gnp.reshape(value, tuple(kept))
+    return value
+
+
+@_linalg_function
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    x = gnp.asarray(x)
+    shape = aval(x)[0]
+    if axis is None:
+        value = norm(gnp.ravel(x), ord, 0)
+        return gnp.reshape(value, (1,) * len(shape)) if keepdims else value
+    if isinstance(axis, tuple) and len(axis) != 1:  # several axes: flatten them into one, at the end
+        axes = [a % len(shape) for a in axis]
+        rest = [i for i in range(len(shape)) if i not in axes]
+        moved = gnp.transpose(x, rest + axes)
+        flat = gnp.reshape(moved, tuple(shape[i] for i in rest) + (-1,))
+        value = norm(flat, ord, -1)
+        if keepdims:
+            value = gnp.reshape(value, tuple(1 if i in axes else n for i, n in enumerate(shape)))
+        return value
+    return norm(x, ord, axis, keepdims)
+
+
+@_linalg_function
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    return norm(x, ord, (-2, -1), keepdims)
+
+
+# ---- products and the array-API helpers ----------------------------------------------------------------------
+
+@_linalg_function
+def multi_dot(arrays, *, out=None):
+    """numpy.linalg.multi_dot, multiplied left to right (the same value NumPy's chosen order gives)."""
+    if out is not None:
+        raise TypeError("gpuad.numpy.linalg.multi_dot: out= is not supported on traced values")
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    result = arrays[0]
+    for a in arrays[1:]:
+        result = gnp.matmul(result, a)
+    return result
+
+
+@_linalg_function
+def matmul(x1, x2, /):
+    return gnp.matmul(x1, x2)
+
+
+@_linalg_function
+def tensordot(x1, x2, /, *, axes=2):
+    return gnp.tensordot(x1, x2, axes)
+
+
+@_linalg_function
+def outer(x1, x2, /):
+    if len(aval(x1)[0]) != 1 or len(aval(x2)[0]) != 1:
+        raise ValueError("Input arrays must be one-dimensional")
+    return gnp.outer(x1, x2)
+
+
+@_linalg_function
+def vecdot(x1, x2, /, *, axis=-1):
+    return gnp.sum(x1 * x2, axis=axis)
+
+
+@_linalg_function
+def matrix_transpose(x, /):
+    return gnp.swapaxes(_matrices(x, "matrix_transpose"), -1, -2)
+
+
+@_linalg_function
+def diagonal(x, /, *, offset=0):
+    return gnp.diagonal(x, offset, axis1=-2, axis2=-1)
+
+
+@_linalg_function
+def trace(x, /, *, offset=0, dtype=None):
+    return gnp.trace(x, offset, axis1=-2, axis2=-1, dtype=dtype)
+

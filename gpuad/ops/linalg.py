@@ -1,0 +1,429 @@
+"""Rule table for linear algebra: einsum and the numpy.linalg decompositions and solvers.
+
+``EINSUM`` is one multilinear row: its JVP is einsum on the tangents, and the transpose for operand k is another
+einsum that contracts the output's cotangent with the other operands back onto operand k's indices (constant
+identity matrices put values back on the diagonals of repeated indices; ones vectors broadcast over indices only
+operand k had). The linalg rows are ``Custom``: NumPy's (or CuPy's) ``linalg`` evaluates them, and their JVPs and
+VJPs are written with ``gpuad.numpy`` functions (solve, matmul, swapaxes, where), so they are differentiable in
+turn and second derivatives come for free. A primitive has one output, so the decompositions with several
+(eigh, svd, qr, slogdet) return their parts packed side by side along a last axis; ``gpuad.numpy.linalg``
+unpacks them with ``unpack`` (reshapes and slices, themselves differentiable).
+
+Conventions: cholesky and eigh read a symmetric matrix, so their derivatives treat the input perturbation as
+symmetric ((dA + dA^T) / 2) whichever triangle the backend reads. eigh and svd derivatives divide by gaps
+between eigenvalues (singular values); a gap that is exactly zero contributes nothing (so functions of the
+values alone stay exact), while near-equal values give large, ill-conditioned vector derivatives.
+"""
+from __future__ import annotations
+
+import math
+import string
+
+from .. import backend
+from ..core import raw
+from ..rules import Custom, Linear, aval, sum_to
+
+# ---- small traced helpers (batched over leading axes) ---------------------------------------------------------
+
+_gnp_module = None
+
+
+def _gnp():
+    global _gnp_module
+    if _gnp_module is None:
+        from .. import numpy as gnp
+        _gnp_module = gnp
+    return _gnp_module
+
+
+def _mT(x):
+    return _gnp().swapaxes(x, -1, -2)
+
+
+def _mm(x, y):
+    return _gnp().matmul(x, y)
+
+
+def _sym(x):
+    return (x + _mT(x)) * 0.5
+
+
+def _solve(a, b):
+    return _gnp().linalg.solve(a, b)
+
+
+def _inv(a):
+    return _gnp().linalg.inv(a)
+
+
+def _right_solve(x, a):
+    """x @ inv(a), as a solve: (a^T \\ x^T)^T."""
+    return _mT(_solve(_mT(a), _mT(x)))
+
+
+def _diag_part(x):
+    return _gnp().diagonal(x, axis1=-2, axis2=-1)
+
+
+def _trace_last(x):
+    return _gnp().sum(_diag_part(x), axis=-1)
+
+
+def _constant(like, make):
+    """A constant array built by ``make(module, dtype)`` on ``like``'s backend and in its dtype."""
+    value = raw(like)
+    return make(backend.array_module(value), aval(value)[1])
+
+
+def _diag_embed(v):
+    """(..., n) -> (..., n, n) with v on the diagonal."""
+    n = aval(v)[0][-1]
+    return _gnp().expand_dims(v, -1) * _constant(v, lambda xp, dt: xp.eye(n, dtype=dt))
+
+
+def _inverse_gaps(gaps):
+    """1 / gaps elementwise, with 0 where a gap is exactly zero (the diagonal, and exactly repeated values)."""
+    gnp = _gnp()
+    zero = raw(gaps) == 0
+    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, gaps))
+
+
+def _safe_reciprocal(s):
+    gnp = _gnp()
+    zero = raw(s) == 0
+    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, s))
+
+
+def _per_column(v):
+    """(..., n) -> (..., 1, n): multiplying a matrix by it scales column j by v[j] (X @ diag(v))."""
+    return _gnp().expand_dims(v, -2)
+
+
+def _per_row(v):
+    """(..., n) -> (..., n, 1): multiplying a matrix by it scales row i by v[i] (diag(v) @ X)."""
+    return _gnp().expand_dims(v, -1)
+
+
+# ---- packing several outputs into one array --------------------------------------------------------------------
+
+def pack_impl(xp, parts, batch):
+    return xp.concatenate([xp.reshape(p, batch + (-1,)) for p in parts], axis=-1)
+
+
+def pack(parts, batch):
+    gnp = _gnp()
+    return gnp.concatenate([gnp.reshape(p, batch + (-1,)) for p in parts], axis=-1)
+
+
+def unpack(packed, shapes):
+    """Split a packed array into parts of trailing ``shapes`` (the leading batch axes are kept)."""
+    gnp = _gnp()
+    batch = aval(packed)[0][:-1]
+    parts, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        parts.append(gnp.reshape(packed[..., start:start + size], batch + tuple(shape)))
+        start += size
+    return parts
+
+
+# ---- einsum -----------------------------------------------------------------------------------------------------
+
+def split_subscripts(subscripts):
+    inputs, output = subscripts.split("->")
+    return inputs.split(","), output
+
+
+def _einsum_transpose(ct, saved, params, avals, k):
+    """Operand k's cotangent: einsum of the output cotangent with the other operands onto k's indices."""
+    inputs, output = split_subscripts(params["subscripts"])
+    sizes = {}
+    for subs, (shape, _) in zip(inputs, avals):
+        sizes.update(zip(subs, shape))
+    fresh = iter(c for c in string.ascii_letters if c not in params["subscripts"])
+    others = [j for j in range(len(inputs)) if j != k]
+    operands = [ct] + [saved[j] for j in others]
+    subs = [output] + [inputs[j] for j in others]
+    available = set(output).union(*(inputs[j] for j in others))
+    result, seen = [], set()
+    for c in inputs[k]:
+        if c in seen:  # a repeated index: operand k's diagonal, put back by a constant identity
+            f = next(fresh)
+            operands.append(_constant(ct, lambda xp, dt, n=sizes[c]: xp.eye(n, dtype=dt)))
+            subs.append(c + f)
+            available.add(c)
+            result.append(f)
+        else:
+            seen.add(c)
+            result.append(c)
+    for c in dict.fromkeys(inputs[k]):
+        if c not in available:  # summed only inside operand k: its cotangent is broadcast along c
+            operands.append(_constant(ct, lambda xp, dt, n=sizes[c]: xp.ones(n, dtype=dt)))
+            subs.append(c)
+    g = EINSUM.bind(*operands, subscripts=",".join(subs) + "->" + "".join(result), optimize=params["optimize"])
+    return sum_to(g, *avals[k])
+
+
+EINSUM = Linear(
+    "einsum",
+    lambda xp, *xs, subscripts, optimize: xp.einsum(subscripts, *xs, optimize=optimize),
+    _einsum_transpose,
+    multilinear=True,
+    format=lambda a, p: f"einsum('{p['subscripts']}', {', '.join(a)})",
+    adjoint=lambda k, ct, a, p: f"einsum_transpose[{k}]('{p['subscripts']}', {ct})")
+
+
+# ---- inverse, solve, determinants ---------------------------------------------------------------------------------
+
+def _inv_jvp(primals, tangents, out, params):
+    return -_mm(_mm(out, tangents[0]), out)
+
+
+def _inv_vjp(ct, saved, params, avals, needed):
+    (out,) = saved
+    t = _mT(out)
+    return [-_mm(_mm(t, ct), t)]
+
+
+INV = Custom("inv", lambda xp, a: xp.linalg.inv(a), _inv_jvp, _inv_vjp, saves=("out",))
+
+
+def _solve_jvp(primals, tangents, out, params):
+    a, _ = primals
+    da, db = tangents
+    rhs = db if da is None else (-_mm(da, out) if db is None else db - _mm(da, out))
+    return _solve(a, rhs)
+
+
+def _solve_vjp(ct, saved, params, avals, needed):
+    a, out = saved
+    gb = _solve(_mT(a), ct)
+    return [-_mm(gb, _mT(out)) if needed[0] else None, gb if needed[1] else None]
+
+
+# a (..., M, M) and b (..., M, K) with equal batch axes: gpuad.numpy.linalg.solve broadcasts and reshapes.
+SOLVE = Custom("solve", lambda xp, a, b: xp.linalg.solve(a, b), _solve_jvp, _solve_vjp, saves=("x", "out"))
+
+
+def _det_jvp(primals, tangents, out, params):
+    return out * _trace_last(_solve(primals[0], tangents[0]))
+
+
+def _det_vjp(ct, saved, params, avals, needed):
+    a, out = saved
+    return [_gnp().expand_dims(ct * out, (-2, -1)) * _mT(_inv(a))]
+
+
+DET = Custom("det", lambda xp, a: xp.linalg.det(a), _det_jvp, _det_vjp, saves=("x", "out"))
+
+
+def _slogdet_impl(xp, a):
+    sign, logabsdet = xp.linalg.slogdet(a)
+    return xp.stack([sign, logabsdet], axis=-1)
+
+
+def _slogdet_jvp(primals, tangents, out, params):
+    dlog = _trace_last(_solve(primals[0], tangents[0]))
+    return _gnp().stack([dlog * 0.0, dlog], axis=-1)  # the sign is piecewise constant
+
+
+def _slogdet_vjp(ct, saved, params, avals, needed):
+    (a,) = saved
+    return [_gnp().expand_dims(ct[..., 1], (-2, -1)) * _mT(_inv(a))]
+
+
+# Packed output (..., 2): [sign, log|det|].
+SLOGDET = Custom("slogdet", _slogdet_impl, _slogdet_jvp, _slogdet_vjp, saves=("x",))
+
+
+def _pinv_impl(xp, a, **options):
+    return xp.linalg.pinv(a, **options)
+
+
+def _pinv_jvp(primals, tangents, out, params):
+    # d(A+) for A+ of locally constant rank (Golub & Pereyra): three terms, the last two vanish for square
+    # invertible A.
+    a, da, x = primals[0], tangents[0], out
+    m, n = aval(a)[0][-2:]
+    eye_m = _constant(x, lambda xp, dt: xp.eye(m, dtype=dt))
+    eye_n = _constant(x, lambda xp, dt: xp.eye(n, dtype=dt))
+    da_t, x_t = _mT(da), _mT(x)
+    return (-_mm(_mm(x, da), x) + _mm(_mm(_mm(x, x_t), da_t), eye_m - _mm(a, x))
+            + _mm(_mm(eye_n - _mm(x, a), da_t), _mm(x_t, x)))
+
+
+def _pinv_vjp(ct, saved, params, avals, needed):
+    a, x = saved
+    m, n = avals[0][0][-2:]
+    eye_m = _constant(x, lambda xp, dt: xp.eye(m, dtype=dt))
+    eye_n = _constant(x, lambda xp, dt: xp.eye(n, dtype=dt))
+    x_t, ct_t = _mT(x), _mT(ct)
+    return [-_mm(_mm(x_t, ct), x_t) + _mm(_mm(eye_m - _mm(a, x), ct_t), _mm(x, x_t))
+            + _mm(_mm(_mm(x_t, x), ct_t), eye_n - _mm(x, a))]
+
+
+PINV = Custom("pinv", _pinv_impl, _pinv_jvp, _pinv_vjp, saves=("x", "out"))
+
+
+# ---- cholesky -----------------------------------------------------------------------------------------------------
+
+def _lower_half_diag(x):
+    """Phi(X): the lower triangle of X with its diagonal halved."""
+    n = aval(x)[0][-1]
+    return x * _constant(x, lambda xp, dt: xp.tri(n, dtype=dt) - 0.5 * xp.eye(n, dtype=dt))
+
+
+def _cholesky_jvp(primals, tangents, out, params):
+    lower = out
+    da = _sym(tangents[0])
+    inner = _mT(_solve(lower, _mT(_solve(lower, da))))  # L^-1 dA L^-T
+    return _mm(lower, _lower_half_diag(inner))
+
+
+def _cholesky_vjp(ct, saved, params, avals, needed):
+    (lower,) = saved
+    p = _lower_half_diag(_mm(_mT(lower), ct))
+    s = _mT(_solve(_mT(lower), _mT(_solve(_mT(lower), p))))  # L^-T P L^-1
+    return [_sym(s)]
+
+
+CHOLESKY = Custom("cholesky", lambda xp, a: xp.linalg.cholesky(a), _cholesky_jvp, _cholesky_vjp, saves=("out",))
+
+
+# ---- eigh ------------------------------------------------------------------------------------------------------
+
+def _eigh_impl(xp, a, UPLO):
+    w, v = xp.linalg.eigh(a, UPLO=UPLO)
+    return pack_impl(xp, (w, v), a.shape[:-2])
+
+
+def _eigh_parts(packed):
+    n = (math.isqrt(4 * aval(packed)[0][-1] + 1) - 1) // 2  # the packed length is n + n * n
+    return unpack(packed, [(n,), (n, n)])
+
+
+def _eigen_gaps(w):
+    """F[..., i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it and where w_i == w_j exactly."""
+    return _inverse_gaps(_per_column(w) - _per_row(w))
+
+
+def _eigh_jvp(primals, tangents, out, params):
+    w, v = _eigh_parts(out)
+    x = _mm(_mm(_mT(v), _sym(tangents[0])), v)
+    return pack([_diag_part(x), _mm(v, _eigen_gaps(w) * x)], aval(w)[0][:-1])
+
+
+def _eigh_vjp(ct, saved, params, avals, needed):
+    w, v = _eigh_parts(saved[0])
+    w_bar, v_bar = _eigh_parts(ct)
+    middle = _diag_embed(w_bar) + _eigen_gaps(w) * _mm(_mT(v), v_bar)
+    return [_sym(_mm(_mm(v, middle), _mT(v)))]
+
+
+# Packed output (..., n + n*n): [eigenvalues, eigenvectors].
+EIGH = Custom("eigh", _eigh_impl, _eigh_jvp, _eigh_vjp, saves=("out",))
+
+
+# ---- svd (reduced) ---------------------------------------------------------------------------------------------
+
+def svd_shapes(m, n):
+    k = min(m, n)
+    return [(m, k), (k,), (k, n)]
+
+
+def _svd_impl(xp, a):
+    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    return pack_impl(xp, (u, s, vh), a.shape[:-2])
+
+
+def _svd_parts(packed, m, n):
+    return unpack(packed, svd_shapes(m, n))
+
+
+def _singular_gaps(s):
+    """F[..., i, j] = 1 / (s_j^2 - s_i^2), 0 where the singular values are exactly equal."""
+    return _inverse_gaps((_per_column(s) - _per_row(s)) * (_per_column(s) + _per_row(s)))
+
+
+def _svd_jvp(primals, tangents, out, params):
+    a, da = primals[0], tangents[0]
+    m, n = aval(a)[0][-2:]
+    k = min(m, n)
+    u, s, vh = _svd_parts(out, m, n)
+    v = _mT(vh)
+    dp = _mm(_mm(_mT(u), da), v)  # U^T dA V
+    gaps = _singular_gaps(s)
+    dp_s = dp * _per_column(s)  # dP S
+    s_dp = _per_row(s) * dp  # S dP
+    du = _mm(u, gaps * (dp_s + _mT(dp_s)))
+    dv = _mm(v, gaps * (s_dp + _mT(s_dp)))
+    s_inv = _safe_reciprocal(s)
+    if m > k:  # the part of dA V outside U's span
+        du = du + (_mm(da, v) - _mm(u, dp)) * _per_column(s_inv)
+    if n > k:
+        dv = dv + (_mm(_mT(da), u) - _mm(v, _mT(dp))) * _per_column(s_inv)
+    return pack([du, _diag_part(dp), _mT(dv)], aval(s)[0][:-1])
+
+
+def _svd_vjp(ct, saved, params, avals, needed):
+    m, n = avals[0][0][-2:]
+    k = min(m, n)
+    u, s, vh = _svd_parts(saved[0], m, n)
+    u_bar, s_bar, vh_bar = _svd_parts(ct, m, n)
+    v, v_bar = _mT(vh), _mT(vh_bar)
+    gaps = _singular_gaps(s)
+    g = gaps * _mm(_mT(u), u_bar)
+    h = gaps * _mm(_mT(v), v_bar)
+    p_bar = _diag_embed(s_bar) + (g + _mT(g)) * _per_column(s) + _per_row(s) * (h + _mT(h))
+    a_bar = _mm(_mm(u, p_bar), vh)
+    s_inv = _safe_reciprocal(s)
+    if m > k:
+        a_bar = a_bar + _mm((u_bar - _mm(u, _mm(_mT(u), u_bar))) * _per_column(s_inv), vh)
+    if n > k:
+        a_bar = a_bar + _mm(u, _per_row(s_inv) * _mT(v_bar - _mm(v, _mm(vh, v_bar))))
+    return [a_bar]
+
+
+# Packed output (..., m*k + k + k*n), k = min(m, n): [U, S, Vh] of the reduced SVD.
+SVD = Custom("svd", _svd_impl, _svd_jvp, _svd_vjp, saves=("out",))
+
+
+# ---- qr (reduced, m >= n; gpuad.numpy.linalg.qr reduces wide matrices to this) -------------------------------------
+
+def _qr_impl(xp, a):
+    q, r = xp.linalg.qr(a, mode="reduced")
+    return pack_impl(xp, (q, r), a.shape[:-2])
+
+
+def _qr_parts(packed, m, n):
+    return unpack(packed, [(m, n), (n, n)])
+
+
+def _lower(x, k=0):
+    """tril(x, k) on the last two axes (square), as a product with a constant mask."""
+    n = aval(x)[0][-1]
+    return x * _constant(x, lambda xp, dt: xp.tri(n, k=k, dtype=dt))
+
+
+def _qr_jvp(primals, tangents, out, params):
+    a, da = primals[0], tangents[0]
+    m, n = aval(a)[0][-2:]
+    q, r = _qr_parts(out, m, n)
+    da_rinv = _right_solve(da, r)  # dA R^-1
+    c = _mm(_mT(q), da_rinv)  # Q^T dA R^-1 = Q^T dQ + dR R^-1: antisymmetric plus upper triangular
+    lower = _lower(c, -1)
+    upper = c - lower + _mT(lower)  # dR R^-1
+    return pack([da_rinv - _mm(q, upper), _mm(upper, r)], aval(a)[0][:-2])
+
+
+def _qr_vjp(ct, saved, params, avals, needed):
+    m, n = avals[0][0][-2:]
+    q, r = _qr_parts(saved[0], m, n)
+    q_bar, r_bar = _qr_parts(ct, m, n)
+    mid = _mm(r, _mT(r_bar)) - _mm(_mT(q_bar), q)
+    mid_sym = _lower(mid) + _mT(_lower(mid, -1))  # symmetric, from mid's lower triangle
+    return [_right_solve(q_bar + _mm(q, mid_sym), _mT(r))]
+
+
+# Packed output (..., m*n + n*n): [Q, R] for m >= n.
+QR = Custom("qr", _qr_impl, _qr_jvp, _qr_vjp, saves=("out",))
