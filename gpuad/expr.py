@@ -54,6 +54,19 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "fmod": ("fmod", "fmod({0}, {1})"),
     "clip": ("clip", "fmin(fmax({0}, {1}), {2})"),
     "where": ("where", "(({0}) ? ({1}) : ({2}))"),
+    "reciprocal": ("reciprocal", "((T)1 / ({0}))"),
+    # NumPy's remainder takes the sign of the divisor (Python's %), unlike C's fmod.
+    "remainder": ("remainder", "((fmod({0}, {1}) != (T)0 && ((fmod({0}, {1}) < (T)0) != (({1}) < (T)0))) "
+                               "? fmod({0}, {1}) + ({1}) : fmod({0}, {1}))"),
+    "floor_divide": ("floor_divide", "floor(({0}) / ({1}))"),
+    # nan -> 0, +-inf -> the largest finite value of T with that sign (NumPy's defaults).
+    "nan_to_num": ("nan_to_num", "(({0}) != ({0}) ? (T)0 : (({0}) - ({0}) == (T)0 ? ({0}) : "
+                                 "(T)((({0}) > (T)0 ? 1.0 : -1.0) * (sizeof(T) == 4 ? 3.4028234663852886e38 "
+                                 ": 1.7976931348623157e308))))"),
+    # Real inputs only: real and conj are the identity, imag is zero.
+    "real": ("real", "({0})"),
+    "imag": ("imag", "((T)0)"),
+    "conj": ("conjugate", "({0})"),
 }
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
