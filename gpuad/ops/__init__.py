@@ -1,3 +1,4 @@
 """The rule tables, one module per op family: ``elementwise`` (expression rows), ``structural`` (linear,
-structural and reduction primitives) and ``reductions`` (the scans cumsum and cumprod)."""
-from . import elementwise, reductions, structural  # noqa: F401
+structural and reduction primitives), ``reductions`` (the scans cumsum and cumprod) and ``linalg`` (einsum and
+the numpy.linalg decompositions)."""
+from . import elementwise, linalg, reductions, structural  # noqa: F401
