@@ -8,7 +8,8 @@ from .core import Tensor, no_grad, stop_gradient, tensor
 from .tape import Tape
 from .transforms import grad, jvp, value_and_grad, vjp
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
+from . import nn  # noqa: F401
 
 __all__ = ["Tensor", "Tape", "grad", "value_and_grad", "vjp", "jvp", "tensor", "stop_gradient", "no_grad",
-           "numpy", "testing"]
+           "numpy", "nn", "testing"]
 __version__ = "0.1.0"

@@ -105,6 +105,8 @@ CASES = [
     ("take_along_axis-broadcast", lambda xp, x: xp.take_along_axis(x, np.array([[[1]], [[3]]]), 2), [T]),
     ("select", lambda xp, x, y: xp.select([M > 0.5, M < -0.5], [x, y], 0.25), [M, N]),
     ("select-broadcast", lambda xp, x, y: xp.select([V > 0], [x], y), [V, S]),
+    ("select-lists", lambda xp, x: xp.select([[True, False, True], M[0, :3] > 0], [x, [1.0, 2.0, 3.0]]), [V[:3]]),
+    ("tile-0d-array-reps", lambda xp, x: xp.tile(x, np.array(2)), [M]),
     ("full_like-traced-fill", lambda xp, x, y: xp.full_like(x, y) * x, [M, S]),
     ("ravel", lambda xp, x: xp.ravel(x), [T]),
     ("swapaxes", lambda xp, x: xp.swapaxes(x, 0, -1), [T]),
@@ -359,3 +361,13 @@ def test_bad_input_raises(case):
     _, call, error, match = case
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c[0].startswith("full_like")],
+                         ids=[i for i in IDS if not i.startswith("full_like")])
+def test_numpy_functions_on_traced_values_dispatch_here(case):
+    """``numpy.f(traced)`` reaches ``gpuad.numpy.f`` through ``__array_function__``: same values, same
+    derivatives. (``numpy.full_like`` does not dispatch on its fill value: use ``gpuad.numpy.full_like``.)"""
+    _, fn, args = case
+    assert_same(gpuad.vjp(lambda *a: fn(np, *a), *args)[0], fn(np, *args))
+    check_grads(lambda *a: fn(np, *a), args, order=1, modes=("rev",))

@@ -224,8 +224,10 @@ def append(arr, values, axis=None):
 @traceable
 def tile(A, reps):
     """Composed as reshape -> broadcast_to -> reshape, so the gradient is a sum over the copies."""
-    reps = tuple(reps) if hasattr(reps, "__len__") else (reps,)
-    reps = tuple(operator.index(r) for r in reps)
+    try:
+        reps = tuple(operator.index(r) for r in reps)
+    except TypeError:
+        reps = (operator.index(reps),)
     if builtins.any(r < 0 for r in reps):
         raise ValueError("negative dimensions are not allowed")
     A = asarray(A)
@@ -386,7 +388,7 @@ def _pad_constant(array, shape, dtype, widths, constant_values):
         return body + astype(constant_values, dtype) * outside
     if _has_tensor((constant_values,)):
         raise NotImplementedError("gpuad.numpy.pad: traced constant_values must be a single scalar Tensor")
-    if _np.all(_np.asarray(constant_values) == 0):
+    if _np.all(_np.asarray(backend.to_numpy(constant_values)) == 0):
         return body
     return body + xp.pad(xp.zeros(shape, dtype=dtype), widths, constant_values=constant_values)
 
@@ -403,16 +405,18 @@ def diff(a, n=1, axis=-1, prepend=_np._NoValue, append=_np._NoValue):
     if _ndim(a) == 0:
         raise ValueError("diff requires input that is at least one dimensional")
     axis = _axis(axis, _ndim(a))
-    parts = []
-    for extra in (prepend, a, append):
-        if extra is _np._NoValue:
-            continue
+
+    def edge(extra):  # a scalar to prepend or append fills one slice along the axis, like NumPy's
         extra = asarray(extra)
-        if extra is not a and _ndim(extra) == 0:
-            edge = list(_shape(a))
-            edge[axis] = 1
-            extra = broadcast_to(extra, tuple(edge))
-        parts.append(extra)
+        if _ndim(extra) == 0:
+            extra = broadcast_to(extra, _shape(a)[:axis] + (1,) + _shape(a)[axis + 1:])
+        return extra
+
+    parts = [a]
+    if prepend is not _np._NoValue:
+        parts.insert(0, edge(prepend))
+    if append is not _np._NoValue:
+        parts.append(edge(append))
     if builtins.len(parts) > 1:
         a = concatenate(parts, axis)
     for _ in range(n):
@@ -512,15 +516,15 @@ def select(condlist, choicelist, default=0):
         raise ValueError("select with an empty condition list is not possible")
     conditions = []
     for i, c in enumerate(condlist):
-        c = raw(c)
-        if getattr(c, "dtype", None) != _np.bool_ and not isinstance(c, builtins.bool):
+        c = backend.array_module(raw(c)).asarray(raw(c))
+        if c.dtype != _np.bool_:
             raise TypeError(f"invalid entry {i} in condlist: should be boolean ndarray")
         conditions.append(c)
+    # The chain of wheres broadcasts every condition, choice and the default together, as NumPy does.
     result = default
     for c, choice in zip(reversed(conditions), reversed(list(choicelist))):
-        result = where(c, choice, result)
-    shape = _np.broadcast_shapes(*(_shape(x) for x in (*conditions, *choicelist, default)))
-    return result if _shape(result) == shape else broadcast_to(result, shape)
+        result = where(c, asarray(choice) if isinstance(choice, (list, tuple)) else choice, result)
+    return result
 
 
 # ---- filled arrays ------------------------------------------------------------------------------------------

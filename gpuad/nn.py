@@ -1,0 +1,186 @@
+"""``gpuad.nn``: the numerically stable activation and loss functions of neural-network code.
+
+``logsumexp``, ``softmax``, ``log_softmax``, ``sigmoid``, ``log_sigmoid``, ``relu``, ``softplus`` and
+``softmax_cross_entropy``, composed from ``gpuad.numpy`` ops so that every derivative order comes from the
+primitives' rules. They stay finite in the value and in derivatives of every order for logits as large as
+``1e4`` or ``-1e4``: the softmax family subtracts the maximum along the reduced axes first (a constant: it is
+taken from the values, like ``stop_gradient``, which is exact because the results do not depend on the shift),
+and ``sigmoid``/``softplus`` only ever take ``exp`` of ``-|x|`` (at most 1). Each works on plain arrays too.
+
+**The NaN trap of ``where``.** ``gnp.where(x > 0, gnp.log(x), 0)`` has the right value but a NaN gradient at
+``x = 0``: the backward pass sends a zero cotangent to the unselected branch and multiplies it by that branch's
+derivative there, ``1 / x = inf``, and ``0 * inf`` is NaN (the same happens wherever the unselected branch is
+``nan`` or ``inf``). Make the unselected branch harmless before computing it, with a second ``where``::
+
+    safe = gnp.where(x > 0, x, 1)                 # a value where log is fine, wherever the result ignores it
+    y = gnp.where(x > 0, gnp.log(safe), 0)        # same value; gradient 1/x where x > 0 and exactly 0 elsewhere
+
+``sigmoid``, ``softplus`` and the probability-label branch of ``softmax_cross_entropy`` below are written that
+way.
+"""
+from __future__ import annotations
+
+
+import numpy as _np
+
+from . import backend
+from . import numpy as gnp
+from .core import Tensor, raw
+from .rules import aval
+
+__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "relu", "softplus",
+           "softmax_cross_entropy"]
+
+
+def _array(x):
+    """Tensors stay as they are; numbers and lists become arrays (of the backend the values live on)."""
+    return gnp.asarray(x)
+
+
+def _shift(x, axis):
+    """The maximum of ``x`` along ``axis`` (kept as size-1 axes) as a plain array: a constant to every trace.
+    Rows whose maximum is not finite (all -inf) get 0, so that ``x - shift`` stays -inf instead of NaN."""
+    v = raw(x)
+    xp = backend.array_module(v)
+    if v.size == 0:
+        raise ValueError("gpuad.nn: cannot reduce an empty array (it has no maximum to shift by)")
+    m = xp.max(v, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+
+
+def _reduced_shape(shape, axis):
+    axes = gnp._axes(axis, len(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def logsumexp(x, axis=None, *, keepdims=False, b=None):
+    """``log(sum(b * exp(x), axis))`` without overflow. ``b`` (optional weights, broadcast against ``x``) must
+    give a positive sum; ``keepdims`` keeps the reduced axes with size one. The gradient is ``softmax``.
+    (``keepdims`` and ``b`` are keyword-only, as positional order differs between SciPy and other libraries.)"""
+    x = _array(x)
+    if b is not None:
+        b = _array(b)
+        shape = _np.broadcast_shapes(aval(x)[0], aval(b)[0])
+        x = gnp.broadcast_to(x, shape)
+    shift = _shift(x, axis)
+    terms = gnp.exp(x - shift)
+    if b is not None:
+        terms = terms * b
+    out = gnp.log(gnp.sum(terms, axis=axis, keepdims=True)) + shift
+    return out if keepdims else gnp.reshape(out, _reduced_shape(aval(x)[0], axis))
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x), axis)``, computed as ``exp(x - max) / sum(exp(x - max))``: entries in [0, 1]."""
+    x = _array(x)
+    e = gnp.exp(x - _shift(x, axis))
+    return e / gnp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x, axis, keepdims=True)``, finite wherever ``x`` is (no ``log`` of an underflowed 0)."""
+    x = _array(x)
+    shifted = x - _shift(x, axis)
+    return shifted - gnp.log(gnp.sum(gnp.exp(shifted), axis=axis, keepdims=True))
+
+
+def _minus_abs(x):
+    """``-|x|`` with derivative +1 for x <= 0 and -1 for x > 0: at 0 it follows the x <= 0 side's smooth formula
+    (the kink of ``-|x|`` cancels in sigmoid and softplus, whose derivatives at 0 are then exact)."""
+    return gnp.where(x > 0, -x, x)
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``, evaluated as ``1 / (1 + exp(-x))`` for x > 0 and ``exp(x) / (1 + exp(x))`` for
+    x <= 0, so ``exp`` never overflows; full relative precision in both tails."""
+    x = _array(x)
+    e = gnp.exp(_minus_abs(x))  # in (0, 1]
+    return gnp.where(x > 0, 1, e) / (1 + e)
+
+
+def log_sigmoid(x):
+    """``log(sigmoid(x)) = -softplus(-x)``, finite for every finite x."""
+    return -softplus(-_array(x))
+
+
+def relu(x):
+    """``max(x, 0)``; its derivative at 0 is taken as 0 (the subgradient JAX and PyTorch use)."""
+    x = _array(x)
+    return gnp.where(x > 0, x, 0)
+
+
+def softplus(x):
+    """``log(1 + exp(x))``, evaluated as ``relu(x) + log1p(exp(-|x|))``: no overflow, and exact derivatives of
+    every order at 0 too (softplus'(0) = 1/2, softplus''(0) = 1/4)."""
+    x = _array(x)
+    return relu(x) + gnp.log1p(gnp.exp(_minus_abs(x)))
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
+    """Cross-entropy between ``softmax(logits, axis)`` and ``labels``, one loss per example, then reduced.
+
+    ``labels`` is either an integer array of class indices with the logits' shape less the class ``axis``, or a
+    floating-point array of probabilities (one-hot or soft targets) broadcastable to the logits' shape; its dtype
+    decides which (constant probabilities are cast to the logits' float dtype, so float32 logits give a float32
+    loss). Each example's loss is ``-sum(p * log_softmax(logits))`` (for indices, ``-log_softmax`` at the
+    label). ``reduction``: ``"mean"`` (the default: the average over examples), ``"sum"``, or ``"none"`` (the
+    per-example losses, shaped like the logits less the class axis). Stable for logits of any finite size; the
+    gradient with respect to the logits is ``softmax(logits) - p`` (scaled by the reduction).
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"softmax_cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    logits = _array(logits)
+    shape = aval(logits)[0]
+    if len(shape) == 0:
+        raise ValueError("softmax_cross_entropy: logits must have a class axis (at least one dimension)")
+    axis = gnp._axes(axis, len(shape))
+    if len(axis) != 1:
+        raise ValueError(f"softmax_cross_entropy: axis must be one axis (the class axis), got {axis}")
+    axis = axis[0]
+    labels = labels if hasattr(labels, "dtype") else _np.asarray(labels)
+    kind = aval(labels)[1].kind
+    log_p = log_softmax(logits, axis)
+    if kind in "iu":
+        losses = -gnp.sum(gnp.where(_one_hot(raw(labels), shape, axis), log_p, 0), axis=axis)
+    elif kind in "fc":
+        lshape = aval(labels)[0]
+        try:
+            fits = _np.broadcast_shapes(lshape, shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"softmax_cross_entropy: floating-point labels are probabilities and must broadcast to the logits' "
+                f"shape {shape}, but they have shape {lshape}; for class indices pass an integer array "
+                f"(labels.astype(int))")
+        if type(labels) is not Tensor and aval(log_p)[1] is not None and aval(log_p)[1].kind == "f":
+            labels = labels.astype(aval(log_p)[1], copy=False)  # constant targets follow the logits' precision
+        # Double where: a zero probability times a -inf log-probability (a masked logit) stays 0, gradients too.
+        nonzero = raw(labels) != 0
+        losses = -gnp.sum(labels * gnp.where(nonzero, log_p, 0), axis=axis)
+    else:
+        raise TypeError(f"softmax_cross_entropy: labels must be integer class indices or floating-point "
+                        f"probabilities, got dtype {aval(labels)[1]}")
+    if reduction == "none":
+        return losses
+    return gnp.sum(losses) if reduction == "sum" else gnp.mean(losses)
+
+
+def _one_hot(labels, shape, axis):
+    """A boolean mask of the logits' shape, True at each example's label along ``axis``."""
+    xp = backend.array_module(labels)
+    expected = shape[:axis] + shape[axis + 1:]
+    if tuple(labels.shape) != expected:
+        raise ValueError(f"softmax_cross_entropy: integer labels are class indices and must have the logits' shape "
+                         f"without the class axis, {expected}, but they have shape {tuple(labels.shape)}; for "
+                         f"probabilities pass a floating-point array")
+    classes = shape[axis]
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "
+                             f"from {low} to {high}")
+    return xp.expand_dims(labels, axis) == xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
