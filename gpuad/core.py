@@ -263,8 +263,8 @@ class Tensor:
     def std(self, axis=None, dtype=None, ddof=0, keepdims=False):
         return _gnp().std(self, axis, dtype, ddof=ddof, keepdims=keepdims)
     def cumsum(self, axis=None): return _gnp().cumsum(self, axis)
-    def dot(self, other): return _gnp().dot(self, other)
-    def clip(self, a_min=None, a_max=None): return _gnp().clip(self, a_min, a_max)
+    def clip(self, min=None, max=None, **kwargs): return _gnp().clip(self, kwargs.get("a_min", min),
+                                                                   kwargs.get("a_max", max))
     def astype(self, dtype, copy=True): return _gnp().astype(self, dtype)
     def squeeze(self, axis=None): return _gnp().squeeze(self, axis)
     def ravel(self): return _gnp().ravel(self)
@@ -274,12 +274,38 @@ class Tensor:
     def swapaxes(self, a, b): return _gnp().swapaxes(self, a, b)
     def diagonal(self, offset=0, axis1=0, axis2=1): return _gnp().diagonal(self, offset, axis1, axis2)
     def trace(self, offset=0, axis1=0, axis2=1): return _gnp().trace(self, offset, axis1, axis2)
-    def argmax(self, axis=None): return raw(self).argmax(axis)
-    def argmin(self, axis=None): return raw(self).argmin(axis)
+    def cumprod(self, axis=None): return _gnp().cumprod(self, axis)
+    def round(self, decimals=0): return _gnp().round(self, decimals)
+    def ptp(self, axis=None, keepdims=False): return _gnp().ptp(self, axis, keepdims=keepdims)
+    def repeat(self, repeats, axis=None): return _gnp().repeat(self, repeats, axis)
+    def take(self, indices, axis=None): return _gnp().take(self, indices, axis)
+    def dot(self, other): return _gnp().dot(self, other)
 
-    def reshape(self, *shape, order="C"):
-        if len(shape) == 1 and not isinstance(shape[0], int):
+    @property
+    def real(self): return _gnp().real(self)
+
+    @property
+    def imag(self): return _gnp().imag(self)
+
+    # index- and boolean-valued methods: plain arrays, no derivative
+    def argmax(self, axis=None, keepdims=False): return raw(self).argmax(axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False): return raw(self).argmin(axis, keepdims=keepdims)
+    def argsort(self, axis=-1): return raw(self).argsort(axis)
+    def nonzero(self): return raw(self).nonzero()
+    def searchsorted(self, v, side="left"): return raw(self).searchsorted(raw(v), side)
+    def all(self, axis=None, keepdims=False): return raw(self).all(axis, keepdims=keepdims)
+    def any(self, axis=None, keepdims=False): return raw(self).any(axis, keepdims=keepdims)
+
+    def __divmod__(self, o): return _gnp().floor_divide(self, o), _gnp().mod(self, o)
+    def __rdivmod__(self, o): return _gnp().floor_divide(o, self), _gnp().mod(o, self)
+
+    def reshape(self, *shape, order="C", **kwargs):
+        if "shape" in kwargs:
+            shape = kwargs.pop("shape")
+        elif len(shape) == 1 and not isinstance(shape[0], int):
             shape = shape[0]
+        if kwargs:
+            raise TypeError(f"reshape() got unexpected keyword arguments {sorted(kwargs)}")
         return _gnp().reshape(self, shape, order=order)
 
     def transpose(self, *axes):

@@ -140,7 +140,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     if len(axis) != 1:
         raise ValueError(f"softmax_cross_entropy: axis must be one axis (the class axis), got {axis}")
     axis = axis[0]
-    labels = labels if hasattr(labels, "dtype") else _np.asarray(labels)
+    labels = labels if hasattr(labels, "dtype") else backend.array_module(raw(logits)).asarray(labels)
     kind = aval(labels)[1].kind
     log_p = log_softmax(logits, axis)
     if kind in "iu":

@@ -70,6 +70,10 @@ def value_and_grad(fun, argnums=0, has_aux=False):
             out, aux = result
         else:
             out, aux = result, None
+        if not (type(out) is Tensor or isinstance(out, (int, float)) or hasattr(out, "shape")):
+            raise TypeError(f"grad requires the function to return one scalar array, but it returned "
+                            f"{type(out).__name__}; return e.g. gnp.sum(...) (use has_aux=True to return extra "
+                            f"values, or vjp for several outputs)")
         shape, dtype = aval(out)
         if shape != ():
             raise TypeError(

@@ -312,3 +312,53 @@ def test_bad_backend_choice(monkeypatch):
         backend.default_module()
     monkeypatch.setenv("GPUAD_BACKEND", "numpy")
     assert backend.default_module() is np
+
+
+@pytest.mark.parametrize("result", [None, "list", "str"])
+def test_grad_of_non_array_output(result):
+    def f(x):
+        return {"list": [gnp.sum(x), gnp.sum(x)], "str": "loss", None: None}[result]
+    with pytest.raises(TypeError, match="one scalar array.*returned"):
+        gpuad.grad(f)(np.ones(2))
+
+
+def test_tensor_methods_match_gnp_functions():
+    x = np.array([[1.0, 5.0], [3.0, 2.0]])
+    methods = lambda t: (t.cumprod(0).sum() + t.ptp() + t.repeat(2).sum() + t.take([0, 3]).sum()  # noqa: E731
+                         + t.real.sum() + t.clip(min=1.5, max=4).sum() + t.reshape(shape=(4,)).sum()
+                         + divmod(t, 2.0)[1].sum() + t[t.argmax(axis=1, keepdims=True)].sum())
+    functions = lambda t: (gnp.sum(gnp.cumprod(t, 0)) + gnp.ptp(t) + gnp.sum(gnp.repeat(t, 2))  # noqa: E731
+                           + gnp.sum(gnp.take(t, [0, 3])) + gnp.sum(t) + gnp.sum(gnp.clip(t, 1.5, 4))
+                           + gnp.sum(t) + gnp.sum(gnp.mod(t, 2.0)) + gnp.sum(t[np.argmax(x, 1)[:, None]]))
+    np.testing.assert_allclose(gpuad.grad(methods)(x), gpuad.grad(functions)(x))
+    check_grads = gpuad.testing.check_grads
+    check_grads(functions, [x + 0.1], order=2)
+    t = gpuad.tensor(x)
+    assert t.all() and not (t > 4).all() and t.argsort().shape == (2, 2) and len(t.nonzero()) == 2
+
+
+def test_non_differentiable_functions_return_plain_arrays():
+    x = np.array([[1.0, 5.0], [3.0, np.nan]])
+
+    def f(t):
+        for value in (np.greater(t, 2), np.isfinite(t), np.argmax(np.nan_to_num(t), axis=1), gnp.isnan(t),
+                      gnp.argsort(t), gnp.count_nonzero(t), np.any(t > 4), gnp.unique(t)):
+            assert not isinstance(value, gpuad.Tensor)
+        return gnp.sum(gnp.where(np.isfinite(t), t, 0.0))
+    np.testing.assert_array_equal(gpuad.grad(f)(x), [[1, 1], [1, 0]])
+
+
+@pytest.mark.parametrize("call", [lambda x: gnp.concatenate([x, x], axis=2),
+                                  lambda x: gnp.concatenate([x, x], axis=-3),
+                                  lambda x: gnp.stack([x, x], axis=3)])
+def test_axis_out_of_range_is_numpys_axis_error(call):
+    with pytest.raises(np.exceptions.AxisError):
+        gpuad.grad(lambda x: gnp.sum(call(x)))(np.ones((2, 2)))
+    with pytest.raises(np.exceptions.AxisError):
+        call(np.ones((2, 2)))
+
+
+def test_public_namespace_is_numpy_names_only():
+    names = set(dir(gnp))
+    assert not names & {"aval", "raw", "bind", "traceable", "SUM", "builtins", "Tensor", "backend"}
+    assert {"sum", "sin", "linalg", "einsum", "argmax", "greater", "meshgrid", "float32", "pi"} <= names

@@ -305,7 +305,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None):
     ndim = builtins.len(aval(arrays[0])[0])
     if ndim == 0:
         raise ValueError("zero-dimensional arrays cannot be concatenated")
-    return CONCATENATE.bind(*arrays, axis=axis % ndim)
+    return CONCATENATE.bind(*arrays, axis=_axis_list(axis, ndim, "axis")[0])
 
 
 @traceable
@@ -318,7 +318,8 @@ def stack(arrays, axis=0, out=None, dtype=None):
     if builtins.len(shapes) != 1:
         raise ValueError("all input arrays must have the same shape")
     ndim = builtins.len(aval(arrays[0])[0]) + 1
-    return concatenate([expand_dims(x, axis % ndim) for x in arrays], axis % ndim, dtype=dtype)
+    axis = _axis_list(axis, ndim, "axis")[0]
+    return concatenate([expand_dims(x, axis) for x in arrays], axis, dtype=dtype)
 
 
 @traceable
@@ -537,4 +538,58 @@ def isscalar(a):
 from ._reductions import *  # noqa: E402,F401,F403
 from ._shapes import *  # noqa: E402,F401,F403
 from ._linalg import *  # noqa: E402,F401,F403
+from ._constant import *  # noqa: E402,F401,F403
 from . import linalg  # noqa: E402,F401
+
+
+@traceable
+def broadcast_arrays(*args, subok=False):
+    shape = _np.broadcast_shapes(*(aval(a)[0] for a in args))
+    return tuple(broadcast_to(a, shape) for a in args)
+
+
+@traceable
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    n = builtins.len(xi)
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    shapes = [[1] * n for _ in xi]
+    for i, x in enumerate(xi):
+        axis = (1 - i if i < 2 else i) if indexing == "xy" and n > 1 else i
+        shapes[i][axis] = -1
+    grids = [reshape(x, tuple(s)) for x, s in zip(xi, shapes)]
+    return tuple(grids) if sparse else broadcast_arrays(*grids)
+
+
+def copy(a, order="K", subok=False):
+    return array(a, copy=True) if type(a) is Tensor else _module_of((a,)).copy(a, order=order)
+
+
+fabs = absolute  # noqa: F821 (real inputs: the same function)
+
+
+@traceable
+def float_power(x1, x2):
+    return power(astype(x1, _np.float64), astype(x2, _np.float64) if aval(x2)[1] is not None else x2)  # noqa
+
+
+@traceable
+def matrix_transpose(x):
+    return swapaxes(x, -1, -2)
+
+
+@traceable
+def vecdot(x1, x2, axis=-1):
+    return sum(x1 * x2, axis=axis)
+
+
+# The public surface: what NumPy users call, not the helpers this module imports (PEP 562 keeps dir() clean).
+_INTERNAL = {"annotations", "builtins", "functools", "math", "operator", "backend", "Tensor", "bind", "raw",
+             "aval", "Elementwise", "traceable"}
+__all__ = sorted(n for n, v in globals().items()
+                 if not n.startswith("_") and n not in _INTERNAL and not n.isupper()
+                 and (not isinstance(v, type(_np)) or n == "linalg"))
+
+
+def __dir__():
+    return __all__

@@ -62,7 +62,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
     centre = gnp.sum(a, axes, keepdims=True) / count if mean is None else mean
     deviation = a - centre
-    return gnp.sum(deviation * deviation, axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
+    # An array divisor: with count - ddof <= 0 NumPy gives inf/nan (with a warning), not ZeroDivisionError.
+    divisor = _module_of((raw(a),)).asarray(builtins.max(count - ddof, 0), dtype=aval(deviation)[1])
+    return gnp.sum(deviation * deviation, axes, keepdims=keepdims) / divisor
 
 
 @traceable

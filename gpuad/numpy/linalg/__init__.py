@@ -367,3 +367,7 @@ def diagonal(x, /, *, offset=0):
 def trace(x, /, *, offset=0, dtype=None):
     return gnp.trace(x, offset, axis1=-2, axis2=-1, dtype=dtype)
 
+
+
+def __dir__():
+    return __all__
