@@ -20,20 +20,11 @@ import math
 import string
 
 from .. import backend
-from ..core import raw
+from ..core import raw, traced_numpy as _gnp
 from ..rules import Custom, Linear, aval, sum_to
 
 # ---- small traced helpers (batched over leading axes) ---------------------------------------------------------
 
-_gnp_module = None
-
-
-def _gnp():
-    global _gnp_module
-    if _gnp_module is None:
-        from .. import numpy as gnp
-        _gnp_module = gnp
-    return _gnp_module
 
 
 def _mT(x):

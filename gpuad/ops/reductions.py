@@ -11,7 +11,7 @@ are constants and the second derivative misses the terms through a zero factor (
 from __future__ import annotations
 
 from .. import backend
-from ..core import raw
+from ..core import raw, traced_numpy as _gnp
 from ..rules import Custom, Linear
 from .structural import SUM
 
@@ -30,9 +30,6 @@ CUMSUM = Linear(
     adjoint=lambda k, ct, a, p: f"cumsum({ct}, axis={p['axis']}{'' if p['reverse'] else ', reverse=True'})")
 
 
-def _gnp():
-    from .. import numpy as gnp
-    return gnp
 
 
 def _zero_masks(x, axis):
