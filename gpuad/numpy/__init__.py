@@ -181,7 +181,10 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     _no_out("prod", out=out, initial=initial, where=where)
     if dtype is not None:
         a = astype(a, dtype)
-    return PROD.bind(a, axis=_axes(axis, builtins.len(aval(a)[0])), keepdims=builtins.bool(keepdims))
+    axes = _axes(axis, builtins.len(aval(a)[0]))
+    if _reductions.has_zero(a):
+        return _reductions.tree_product(a, axes, builtins.bool(keepdims))
+    return PROD.bind(a, axis=axes, keepdims=builtins.bool(keepdims))
 
 
 # ---- shapes -------------------------------------------------------------------------------------------------
@@ -536,6 +539,7 @@ def isscalar(a):
 
 # ---- the rest of NumPy, one module per family (each defines __all__) ----------------------------------------
 from ._reductions import *  # noqa: E402,F401,F403
+from . import _reductions  # noqa: E402
 from ._shapes import *  # noqa: E402,F401,F403
 from ._linalg import *  # noqa: E402,F401,F403
 from ._constant import *  # noqa: E402,F401,F403

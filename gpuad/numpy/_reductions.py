@@ -103,7 +103,47 @@ def cumsum(a, axis=None, dtype=None, out=None):
 def cumprod(a, axis=None, dtype=None, out=None):
     _no_out("cumprod", out=out)
     a, axis = _scan_input("cumprod", a, axis, dtype)
+    if has_zero(a):
+        return _scan_product(a, axis)
     return CUMPROD.bind(a, axis=axis)
+
+
+def has_zero(a) -> bool:
+    """Whether ``a`` holds a zero: its products are then composed from multiplies, since the quotient-form rules
+    of the prod and cumprod rows would divide by it."""
+    values = raw(a)
+    return bool(_module_of((values,)).any(values == 0))
+
+
+def _scan_product(a, axis):
+    """cumprod along ``axis`` as a log-depth (Hillis-Steele) scan: after the step with shift s, element i holds
+    the product of the 2s elements ending at i. Only multiplies and slices, so derivatives of every order are
+    exact, zeros included."""
+    n = aval(a)[0][axis]
+    head = (slice(None),) * axis
+    shift = 1
+    while shift < n:
+        a = gnp.concatenate([a[head + (slice(0, shift),)],
+                             a[head + (slice(shift, n),)] * a[head + (slice(0, n - shift),)]], axis=axis)
+        shift *= 2
+    return a
+
+
+def tree_product(a, axes, keepdims):
+    """prod over ``axes`` as a tree of multiplies (halves times halves), for inputs holding a zero."""
+    shape = aval(a)[0]
+    kept = [i for i in range(len(shape)) if i not in axes]
+    n = math.prod(shape[i] for i in axes)
+    a = gnp.reshape(gnp.transpose(a, kept + list(axes)), tuple(shape[i] for i in kept) + (n,))
+    while n > 1:
+        if n % 2:
+            a = gnp.concatenate([a, gnp.ones_like(a[..., :1])], axis=-1)
+            n += 1
+        a = a[..., : n // 2] * a[..., n // 2:]
+        n //= 2
+    a = a[..., 0] if n == 1 else gnp.sum(a, axis=-1) + 1  # n == 0: the empty product
+    return gnp.reshape(a, tuple(1 if i in axes else m for i, m in enumerate(shape)) if keepdims
+                       else tuple(shape[i] for i in kept))
 
 
 # ---- weighted mean and range --------------------------------------------------------------------------------

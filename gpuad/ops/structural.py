@@ -106,32 +106,22 @@ AMAX = _extremum("amax", lambda xp: xp.max)
 AMIN = _extremum("amin", lambda xp: xp.min)
 
 
-def _prod_of_others(x, axis):
-    """For each element, the product of the other elements along ``axis`` (exact with zeros: no division by a
-    zero). Written in traced ops so prod has derivatives of every order away from zeros."""
-    from .. import numpy as gnp
-    xr = raw(x)
-    xp = backend.array_module(xr)
-    nonzero = xr != 0
-    safe = gnp.where(nonzero, x, 1)
-    p = PROD.bind(safe, axis=axis, keepdims=True)
-    zeros = xp.sum(~nonzero, axis=axis, keepdims=True)
-    others = gnp.where(zeros == 0, p / safe, 0)
-    return gnp.where((zeros == 1) & ~nonzero, p, others)
-
-
 def _prod_jvp(primals, tangents, out, params):
-    return SUM.bind(tangents[0] * _prod_of_others(primals[0], params["axis"]), axis=params["axis"],
-                    keepdims=params["keepdims"])
+    (x,), (t,) = primals, tangents
+    axis, keepdims = params["axis"], params["keepdims"]
+    return SUM.bind(t * expand_reduced(out, axis, keepdims, aval(x)[0]) / x, axis=axis, keepdims=keepdims)
 
 
 def _prod_vjp(ct, saved, params, avals, needed):
-    (x,) = saved
-    return [expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]) * _prod_of_others(x, params["axis"])]
+    x, out = saved
+    axis, keepdims, shape = params["axis"], params["keepdims"], avals[0][0]
+    return [expand_reduced(ct * out, axis, keepdims, shape) / x]
 
 
+# prod's rules use the product of the others as out / x, exact at every order for inputs without zeros;
+# gpuad.numpy.prod records inputs that hold a zero as a tree of multiplies instead (exact there too).
 PROD = Custom("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
-              _prod_jvp, _prod_vjp, saves=("x",))
+              _prod_jvp, _prod_vjp, saves=("x", "out"))
 
 
 # ---- indexing ---------------------------------------------------------------------------------------------
