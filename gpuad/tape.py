@@ -7,27 +7,56 @@ argument's cotangent in place into one buffer per value: the first contribution 
 ones are added into it (``+=``) once the buffer is known to be private. When an outer transform is recording,
 the same rules run on traced values instead, so the backward pass is itself differentiable. ``Tape`` is both
 the context-manager API and the trace that ``grad``/``vjp`` use internally.
+
+Elementwise entries are grouped into regions as they are recorded: an argument is internal to a region when it
+is the output of an elementwise entry of the same shape and dtype on this tape. An elementwise entry saves only
+its external arguments, so a region's intermediates are freed during the forward pass and recomputed by the
+backward pass, which runs each region as one fused program (``gpuad.fusion``: one generated kernel on the GPU).
+A region only grows while no entry outside it has used its values, so every outside use comes after its last
+entry, and the reverse walk can run the whole region when it reaches that last entry (no path can leave the
+region and come back into it). When the backward pass is traced, elementwise entries run their per-op rules
+instead, on values recomputed with traced ops.
 """
 from __future__ import annotations
 
-from . import backend
+import os
+
+from . import backend, codegen, fusion
 from .core import Tensor, Trace, bind, lower, raw, state
-from .rules import aval, is_float_dtype
+from .rules import Elementwise, aval, is_float_dtype
+
+# Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
+# its rule reads, as without fusion). A region stops growing at MAX_REGION entries: a kernel's straight-line
+# code keeps the values it recomputes in registers.
+_fusion = os.environ.get("GPUAD_FUSION", "1").strip() not in ("0", "off", "false", "no")
+MAX_REGION = 128
+
+
+def set_fusion(enabled: bool) -> bool:
+    """Turn the recording of fused elementwise regions on or off for tapes recorded from now on; returns the
+    previous setting."""
+    global _fusion
+    previous, _fusion = _fusion, bool(enabled)
+    return previous
 
 
 class TapeEntry:
     """One line of the Wengert list: ``out = prim(args)`` with what the backward pass needs."""
 
-    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval")
+    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval", "region", "size", "closed")
 
     def __init__(self, prim, parents, saved, params, avals, out_aval, label=None):
         self.prim = prim          # None for an input
         self.parents = parents    # tape node of each argument, None for constants
-        self.saved = saved        # values the VJP reads (inputs by name, or the output)
+        self.saved = saved        # values the VJP reads (inputs by name, or the output); for a region entry, its
+        #                           arguments with None in place of the region-internal ones
         self.params = params
         self.avals = avals        # (shape, dtype) of each argument
         self.out_aval = out_aval
         self.label = label        # "x1" for inputs; {position: value} of Python-scalar arguments otherwise
+        self.region = None        # elementwise region entries: union-find link towards the region's first entry
+        self.size = 1             # on a region's first entry: how many entries the region has
+        self.closed = False       # on a region's first entry: an entry outside the region has used its values
 
 
 _open_tapes: list["Tape"] = []  # Tapes inside their ``with`` block, outermost first
@@ -47,6 +76,7 @@ class Tape(Trace):
         self.freed = False  # a non-persistent tape drops its saved arrays after its first gradient()
         self._outputs: dict[int, str] = {}
         self._inputs = 0
+        self._kernel_log = None
 
     # ---- context manager
     def __enter__(self):
@@ -111,9 +141,72 @@ class Tape(Trace):
         for k in prim.nondiff:
             parents[k] = None
         entries = self.entries
-        entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
-                                 [aval(p) for p in primals], out_aval, constants))
+        if _fusion and isinstance(prim, Elementwise):
+            entry = TapeEntry(prim, parents, None, params, [aval(p) for p in primals], out_aval, constants)
+            self._join_region(entry, primals)
+            entries.append(entry)
+        else:
+            self._close_regions(parents)
+            entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
+                                     [aval(p) for p in primals], out_aval, constants))
         return Tensor(self, out, len(entries) - 1)
+
+    def _join_region(self, entry, primals):
+        """Put a new elementwise entry in the region of its internal arguments (merging their regions), or start
+        a region; save its external arguments only. A region accepts members only while it is open: once any
+        entry outside it has used one of its values (an outside use closes it), joining is refused, and so it is
+        past MAX_REGION entries; a refused entry saves every argument and starts a region of its own."""
+        entries = self.entries
+        out_aval = entry.out_aval
+        roots = internal = None
+        for k, p in enumerate(entry.parents):
+            if p is None:
+                continue
+            pe = entries[p]
+            r = pe.region
+            if r is None:
+                continue
+            if entries[r].region != r:
+                while entries[r].region != r:
+                    r = entries[r].region
+                pe.region = r
+            head = entries[r]
+            if head.closed or pe.out_aval != out_aval:
+                head.closed = True  # a use from outside the region
+            elif roots is None:
+                roots, internal = [r], [k]
+            else:
+                internal.append(k)
+                if r not in roots:
+                    roots.append(r)
+        if roots is not None:
+            size = 1
+            for r in roots:
+                size += entries[r].size
+            if size <= MAX_REGION:
+                first = min(roots)
+                for r in roots:
+                    entries[r].region = first
+                entries[first].size = size
+                saved = list(primals)
+                for k in internal:
+                    saved[k] = None
+                entry.saved, entry.region = tuple(saved), first
+                return
+            for r in roots:
+                entries[r].closed = True
+        entry.saved, entry.region = tuple(primals), len(entries)
+
+    def _close_regions(self, parents):
+        """Close the regions whose values a non-elementwise entry uses."""
+        entries = self.entries
+        for p in parents:
+            if p is not None:
+                r = entries[p].region
+                if r is not None:
+                    while entries[r].region != r:
+                        r = entries[r].region
+                    entries[r].closed = True
 
     def _check_open(self, what):
         if self.freed:
@@ -150,7 +243,8 @@ class Tape(Trace):
             elif aval(g)[0] != shape:
                 raise ValueError(f"output_gradients entry has shape {aval(g)[0]}, but its target has shape {shape}")
             seeds.append((node, g))
-        cts = backward(self.entries, seeds, src_nodes)
+        self._kernel_log = []
+        cts = backward(self.entries, seeds, src_nodes, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else _zeros(s) for g, s in zip(grads, src_leaves)]
         if not self.persistent:
@@ -180,6 +274,19 @@ class Tape(Trace):
     def adjoint(self) -> str:
         return self.format(adjoint=True)
 
+    def kernels(self, target: str = "cuda") -> str:
+        """The generated source of the fused backward kernels of the last ``gradient`` call, one per
+        elementwise region, for the layouts of that call's arrays: ``target="cuda"`` as the GPU runs it,
+        ``"cpu"`` as its CPU build. (On NumPy arrays the same regions ran as their Python rendering.)"""
+        if self._kernel_log is None:
+            raise RuntimeError("no backward pass has run on this Tape yet: call gradient() first")
+        seen, parts = set(), []
+        for spec in self._kernel_log:
+            if spec.name not in seen:
+                seen.add(spec.name)
+                parts.append(codegen.kernel_source(spec, target))
+        return "\n".join(parts)
+
 
 def watch_in_active_tapes(t: Tensor) -> Tensor:
     """Watch a new Tensor on every open Tape, outermost first (so each inner tape boxes the outer's value)."""
@@ -196,11 +303,12 @@ def _zeros(like):
     return module.zeros(shape, dtype=dtype if is_float_dtype(dtype) else module.float64)
 
 
-def backward(entries, seeds, sources):
+def backward(entries, seeds, sources, log=None):
     """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
 
     Returns {node: cotangent} for the sources reached. Entries that cannot reach a source are skipped, and the
-    cotangents of intermediates are dropped as soon as they have been propagated.
+    cotangents of intermediates are dropped as soon as they have been propagated. Elementwise regions run as
+    one fused unit each when the walk reaches their first entry (``log`` collects their kernel specs).
     """
     wanted = {n for n in sources if n is not None}
     if not wanted or not seeds:
@@ -225,11 +333,43 @@ def backward(entries, seeds, sources):
     for node, g in seeds:
         _accumulate(cts, owned, node, g, None, fast)
 
-    for i in range(n - 1, first - 1, -1):
+    # Fused regions (raw arrays only): group the region entries from the first source on by region (reaching
+    # down to the first entry of every region that has one there); each runs at its last entry.
+    groups = None
+    low = first
+    if fast:
+        root_of = {}
+        for i in range(first, n):
+            r = entries[i].region
+            if r is not None:
+                while entries[r].region != r:
+                    r = entries[r].region
+                root_of[i] = r
+        if root_of:
+            groups = {r: [] for r in root_of.values()}
+            low = min(first, min(groups))
+            for i in range(low, first):
+                r = entries[i].region
+                if r is not None:
+                    while entries[r].region != r:
+                        r = entries[r].region
+                    if r in groups:
+                        groups[r].append(i)
+            for i, r in root_of.items():
+                groups[r].append(i)
+            groups = {members[-1]: members for members in groups.values()}
+    values = None  # traced backward: region values recomputed with traced ops
+
+    for i in range(n - 1, low - 1, -1):
+        e = entries[i]
+        if groups is not None and e.region is not None:
+            group = groups.get(i)
+            if group is not None:
+                fusion.run_region(entries, group, cts, owned, reaches, wanted, log)
+            continue
         ct = cts[i]
         if ct is None or not reaches[i]:
             continue
-        e = entries[i]
         if e.prim is None:
             continue
         if i not in wanted:
@@ -238,13 +378,51 @@ def backward(entries, seeds, sources):
         needed = [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(parents, e.avals)]
         if not any(needed):
             continue
-        contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, fast)
+        saved = e.saved
+        if e.region is not None:  # a region entry run by its per-op rule: recompute what the rule reads
+            if values is None:
+                values = {}
+            saved = _rule_inputs(entries, i, values)
+        contribs = e.prim.vjp(ct, saved, e.params, e.avals, needed, fast)
         for p, c, need in zip(parents, contribs, needed):
             if need and c is not None:
                 if fast and module is None:
                     module = backend.array_module(c)
                 _accumulate(cts, owned, p, c, ct, fast, module)
     return {s: cts[s] for s in wanted}
+
+
+def _arguments(entries, i, values):
+    """The argument values of region entry ``i``: saved, or recomputed (memoised in ``values``)."""
+    e = entries[i]
+    if not any(v is None for v in e.saved):
+        return e.saved
+    stack = [p for p, v in zip(e.parents, e.saved) if v is None and p not in values]
+    while stack:  # iterative: regions can be long chains
+        j = stack[-1]
+        if j in values:
+            stack.pop()
+            continue
+        ej = entries[j]
+        missing = [p for p, v in zip(ej.parents, ej.saved) if v is None and p not in values]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        values[j] = bind(ej.prim, [values[p] if v is None else v for p, v in zip(ej.parents, ej.saved)], {})
+    return [values[p] if v is None else v for p, v in zip(e.parents, e.saved)]
+
+
+def _rule_inputs(entries, i, values):
+    """What region entry ``i``'s rule reads (``prim.saves``), with its output recomputed when it is read."""
+    e = entries[i]
+    args = _arguments(entries, i, values)
+    out = None
+    if "out" in e.prim.saves:
+        out = values.get(i)
+        if out is None:
+            out = values[i] = bind(e.prim, list(args), {})
+    return e.prim.save(args, out)
 
 
 def _accumulate(cts, owned, node, c, ct, fast, module=None):

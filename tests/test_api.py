@@ -195,9 +195,9 @@ def test_tensors_made_inside_tapes_are_watched_and_behave_like_arrays():
 # ---- memory -------------------------------------------------------------------------------------------------
 
 def _program_with_intermediate(x, refs):
-    h = gnp.exp(x)  # exp saves its output for the backward pass
+    h = gnp.exp(x)
     refs.append(weakref.ref(h.data))
-    return gnp.sum(h * x)
+    return h @ x  # matmul saves h for the backward pass (an elementwise use would fuse and recompute it)
 
 
 def test_non_persistent_tape_frees_saved_arrays_after_gradient():
