@@ -1,0 +1,340 @@
+"""Fused elementwise regions on the CPU: what the tape records and keeps, and that the fused backward pass (the
+composed adjoint program, rendered to Python over NumPy) gives the per-op rules' gradients, for a table of
+programs (broadcasts, views, constants, conditions, uses from outside a region, long chains, float32), for
+random programs over every rule row (hypothesis), and to second order through the traced path."""
+import gc
+import weakref
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad import codegen, fusion
+from gpuad.core import bind
+from gpuad.rules import Elementwise, registry
+from gpuad.tape import MAX_REGION, set_fusion
+from gpuad.testing import check_grads
+
+ROWS = sorted((p for p in registry().values() if isinstance(p, Elementwise)), key=lambda p: p.name)
+
+
+def bench(x, w):
+    """The GPU benchmark's function."""
+    return gnp.sum(gnp.sin(x) * w + x * x * gnp.exp(-w) + gnp.tanh(x * w))
+
+
+def chain(x, w):
+    y = x
+    for _ in range(40):
+        y = gnp.sin(y) * w + y
+    return gnp.sum(y)
+
+
+# name -> (function, argument shapes, dtype)
+PROGRAMS = {
+    "issue_example": (lambda x, w: gnp.sum(gnp.sin(x) * w + x * x * gnp.exp(-w)), [(4, 5), (4, 5)], np.float64),
+    "benchmark": (bench, [(4, 5), (4, 5)], np.float64),
+    "benchmark_float32": (bench, [(4, 5), (4, 5)], np.float32),
+    "broadcast_row": (bench, [(4, 5), (5,)], np.float64),
+    "broadcast_column": (bench, [(4, 5), (4, 1)], np.float64),
+    "broadcast_both": (bench, [(4, 1), (1, 5)], np.float32),
+    "broadcast_3d": (bench, [(2, 3, 4), (3, 1)], np.float64),
+    "scalar_weight": (bench, [(4, 5), ()], np.float64),
+    "zero_dim": (bench, [(), ()], np.float64),
+    "constants": (lambda x, w: gnp.sum((x * 2.5 - 1) / (w * w + 0.5) + 3 - x ** 2), [(6,), (6,)], np.float64),
+    "where_clip_maximum": (lambda x, w: gnp.sum(gnp.where(x > 0, x * w, gnp.sin(w)) + gnp.clip(x, -0.5, 0.5) * w
+                                                + gnp.maximum(x, x * 1.0) * w), [(3, 4), (3, 4)], np.float64),
+    "used_by_a_reduction": (lambda x, w: (lambda a: gnp.sum(a) * gnp.sum(a * w + 1))(gnp.sin(x) * w),
+                            [(3, 4), (3, 4)], np.float64),
+    "softmax_like": (lambda x, w: (lambda e: gnp.sum(e / gnp.sum(e) * w))(gnp.exp(x - 1)), [(5,), (5,)],
+                     np.float64),
+    "transposed_input": (lambda x, w: gnp.sum(gnp.sin(x.T) * w + x.T), [(5, 4), (4, 5)], np.float64),
+    "strided_views": (lambda x, w: gnp.sum(gnp.cos(x[:, ::2]) * w[::-1, 1::2]), [(4, 6), (4, 6)], np.float64),
+    "integer_and_bool_constants": (lambda x, w: gnp.sum(x * np.arange(5) + gnp.where(np.arange(5) > 2, w, x)),
+                                   [(5,), (5,)], np.float64),
+    "mixed_float_dtypes": (lambda x, w: gnp.sum(gnp.sin(x) * w.astype(np.float32) + w), [(4,), (4,)], np.float64),
+    "long_chain": (chain, [(3,), (3,)], np.float64),
+    "matmul_between": (lambda x, w: gnp.sum(gnp.tanh(gnp.exp(x) @ w) * gnp.exp(x)[:3, :3]), [(3, 4), (4, 3)],
+                       np.float64),
+}
+
+
+def make_args(shapes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return [np.asarray(rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
+
+
+def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False):
+    """(gradients, tape) of fn at args, recorded with fusion on or off."""
+    previous = set_fusion(fused)
+    try:
+        with gpuad.Tape(persistent=persistent) as tape:
+            xs = [tape.watch(a) for a in args]
+            y = fn(*xs)
+        return tape.gradient(y, xs, output_gradients=output_gradients), tape
+    finally:
+        set_fusion(previous)
+
+
+def assert_grads_close(actual, expected, dtype, what=""):
+    rtol = 1e-9 if np.dtype(dtype) == np.float64 else 2e-4
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        a, e = np.asarray(a), np.asarray(e)
+        assert a.shape == e.shape and a.dtype == e.dtype, f"{what} gradient {k}: {a.shape} {a.dtype} vs {e.shape} {e.dtype}"
+        scale = max(1.0, float(np.max(np.abs(e), initial=0.0)))
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * scale, err_msg=f"{what} gradient {k}")
+
+
+# ---- the fused backward pass gives the per-op rules' gradients ------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_fused_matches_per_op(name):
+    fn, shapes, dtype = PROGRAMS[name]
+    args = make_args(shapes, dtype)
+    fused, tape = tape_gradient(fn, args)
+    unfused, _ = tape_gradient(fn, args, fused=False)
+    assert_grads_close(fused, unfused, dtype, name)
+    for g, a in zip(fused, args):
+        assert g.dtype == a.dtype
+
+
+@pytest.mark.parametrize("name", ["issue_example", "broadcast_row", "scalar_weight", "zero_dim", "constants",
+                                  "used_by_a_reduction", "softmax_like", "transposed_input"])
+def test_second_order_through_fused_regions(name):
+    """The traced backward pass recomputes region values with traced ops and runs the per-op rules."""
+    fn, shapes, dtype = PROGRAMS[name]
+    check_grads(fn, make_args(shapes, dtype, seed=1), order=2, modes=("rev",))
+
+
+def test_hessian_through_a_region_matches_unfused():
+    x, w = make_args([(4,), (4,)], np.float64)
+    hvp = lambda f: gpuad.grad(lambda x: gnp.vdot(gpuad.grad(f)(x, w), w))(x)  # noqa: E731
+    fused = hvp(bench)
+    previous = set_fusion(False)
+    try:
+        unfused = hvp(bench)
+    finally:
+        set_fusion(previous)
+    np.testing.assert_allclose(fused, unfused, rtol=1e-12)
+
+
+def test_seeds_inside_a_region_and_a_source_inside_it():
+    """Cotangents arriving at several region entries (vector output, output_gradients), and a gradient with
+    respect to an intermediate of the region (its total adjoint)."""
+    x, w = make_args([(3, 4), (3, 4)], np.float64)
+    seed = np.random.default_rng(2).standard_normal((3, 4))
+    results = []
+    for fused in (True, False):
+        previous = set_fusion(fused)
+        try:
+            with gpuad.Tape() as tape:
+                X, W = tape.watch(x), tape.watch(w)
+                h = gnp.sin(X) * W
+                y = h * h + gnp.exp(h) * X
+            results.append(tape.gradient(y, [X, W, h], output_gradients=seed))
+        finally:
+            set_fusion(previous)
+    assert_grads_close(*results, np.float64)
+
+
+def test_persistent_tape_runs_the_fused_pass_twice():
+    x, w = make_args([(3, 4), (4,)], np.float64)
+    with gpuad.Tape(persistent=True) as tape:
+        X, W = tape.watch(x), tape.watch(w)
+        y = bench(X, W)
+    first, second = tape.gradient(y, [X, W]), tape.gradient(y, [X, W])
+    assert_grads_close(first, second, np.float64)
+
+
+def test_float32_regions_stay_float32():
+    x, w = make_args([(3, 4), (4,)], np.float32)
+    gx, gw = gpuad.grad(bench, argnums=(0, 1))(x, w)
+    assert gx.dtype == gw.dtype == np.float32 and gw.shape == (4,)
+
+
+# ---- random programs over every rule row ------------------------------------------------------------------------
+
+def _to_domain(v, domain):
+    """A traced value squashed into a row argument's domain (the rows' own tanh, * and +: they fuse too)."""
+    if domain == "bool":
+        return gnp.tanh(v) > 0  # a plain boolean array: a condition carries no derivative
+    t = gnp.tanh(v)
+    if domain is None:
+        return t * 2.0
+    low, high = (0.5, 2.0) if domain == "nonzero" else domain
+    return t * ((high - low) / 2) + (high + low) / 2
+
+
+def random_program(seed):
+    """A random program of 3 to 8 rule rows over x (3, 4), w (3, 4) and b (4,): each step applies a random row
+    to earlier values (squashed into the row's domain); the loss also sums an earlier value (a second cotangent
+    into the region) and sometimes scales by the sum of one (a use from outside that splits the region)."""
+    rng = np.random.default_rng(seed)
+    steps, size = [], 3
+    for _ in range(int(rng.integers(3, 9))):
+        prim = ROWS[int(rng.integers(len(ROWS)))]
+        steps.append((prim, [int(rng.integers(size)) for _ in range(prim.arity)]))
+        size += 1
+    tap = int(rng.integers(3, size))
+    couple = bool(rng.random() < 0.3)
+
+    def program(x, w, b):
+        pool = [x, w, b]
+        for prim, picks in steps:
+            domains = prim.domain or (None,) * prim.arity
+            pool.append(bind(prim, [_to_domain(pool[p], d) for p, d in zip(picks, domains)], {}))
+        last = pool[-1] * gnp.sum(pool[tap]) if couple else pool[-1]
+        return gnp.sum(last) + 0.5 * gnp.sum(pool[tap])
+
+    program.__name__ = f"random_program_{seed}"
+    return program
+
+
+def random_args(seed, dtype=np.float64):
+    return make_args([(3, 4), (3, 4), (4,)], dtype, seed=seed + 1000)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6))
+def test_random_programs_fused_match_per_op(seed):
+    program, args = random_program(seed), random_args(seed)
+    with np.errstate(all="ignore"):
+        fused, _ = tape_gradient(program, args)
+        unfused, _ = tape_gradient(program, args, fused=False)
+    assert_grads_close(fused, unfused, np.float64, program.__name__)
+
+
+# ---- what the tape records and keeps ----------------------------------------------------------------------------
+
+def _regions(tape):
+    groups = {}
+    for i, e in enumerate(tape.entries):
+        if e.region is not None:
+            r = e.region
+            while tape.entries[r].region != r:
+                r = tape.entries[r].region
+            groups.setdefault(r, []).append(e.prim.name)
+    return list(groups.values())
+
+
+def saved_bytes(tape, inputs):
+    """Bytes of the arrays the tape keeps for the backward pass, besides the inputs themselves."""
+    skip = {id(a) for a in inputs}
+    seen, total = set(), 0
+    for e in tape.entries:
+        for v in e.saved or ():
+            if hasattr(v, "nbytes") and id(v) not in skip and id(v) not in seen:
+                seen.add(id(v))
+                total += v.nbytes
+    return total
+
+
+def test_benchmark_function_is_one_region_saving_only_its_inputs():
+    x, w = make_args([(100, 100), (100, 100)], np.float64)
+    _, tape = tape_gradient(bench, [x, w], persistent=True)
+    assert _regions(tape) == [["sin", "multiply", "multiply", "negative", "exp", "multiply", "add", "multiply",
+                               "tanh", "add"]]
+    assert saved_bytes(tape, [x, w]) == 0
+    _, unfused = tape_gradient(bench, [x, w], fused=False, persistent=True)
+    # without fusion the rules keep sin(x), exp(-w), x*x and tanh(x*w): four intermediates
+    assert saved_bytes(unfused, [x, w]) == 4 * x.nbytes
+
+
+def test_region_intermediates_are_freed_during_the_forward_pass():
+    x, w = make_args([(1000,), (1000,)], np.float64)
+    for fused in (True, False):
+        refs = []
+
+        def keep(t):
+            refs.append(weakref.ref(t.data))
+            return t
+
+        def program(x, w):
+            return gnp.sum(keep(keep(gnp.sin(x)) * w) + keep(keep(x * x) * keep(gnp.exp(keep(-w)))))
+
+        gc.disable()
+        try:
+            previous = set_fusion(fused)
+            try:
+                with gpuad.Tape() as tape:
+                    X, W = tape.watch(x), tape.watch(w)
+                    y = program(X, W)
+            finally:
+                set_fusion(previous)
+            alive = [r() is not None for r in refs]
+            assert not any(alive) if fused else sum(alive) == 3  # sin(x), x*x and exp(-w): what the rules read
+            gx, gw = tape.gradient(y, [X, W])
+            np.testing.assert_allclose(gx, np.cos(x) * w + 2 * x * np.exp(-w))
+        finally:
+            gc.enable()
+
+
+def test_an_outside_use_closes_a_region():
+    """sum(a) uses a from outside its region: a later elementwise use of a starts a new region (saving a), so
+    every outside use of a region comes after its last entry."""
+    x = make_args([(5,)], np.float64)[0]
+    _, tape = tape_gradient(lambda x: gnp.sum(gnp.sin(x)) * gnp.sum(gnp.sin(x) * 2), [x], persistent=True)
+    assert _regions(tape) == [["sin"], ["sin", "multiply"], ["multiply"]]
+    with gpuad.Tape(persistent=True) as tape:
+        X = tape.watch(x)
+        a = gnp.sin(X)
+        s = gnp.sum(a)
+        y = gnp.sum(a * s)
+    assert _regions(tape) == [["sin"], ["multiply"]]
+    assert tape.entries[-2].saved[0] is a.data  # a is now an external argument: saved
+    np.testing.assert_allclose(tape.gradient(y, X), 2 * np.cos(x) * np.sum(np.sin(x)))
+
+
+def test_regions_split_by_shape_dtype_and_size():
+    x = make_args([(3, 4)], np.float64)[0]
+    _, tape = tape_gradient(lambda x: gnp.sum(gnp.exp(gnp.sin(x[0])) * x + gnp.cos(x).astype(np.float32)), [x],
+                            persistent=True)
+    assert sorted(_regions(tape)) == [["cos"], ["multiply", "add"], ["sin", "exp"]]
+    _, tape = tape_gradient(lambda x: gnp.sum(chain(x, x) + chain(x, x) + chain(x, x) + chain(x, x)), [x[0]],
+                            persistent=True)
+    assert max(len(r) for r in _regions(tape)) <= MAX_REGION
+
+
+def test_kernels_of_the_last_backward_pass_are_printable():
+    x, w = make_args([(3, 4), (4,)], np.float64)
+    with gpuad.Tape() as tape:
+        X, W = tape.watch(x), tape.watch(w)
+        y = bench(X, W)
+    with pytest.raises(RuntimeError, match="gradient"):
+        tape.kernels()
+    tape.gradient(y, [X, W])
+    cuda, cpu = tape.kernels(), tape.kernels("cpu")
+    assert cuda.count('extern "C" __global__ void gpuad_') == cpu.count('extern "C" void gpuad_') == 2
+    assert "gpuad_fused" in cuda and "gpuad_fused2_negative_exp_bwd_f64" in cuda
+    assert "__global__" not in cpu and "for (long long i = 0; i < n; ++i)" in cpu
+    body = cuda.split("namespace ")[1].split("}  // namespace")[0]
+    assert body in cpu  # one generated text, two wrappers
+
+
+def test_python_rendering_reuses_buffers():
+    """The NumPy rendering writes into its own temporaries (out=) and accumulates in place (+=)."""
+    x, w = make_args([(3, 4), (3, 4)], np.float64)
+    with gpuad.Tape() as tape:
+        X, W = tape.watch(x), tape.watch(w)
+        y = bench(X, W)
+    tape.gradient(y, [X, W])
+    source = codegen.python_source(tape._kernel_log[0].region)[0]
+    assert "out=" in source and "+=" in source and "del " in source
+
+
+def test_fused_pass_counts_one_region_per_region():
+    x, w = make_args([(3, 4), (4,)], np.float64)
+    before = dict(fusion.stats)
+    gpuad.grad(bench, argnums=(0, 1))(x, w)
+    assert fusion.stats["regions"] - before["regions"] == 2
+
+
+def test_fusion_can_be_turned_off():
+    previous = set_fusion(False)
+    try:
+        _, tape = tape_gradient(bench, make_args([(3,), (3,)], np.float64), fused=False, persistent=True)
+    finally:
+        set_fusion(previous)
+    assert _regions(tape) == [] and tape._kernel_log == []
