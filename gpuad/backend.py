@@ -137,8 +137,12 @@ def _launch_cuda(spec, kinds, values):
     if kernel is None:
         from .codegen import kernel_source
         kernel = _cuda_kernels[spec.name] = cupy.RawKernel(kernel_source(spec, "cuda"), spec.name)
-    if _max_blocks is None:
-        _max_blocks = 32 * cupy.cuda.Device().attributes["MultiProcessorCount"]
+    if _max_blocks is None:  # enough blocks of the grid-stride loop to fill every SM
+        try:
+            sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
+        except Exception:
+            sms = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["multiProcessorCount"]
+        _max_blocks = 32 * int(sms)
     args = tuple(v if kind == "ptr" else _SCALAR_TYPES[kind](v) for kind, v in zip(kinds, values))
     n = values[0]
     grid = max(1, min((n + _BLOCK - 1) // _BLOCK, _max_blocks))

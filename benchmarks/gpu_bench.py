@@ -1,0 +1,226 @@
+"""GPU benchmark of the fused backward pass (issue 4): how close the backward pass gets to the memory bandwidth.
+
+For f(x, w) = sum(sin(x) * w + x * x * exp(-w) + tanh(x * w)) at 10^8 float32 elements (by default), records the
+forward pass once on a persistent Tape, then times ``tape.gradient`` (the backward pass alone) with CUDA events
+after warm-up (median of --repeat runs). Reports the bytes it must move (x and w read, their cotangents written,
+each counted once) over its time, against a device-to-device copy of x measured in the same run (target: >= 70%
+of the copy's bandwidth), the number of launches gpuad made in one backward pass (target: one per elementwise
+region plus one per broadcast reduction; the seed's one-element fill is CuPy's and not counted), the bytes the
+tape keeps with and without fusion, the unfused backward time, and a correctness check against the closed-form
+gradient. With --backend numpy (small --size) the same code paths run on the CPU, timed with perf_counter.
+
+Usage: PYTHONPATH=. python3 benchmarks/gpu_bench.py [--size N] [--repeat R] [--json PATH] [--backend cupy|numpy]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad import fusion
+from gpuad.tape import set_fusion
+
+
+def f(x, w):
+    return gnp.sum(gnp.sin(x) * w + x * x * gnp.exp(-w) + gnp.tanh(x * w))
+
+
+class Clock:
+    """Times a callable: CUDA events on CuPy (after a synchronize), perf_counter on NumPy. Milliseconds."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self.cuda = xp.__name__ == "cupy"
+
+    def sync(self):
+        if self.cuda:
+            self.xp.cuda.Device().synchronize()
+
+    def time(self, fn, repeat, warmup=2):
+        for _ in range(warmup):
+            fn()
+        self.sync()
+        times = []
+        for _ in range(repeat):
+            if self.cuda:
+                start, stop = self.xp.cuda.Event(), self.xp.cuda.Event()
+                start.record()
+                fn()
+                stop.record()
+                stop.synchronize()
+                times.append(self.xp.cuda.get_elapsed_time(start, stop))
+            else:
+                t = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(times)
+
+
+def saved_bytes(tape, inputs):
+    """Bytes of the arrays the tape keeps for the backward pass, besides the inputs themselves."""
+    skip = {id(a) for a in inputs}
+    seen, total = set(), 0
+    for e in tape.entries:
+        for v in e.saved or ():
+            if hasattr(v, "nbytes") and id(v) not in skip and id(v) not in seen:
+                seen.add(id(v))
+                total += int(v.nbytes)
+    return total
+
+
+def record(x, w, fused):
+    previous = set_fusion(fused)
+    try:
+        with gpuad.Tape(persistent=True) as tape:
+            X, W = tape.watch(x), tape.watch(w)
+            y = f(X, W)
+    finally:
+        set_fusion(previous)
+    return tape, y, X, W
+
+
+def device_info(xp):
+    info = {"backend": xp.__name__, "numpy": numpy.__version__, "python": platform.python_version()}
+    if xp.__name__ == "cupy":
+        props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
+        name = props["name"]
+        info.update(card=name.decode() if isinstance(name, bytes) else str(name), cupy=xp.__version__,
+                    cuda_driver=xp.cuda.runtime.driverGetVersion(), cuda_runtime=xp.cuda.runtime.runtimeGetVersion(),
+                    memory_gib=round(props["totalGlobalMem"] / 2**30, 1))
+        try:
+            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                            capture_output=True, text=True, timeout=20).stdout.strip()
+        except Exception as e:  # no nvidia-smi: the CUDA driver version above still says which
+            info["driver"] = f"unknown ({type(e).__name__})"
+    else:
+        info["card"] = f"CPU ({platform.processor() or platform.machine()})"
+    return info
+
+
+def commit():
+    if os.environ.get("GPUAD_COMMIT"):
+        return os.environ["GPUAD_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=float, default=1e8)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--backend", choices=["cupy", "numpy"], default=None)
+    parser.add_argument("--json", default=None, help="write the results here as JSON")
+    parser.add_argument("--skip-unfused", action="store_true", help="skip the unfused tape (saved bytes, time)")
+    args = parser.parse_args(argv)
+    choice = args.backend or os.environ.get("GPUAD_BACKEND") or "cupy"
+    if choice == "cupy":
+        import cupy as xp
+    else:
+        xp = numpy
+    n = int(args.size)
+    clock = Clock(xp)
+    results = {"benchmark": "gradient of sum(sin(x) * w + x * x * exp(-w) + tanh(x * w))", "size": n,
+               "dtype": args.dtype, "repeat": args.repeat, "commit": commit(), **device_info(xp)}
+
+    if xp is numpy:
+        rng = numpy.random.default_rng(0)
+        x = rng.standard_normal(n, dtype=args.dtype)
+        w = rng.standard_normal(n, dtype=args.dtype)
+    else:
+        xp.random.seed(0)
+        x = xp.random.standard_normal(n, dtype=args.dtype)
+        w = xp.random.standard_normal(n, dtype=args.dtype)
+
+    # the backward pass alone, on a persistent tape recorded once
+    tape, y, X, W = record(x, w, fused=True)
+    gx, gw = tape.gradient(y, [X, W])  # compiles the kernel (or loads it from CuPy's cache)
+    clock.sync()
+    before = dict(fusion.stats)
+    gx, gw = tape.gradient(y, [X, W])
+    clock.sync()
+    launches = {k: fusion.stats[k] - before[k] for k in fusion.stats}
+    t_backward = clock.time(lambda: tape.gradient(y, [X, W]), args.repeat)
+    moved = int(x.nbytes + w.nbytes + gx.nbytes + gw.nbytes)
+
+    # a device-to-device copy of x in the same run: the bandwidth to compare with
+    dst = xp.empty_like(x)
+    if xp is numpy:
+        copy = lambda: numpy.copyto(dst, x)  # noqa: E731
+    else:
+        copy = lambda: dst.data.copy_from_device_async(x.data, x.nbytes)  # noqa: E731 (cudaMemcpyAsync D2D)
+    t_copy = clock.time(copy, args.repeat)
+    del dst
+    bw_backward = moved / (t_backward * 1e-3)
+    bw_copy = 2 * x.nbytes / (t_copy * 1e-3)
+
+    # correctness against the closed form, on a slice, in float64
+    k = min(n, 10**6)
+    xs, ws = x[:k].astype(xp.float64), w[:k].astype(xp.float64)
+    t = xp.tanh(xs * ws)
+    ex = xp.cos(xs) * ws + 2 * xs * xp.exp(-ws) + (1 - t * t) * ws
+    ew = xp.sin(xs) - xs * xs * xp.exp(-ws) + (1 - t * t) * xs
+    error = max(float(xp.max(xp.abs(gx[:k] - ex) / (1 + xp.abs(ex)))),
+                float(xp.max(xp.abs(gw[:k] - ew) / (1 + xp.abs(ew)))))
+    kernels = [line.split("(")[0].split()[-1] for line in tape.kernels().splitlines()
+               if line.startswith('extern "C"')]
+    fused_saved = saved_bytes(tape, [x, w])
+    del gx, gw, tape, y, X, W, xs, ws, t, ex, ew
+
+    # forward + backward through gpuad.grad
+    grad = gpuad.grad(f, argnums=(0, 1))
+    t_grad = clock.time(lambda: grad(x, w), max(3, args.repeat // 3), warmup=1)
+    t_forward = clock.time(lambda: f(x, w), max(3, args.repeat // 3), warmup=1)
+
+    results.update({
+        "backward_ms": round(t_backward, 4),
+        "backward_bytes": moved,
+        "backward_GBps": round(bw_backward / 1e9, 2),
+        "copy_ms": round(t_copy, 4),
+        "copy_GBps": round(bw_copy / 1e9, 2),
+        "backward_vs_copy": round(bw_backward / bw_copy, 4),
+        "target_backward_vs_copy": 0.70,
+        "gpuad_launches_per_backward": launches["kernels"] + launches["reductions"] + launches["accumulations"]
+                                       + launches["copies"],
+        "launch_breakdown": launches,
+        "target_launches": "1 (one elementwise region, no broadcast operand)",
+        "kernels": kernels,
+        "max_rel_error_vs_closed_form": error,
+        "forward_ms": round(t_forward, 4),
+        "grad_ms": round(t_grad, 4),
+        "tape_saved_bytes_fused": fused_saved,
+    })
+
+    if not args.skip_unfused:
+        tape, y, X, W = record(x, w, fused=False)
+        results["tape_saved_bytes_unfused"] = saved_bytes(tape, [x, w])
+        results["backward_unfused_ms"] = round(clock.time(lambda: tape.gradient(y, [X, W]), max(3, args.repeat // 3),
+                                                          warmup=1), 4)
+        del tape, y, X, W
+
+    results["meets_bandwidth_target"] = results["backward_vs_copy"] >= 0.70
+    results["meets_launch_target"] = results["gpuad_launches_per_backward"] <= 1
+    lines = [f"{key}: {value}" for key, value in results.items()]
+    print("\n".join(lines))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
