@@ -538,6 +538,8 @@ def python_function(region: Region, namespace):
     key = (region, namespace)
     hit = _python_cache.get(key)
     if hit is None:
+        if len(_python_cache) >= 4096:  # programs whose structure keeps changing: start over
+            _python_cache.clear()
         source, functions, fresh = python_source(region)
         scope = {f: getattr(namespace, f) for f in functions}
         scope["_T"] = numpy.dtype(region.dtype).type

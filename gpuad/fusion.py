@@ -152,7 +152,7 @@ def accumulate(cts, owned, node, value, fresh, module):
 # ---- evaluation by a generated kernel ----------------------------------------------------------------------
 
 def _kernel_ok(region, prog, inputs, seeds, targets, shape):
-    if region.dtype not in codegen.KERNEL_DTYPES or not shape or 0 in shape:
+    if region.dtype not in codegen.KERNEL_DTYPES or 0 in shape:
         return False
     if any(_dtype_name(inputs[j]) not in codegen.C_TYPES for j in prog.used_inputs):
         return False
@@ -258,10 +258,13 @@ def plan(region, shape, inputs, seeds, targets):
 
 
 def _run_kernel(launch, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned, log):
-    inputs = list(inputs)
+    inputs, seeds = list(inputs), list(seeds)  # NumPy gives scalars for 0-d results: kernels want arrays
     for j in prog.used_inputs:
         if not isinstance(inputs[j], module.ndarray):
             inputs[j] = module.asarray(inputs[j])
+    for i in prog.live_seeds:
+        if not isinstance(seeds[i], module.ndarray):
+            seeds[i] = module.asarray(seeds[i])
     spec, dims, strides, reductions = plan(region, shape, inputs, seeds, targets)
     if log is not None:
         log.append(spec)

@@ -4,8 +4,10 @@ Three kinds cover every op:
 
 * ``Elementwise`` rows give a forward expression and one partial-derivative expression per argument (in the
   language of ``gpuad.expr``). The JVP sums partial times tangent, the VJP multiplies the cotangent by each
-  partial and sums over broadcast axes; what the partials read is exactly what the tape saves. The same row
-  drives the generated CUDA kernels and the tests.
+  partial and sums over broadcast axes. The same rows, composed over a region of elementwise tape entries,
+  drive the fused backward pass (``gpuad.codegen``: generated CUDA kernels, and their NumPy rendering), for
+  which the tape saves a region's external arguments only; the per-op VJP runs when the backward pass is
+  traced (higher order) or fusion is off, and then reads exactly what ``saves`` names.
 * ``Linear`` rows are ops linear in their differentiable arguments (reshape, sum, indexing, concatenate) or
   multilinear (matmul): the JVP applies the op to the tangents, the VJP is a transpose rule.
 * ``Custom`` rows (max reduction, prod) write their JVP and VJP with traced ops.
@@ -98,7 +100,8 @@ class Elementwise(Primitive):
     """An elementwise op from its row. ``partials[k]`` is d out / d arg_k as an expression over the argument
     names (x, y, z) and ``out``; None marks an argument that carries no derivative (a condition, an integer
     result). ``domain`` tells the tests where the op is differentiable: one (low, high) interval per argument,
-    or "nonzero" for |value| in (0.5, 2) with either sign.
+    or "nonzero" for |value| in (0.5, 2) with either sign. The tape groups these entries into fused regions
+    (see ``gpuad.tape``); ``vjp`` is the per-op rule the traced backward pass uses.
     """
 
     def __init__(self, name, forward, partials, domain=None, symbol=None):
