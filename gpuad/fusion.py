@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import numpy  # dtype bookkeeping only
+
 from . import backend, codegen
 from .core import Tensor, raw
 from .rules import is_float_dtype
@@ -30,6 +32,12 @@ stats = {"regions": 0, "kernels": 0, "reductions": 0, "accumulations": 0, "copie
 host_kernels = None
 
 _PY_SCALARS = (float, int, bool)
+# Argument references, made once (building a region's structure runs every backward pass)
+_V = [("v", k) for k in range(256)]
+_I = [("i", k) for k in range(256)]
+_C = [("c", k) for k in range(256)]
+_dtype_names: dict = {}
+_FLOAT64 = numpy.dtype("float64")
 
 
 def run_region(entries, members, cts, owned, reaches, wanted, log=None):
@@ -42,9 +50,11 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None):
         refs = []
         for p, v in zip(e.parents, e.saved):
             if v is None:
-                refs.append(("v", local[p]))
+                k = local[p]
+                refs.append(_V[k] if k < 256 else ("v", k))
             elif type(v) in _PY_SCALARS:
-                refs.append(("c", len(consts)))
+                k = len(consts)
+                refs.append(_C[k] if k < 256 else ("c", k))
                 consts.append(v)
             else:
                 key = p if p is not None else id(v)
@@ -53,7 +63,7 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None):
                     j = keys[key] = len(inputs)
                     inputs.append(raw(v) if type(v) is Tensor else v)
                     input_nodes.append(p)
-                refs.append(("i", j))
+                refs.append(_I[j] if j < 256 else ("i", j))
         local[m] = len(nodes)
         nodes.append((e.prim.name, tuple(refs)))
     seeded, seeds = [], []
@@ -77,8 +87,9 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None):
             out_nodes.append(m)
     if not outputs:
         return
-    region = codegen.Region(dtype.name, shape == (), tuple((_dtype_name(v), _shape(v) == shape) for v in inputs),
-                            len(consts), tuple(nodes), tuple(seeded), tuple(outputs))
+    region = codegen.Region(dtype_name(dtype), shape == (),
+                            tuple((_dtype_name(v), _shape(v) == shape) for v in inputs), len(consts), tuple(nodes),
+                            tuple(seeded), tuple(outputs))
     targets = [entries[p].out_aval for p in out_nodes]
     stats["regions"] += 1
     module = backend.array_module(*seeds)
@@ -89,12 +100,44 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None):
                     log)
     else:
         if log is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
-            log.append(plan(region, shape, inputs, seeds, targets)[0])
+            # what the GPU would run, planned only if someone asks (Tape.kernels): keep layouts, not arrays
+            log.append((region, shape, [_Layout(inputs[j]) if j in prog.used_inputs else None
+                                        for j in range(len(inputs))],
+                        [_Layout(seeds[i]) if i in prog.live_seeds else None for i in range(len(seeds))],
+                        targets))
         _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes, cts, owned)
 
 
+class _Layout:
+    """An array's shape and strides without the array (for planning a kernel after the arrays are gone)."""
+
+    __slots__ = ("shape", "strides", "itemsize", "size", "dtype")
+
+    def __init__(self, a):
+        if not hasattr(a, "strides"):  # a Python float: a 0-d float64
+            self.shape, self.strides, self.itemsize, self.size, self.dtype = (), (), 8, 1, _FLOAT64
+        else:
+            self.shape, self.strides, self.itemsize, self.size, self.dtype = (a.shape, a.strides, a.itemsize,
+                                                                               a.size, a.dtype)
+
+
+def spec_of(entry):
+    """The KernelSpec of a kernel-log entry (a spec, or a region run by its Python rendering, planned now)."""
+    if isinstance(entry, codegen.KernelSpec):
+        return entry
+    return plan(*entry)[0]
+
+
+def dtype_name(dtype):
+    """``dtype.name``, memoised (NumPy computes it in Python, and the backward pass asks often)."""
+    name = _dtype_names.get(dtype)
+    if name is None:
+        name = _dtype_names[dtype] = dtype.name
+    return name
+
+
 def _dtype_name(v):
-    return "float64" if type(v) is float else v.dtype.name
+    return "float64" if type(v) is float else dtype_name(v.dtype)
 
 
 def _shape(v):
@@ -105,7 +148,7 @@ def _shape(v):
 
 def _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes, cts, owned):
     fn, fresh = codegen.python_function(region, module)
-    seeds = [s if s.dtype.name == region.dtype else s.astype(region.dtype) for s in seeds]
+    seeds = [s if dtype_name(s.dtype) == region.dtype else s.astype(region.dtype) for s in seeds]
     results = fn(*inputs, *consts, *seeds)
     for value, o, is_fresh in zip(results, prog.written, fresh):
         node = out_nodes[o]
@@ -156,9 +199,9 @@ def _kernel_ok(region, prog, inputs, seeds, targets, shape):
         return False
     if any(_dtype_name(inputs[j]) not in codegen.C_TYPES for j in prog.used_inputs):
         return False
-    if any(seeds[i].dtype.name not in codegen.C_TYPES for i in prog.live_seeds):
+    if any(dtype_name(seeds[i].dtype) not in codegen.C_TYPES for i in prog.live_seeds):
         return False
-    return all(targets[o][1].name in codegen.KERNEL_DTYPES for o in prog.written)
+    return all(dtype_name(targets[o][1]) in codegen.KERNEL_DTYPES for o in prog.written)
 
 
 def _c_contiguous(shape, strides, itemsize):
@@ -236,12 +279,12 @@ def plan(region, shape, inputs, seeds, targets):
         strides.append(st)
     for i in prog.live_seeds:
         kind, st = layout(seeds[i], shape)
-        kinds.append((codegen.C_TYPES[seeds[i].dtype.name], kind))
+        kinds.append((codegen.C_TYPES[dtype_name(seeds[i].dtype)], kind))
         strides.append(st)
     for o in prog.written:
         tshape, tdtype = targets[o]
         if tshape == shape:
-            kinds.append((codegen.C_TYPES[tdtype.name], "full"))
+            kinds.append((codegen.C_TYPES[dtype_name(tdtype)], "full"))
             strides.append(None)
             reductions.append(None)
         else:

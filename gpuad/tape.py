@@ -274,14 +274,18 @@ class Tape(Trace):
     def adjoint(self) -> str:
         return self.format(adjoint=True)
 
+    def kernel_specs(self):
+        """The ``codegen.KernelSpec`` of each fused region of the last ``gradient`` call, in the order they ran."""
+        if self._kernel_log is None:
+            raise RuntimeError("no backward pass has run on this Tape yet: call gradient() first")
+        return [fusion.spec_of(entry) for entry in self._kernel_log]
+
     def kernels(self, target: str = "cuda") -> str:
         """The generated source of the fused backward kernels of the last ``gradient`` call, one per
         elementwise region, for the layouts of that call's arrays: ``target="cuda"`` as the GPU runs it,
         ``"cpu"`` as its CPU build. (On NumPy arrays the same regions ran as their Python rendering.)"""
-        if self._kernel_log is None:
-            raise RuntimeError("no backward pass has run on this Tape yet: call gradient() first")
         seen, parts = set(), []
-        for spec in self._kernel_log:
+        for spec in self.kernel_specs():
             if spec.name not in seen:
                 seen.add(spec.name)
                 parts.append(codegen.kernel_source(spec, target))

@@ -320,7 +320,7 @@ def test_python_rendering_reuses_buffers():
         X, W = tape.watch(x), tape.watch(w)
         y = bench(X, W)
     tape.gradient(y, [X, W])
-    source = codegen.python_source(tape._kernel_log[0].region)[0]
+    source = codegen.python_source(tape.kernel_specs()[0].region)[0]
     assert "out=" in source and "+=" in source and "del " in source
 
 
@@ -337,4 +337,4 @@ def test_fusion_can_be_turned_off():
         _, tape = tape_gradient(bench, make_args([(3,), (3,)], np.float64), fused=False, persistent=True)
     finally:
         set_fusion(previous)
-    assert _regions(tape) == [] and tape._kernel_log == []
+    assert _regions(tape) == [] and tape.kernel_specs() == []

@@ -124,7 +124,7 @@ def compiled(tmp_path_factory):
     for case in all_cases():
         grads, tape = run(case)
         reference[case[0]] = grads
-        specs += tape._kernel_log
+        specs += tape.kernel_specs()
     host, host_error = None, None
     if native.compiler() is not None:
         host = native.HostKernels(folder)
