@@ -5,6 +5,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
+from gpuad import backend
 from gpuad.testing import check_grads
 
 R = np.random.default_rng(42)
@@ -101,10 +102,13 @@ def test_plain_arrays_pass_through_to_numpy():
     assert type(gnp.sum(x, axis=0)) is np.ndarray
     assert type(gnp.sin(x)) is np.ndarray
     np.testing.assert_array_equal(gnp.add(x, 1, out=np.empty_like(x)), x + 1)
-    assert gnp.zeros((2, 2)).shape == (2, 2) and gnp.eye(3)[1, 1] == 1
-    np.testing.assert_array_equal(gnp.linspace(0, 1, 3), [0, 0.5, 1])
-    np.testing.assert_array_equal(gnp.arange(3), [0, 1, 2])
-    np.testing.assert_array_equal(gnp.full((2,), 7.0), [7.0, 7.0])
+    # Creation functions use the default backend (GPUAD_BACKEND; CuPy when a GPU is present).
+    host = backend.to_numpy
+    assert type(gnp.zeros((2, 2))) is backend.default_module().ndarray
+    assert gnp.zeros((2, 2)).shape == (2, 2) and host(gnp.eye(3))[1, 1] == 1
+    np.testing.assert_array_equal(host(gnp.linspace(0, 1, 3)), [0, 0.5, 1])
+    np.testing.assert_array_equal(host(gnp.arange(3)), [0, 1, 2])
+    np.testing.assert_array_equal(host(gnp.full((2,), 7.0)), [7.0, 7.0])
 
 
 def test_numpy_functions_on_tensors_are_recorded():
@@ -119,4 +123,5 @@ def test_numpy_functions_on_tensors_are_recorded():
 def test_creation_and_constants_in_traced_code():
     def f(x):
         return gnp.sum(x * gnp.ones_like(x) + gnp.zeros(x.shape) + gnp.asarray([1.0, 2.0]))
-    np.testing.assert_allclose(gpuad.grad(f)(a(3, 2)), np.ones((3, 2)))
+    x = backend.default_module().asarray(a(3, 2))  # constants made inside follow the default backend too
+    np.testing.assert_allclose(backend.to_numpy(gpuad.grad(f)(x)), np.ones((3, 2)))

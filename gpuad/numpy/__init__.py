@@ -491,6 +491,16 @@ def asarray(a, dtype=None, **kwargs):
     return module.asarray(a, dtype=dtype, **kwargs)
 
 
+def _asarray_like(value, like):
+    """``value`` as an array on ``like``'s backend when it is Python data (a list, a scalar); arrays and Tensors
+    are returned as they are. Compositions use it so that constants follow their operands onto the GPU."""
+    if type(value) is Tensor or _is_backend_array(value):
+        return value
+    if type(value) in (list, tuple) and _has_tensor(value):
+        return array(value)
+    return _module_of((like,)).asarray(value)
+
+
 def _is_backend_array(value):
     return hasattr(value, "__array_priority__") or hasattr(value, "dtype")
 

@@ -23,7 +23,7 @@ from ..core import raw
 from ..ops.elementwise import NAN_TO_NUM
 from ..ops.reductions import CUMPROD, CUMSUM
 from ..rules import aval
-from . import _axes, _module_of, _no_out, traceable
+from . import _asarray_like, _axes, _module_of, _no_out, traceable
 
 __all__ = ["var", "std", "cumsum", "cumprod", "average", "ptp", "round", "around", "fix", "nan_to_num", "mod",
            "degrees", "radians", "conj"]
@@ -174,8 +174,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
         avg = gnp.mean(a, axes, keepdims=keepdims)
         scale = _count(shape, axes)
     else:
-        if type(weights) in (list, tuple):
-            weights = gnp.asarray(weights)
+        weights = _asarray_like(weights, a)
         result = _np.result_type(aval(a)[1], aval(weights)[1])
         if result.kind not in "fc":
             result = _np.result_type(result, _np.float64)

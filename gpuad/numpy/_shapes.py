@@ -21,7 +21,7 @@ from .. import backend
 from ..core import Tensor, raw
 from ..ops.structural import SCATTER_ADD
 from ..rules import aval
-from . import (_has_tensor, _no_out, asarray, astype, broadcast_to, concatenate, ravel, reshape, traceable,
+from . import (_asarray_like, _has_tensor, _no_out, asarray, astype, broadcast_to, concatenate, ravel, reshape, traceable,
                transpose, where)
 
 __all__ = [
@@ -407,7 +407,7 @@ def diff(a, n=1, axis=-1, prepend=_np._NoValue, append=_np._NoValue):
     axis = _axis(axis, _ndim(a))
 
     def edge(extra):  # a scalar to prepend or append fills one slice along the axis, like NumPy's
-        extra = asarray(extra)
+        extra = _asarray_like(extra, a)
         if _ndim(extra) == 0:
             extra = broadcast_to(extra, _shape(a)[:axis] + (1,) + _shape(a)[axis + 1:])
         return extra
@@ -523,7 +523,7 @@ def select(condlist, choicelist, default=0):
     # The chain of wheres broadcasts every condition, choice and the default together, as NumPy does.
     result = default
     for c, choice in zip(reversed(conditions), reversed(list(choicelist))):
-        result = where(c, asarray(choice) if isinstance(choice, (list, tuple)) else choice, result)
+        result = where(c, _asarray_like(choice, c), result)
     return result
 
 
