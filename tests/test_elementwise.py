@@ -12,6 +12,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
+from gpuad import backend
 from gpuad import expr
 from gpuad.rules import Elementwise, registry
 from gpuad.testing import check_grads, sample
@@ -29,10 +30,12 @@ def public_function(prim):
     return getattr(gnp, prim.name)
 
 
-def make_case(prim, shapes, seed=0, dtype=np.float64):
+def make_case(prim, shapes, seed=0, dtype=np.float64, xp=np):
+    """The row's public function of its differentiable arguments, and values for them inside its domain (on
+    ``xp``'s arrays: the gradient tests run on the default backend, so GPUAD_BACKEND=cupy runs them on the GPU)."""
     rng = np.random.default_rng(seed)
     domains = prim.domain or (None,) * prim.arity
-    values = [sample(d, s, rng, dtype) for d, s in zip(domains, shapes)]
+    values = [xp.asarray(sample(d, s, rng, dtype)) for d, s in zip(domains, shapes)]
     diff = [k for k in range(prim.arity) if k not in prim.nondiff]
     fn = public_function(prim)
 
@@ -47,7 +50,7 @@ def make_case(prim, shapes, seed=0, dtype=np.float64):
 @pytest.mark.parametrize("prim", ROWS, ids=lambda p: p.name)
 def test_row_gradients(prim):
     for shapes in SHAPES[prim.arity]:
-        f, args = make_case(prim, shapes)
+        f, args = make_case(prim, shapes, xp=backend.default_module())
         check_grads(f, args, order=2, modes=("fwd", "rev"))
 
 
@@ -67,7 +70,7 @@ def test_row_matches_numpy_forward(prim):
 
 @pytest.mark.parametrize("prim", ROWS, ids=lambda p: p.name)
 def test_row_float32_gradients_stay_float32(prim):
-    f, args = make_case(prim, SHAPES[prim.arity][-1], dtype=np.float32)
+    f, args = make_case(prim, SHAPES[prim.arity][-1], dtype=np.float32, xp=backend.default_module())
     if not args:
         pytest.skip("no differentiable argument")
     grads = gpuad.grad(lambda *a: gnp.sum(f(*a)), argnums=tuple(range(len(args))))(*args)

@@ -331,21 +331,25 @@ def astype(x, dtype, copy=True):
     return x if aval(x)[1] == dtype else CONVERT.bind(x, dtype=dtype)
 
 
-def _normalize_index(index):
+def _normalize_index(index, like):
+    """An index for ``like``: traced index arrays give their values, and lists and arrays of another backend
+    (NumPy index arrays for a CuPy array) move to ``like``'s backend."""
     if not isinstance(index, tuple):
         index = (index,)
+    module = _module_of((like,))
     out = []
     for i in index:
         if type(i) is Tensor:
             i = raw(i)
-        elif type(i) is list:
-            i = _module_of(i).asarray(i)
+        if type(i) is list or (_is_backend_array(i) and not isinstance(i, module.ndarray)
+                               and getattr(i, "ndim", 0) > 0):
+            i = module.asarray(i)
         out.append(i)
     return tuple(out) if builtins.len(out) != 1 else out[0]
 
 
 def _getitem(a, index):
-    return GETITEM.bind(a, index=_normalize_index(index))
+    return GETITEM.bind(a, index=_normalize_index(index, a))
 
 
 class _IndexUpdate:
@@ -355,7 +359,7 @@ class _IndexUpdate:
         self.array = array
 
     def __getitem__(self, index):
-        return _IndexUpdateAt(self.array, _normalize_index(index))
+        return _IndexUpdateAt(self.array, _normalize_index(index, self.array))
 
 
 class _IndexUpdateAt:
