@@ -149,6 +149,9 @@ def _shape(v):
 def _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes, cts, owned):
     fn, fresh = codegen.python_function(region, module)
     seeds = [s if dtype_name(s.dtype) == region.dtype else s.astype(region.dtype) for s in seeds]
+    # Python-scalar constants as 0-d arrays of the region's dtype (the dtype they took part in), so that a
+    # division by a constant 0 gives inf, as NumPy does, rather than ZeroDivisionError.
+    consts = [module.asarray(c, dtype=region.dtype) for c in consts]
     results = fn(*inputs, *consts, *seeds)
     for value, o, is_fresh in zip(results, prog.written, fresh):
         node = out_nodes[o]

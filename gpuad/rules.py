@@ -18,7 +18,7 @@ higher-order derivatives come from running the same rules on traced values.
 from __future__ import annotations
 
 from . import backend, expr
-from .core import Tensor, bind, raw
+from .core import Tensor, bind, raw, traced_numpy as _gnp
 
 ARG_NAMES = ("x", "y", "z")
 _registry: dict[str, "Primitive"] = {}
@@ -138,7 +138,7 @@ class Elementwise(Primitive):
         return self.function(-1, backend.array_module(*args))(*args)
 
     def jvp(self, primals, tangents, out, params):
-        saved = self.save(primals, out)
+        saved = _scalars_as_arrays(self.save(primals, out), out)
         fast = not any(type(v) is Tensor for v in (*saved, *tangents))
         namespace = backend.array_module(*saved, *tangents) if fast else _gnp()
         total = None
@@ -154,6 +154,7 @@ class Elementwise(Primitive):
 
     def vjp(self, ct, saved, params, avals, needed, fast):
         namespace = backend.array_module(ct) if fast else _gnp()
+        saved = _scalars_as_arrays(saved, ct)
         result = []
         for k in range(self.arity):
             c = self.partial_constants[k]
@@ -179,6 +180,19 @@ class Elementwise(Primitive):
             return f"-{ct_name}"
         text = p.show(dict(zip(self.args, args), out=out_name))
         return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
+
+
+_PYTHON_SCALARS = (float, int, bool)
+
+
+def _scalars_as_arrays(saved, like):
+    """Python-scalar arguments as 0-d arrays of ``like``'s dtype (the dtype they took part in), so a partial
+    such as ``1 / y`` gives inf at y = 0, as NumPy does, instead of raising ZeroDivisionError."""
+    if not any(type(v) in _PYTHON_SCALARS for v in saved):
+        return saved
+    value = raw(like)
+    module = backend.array_module(value)
+    return tuple(module.asarray(v, dtype=value.dtype) if type(v) in _PYTHON_SCALARS else v for v in saved)
 
 
 def sum_to(value, shape, dtype):
@@ -278,15 +292,6 @@ def _zeros_like(p):
     return module.zeros(aval(v)[0], dtype=aval(v)[1] or module.float64)
 
 
-_gnp_module = None
-
-
-def _gnp():
-    global _gnp_module
-    if _gnp_module is None:
-        from . import numpy as gnp
-        _gnp_module = gnp
-    return _gnp_module
 
 
 def registry():

@@ -464,9 +464,10 @@ def format_tape(entries, outputs, adjoint=False):
                 line += f"<- output {out}"
             lines.append(line.rstrip())
         return "\n".join(lines)
-    bar = "\u0304"
+    def adj(i):  # the adjoint of v_i, written with the bar over the v, as in the textbook: v̄1
+        return f"v\u0304{i + 1}"
     for node, name in outputs.items():
-        lines.append(f"v{node + 1}{bar} = 1{'' if not _aval_text(entries[node].out_aval) else ' (ones)'}"
+        lines.append(f"{adj(node)} = 1{'' if not _aval_text(entries[node].out_aval) else ' (ones)'}"
                      f"    (seed: output {name})")
     for i in range(len(entries) - 1, -1, -1):
         e = entries[i]
@@ -476,10 +477,10 @@ def format_tape(entries, outputs, adjoint=False):
         for k, p in enumerate(e.parents):
             if p is None or not is_float_dtype(e.avals[k][1]):
                 continue
-            term = e.prim.format_adjoint(k, names[i] + bar, args, names[i], e.params or {})
+            term = e.prim.format_adjoint(k, adj(i), args, names[i], e.params or {})
             if getattr(e.prim, "partials", None) and e.avals[k][0] != e.out_aval[0]:
                 term = f"sum_to({term}, {e.avals[k][0]})"  # a broadcast operand's cotangent is summed back
-            lines.append(f"{names[p]}{bar} += {term}")
+            lines.append(f"{adj(p)} += {term}")
     return "\n".join(lines)
 
 

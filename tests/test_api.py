@@ -31,9 +31,9 @@ def test_reference_example_tape_and_gradients():
     g1, g2 = tape.gradient(f, [x1, x2])
     assert str(tape) == REFERENCE_TAPE
     adjoint = tape.adjoint().splitlines()
-    assert adjoint[0].startswith("v5\u0304 = 1")
-    assert "v1\u0304 += v4\u0304 * cos(v1)" in adjoint
-    assert "v2\u0304 += v3\u0304 * v1" in adjoint
+    assert adjoint[0].startswith("v\u03045 = 1")
+    assert "v\u03041 += v\u03044 * cos(v1)" in adjoint
+    assert "v\u03042 += v\u03043 * v1" in adjoint
     assert g1 == pytest.approx(5 + np.cos(2.0), abs=1e-15) and g2 == pytest.approx(2.0)
     assert gpuad.grad(f_ref, (0, 1))(2.0, 5.0) == pytest.approx((5 + np.cos(2.0), 2.0))
     assert gpuad.jvp(f_ref, (2.0, 5.0), (1.0, 0.0))[1] == pytest.approx(5 + np.cos(2.0))
@@ -362,3 +362,12 @@ def test_public_namespace_is_numpy_names_only():
     names = set(dir(gnp))
     assert not names & {"aval", "raw", "bind", "traceable", "SUM", "builtins", "Tensor", "backend"}
     assert {"sum", "sin", "linalg", "einsum", "argmax", "greater", "meshgrid", "float32", "pi"} <= names
+
+
+def test_division_by_a_python_zero_gives_inf_like_numpy():
+    with np.errstate(divide="ignore"):
+        out, tangent = gpuad.jvp(lambda x: x / 0.0, (np.ones(2),), (np.ones(2),))
+        assert np.isinf(out).all() and np.isinf(tangent).all()
+        assert np.isinf(gpuad.grad(lambda x: gnp.sum(x / 0.0))(np.ones(2))).all()
+        g32 = gpuad.grad(lambda x: gnp.sum(x / 2.0 + 1 / x))(np.ones(2, np.float32))
+    assert g32.dtype == np.float32
