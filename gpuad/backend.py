@@ -11,7 +11,8 @@ import os
 
 import numpy
 
-_SCALAR = object()  # marks Python scalars and lists: they take the other operands' backend
+_SCALAR = object()  # marks Python and NumPy scalars and lists: they take the other operands' backend
+PYTHON_SCALARS = (float, int, bool)
 _module_by_type: dict[type, object] = {
     bool: _SCALAR, int: _SCALAR, float: _SCALAR, complex: _SCALAR, list: _SCALAR, tuple: _SCALAR,
     type(None): _SCALAR, numpy.ndarray: numpy,
@@ -22,9 +23,9 @@ def _classify(cls):
     if cls.__module__.split(".")[0] in ("cupy", "cupyx"):
         import cupy
         return cupy
-    if issubclass(cls, (numpy.ndarray, numpy.generic)):
+    if issubclass(cls, numpy.ndarray):
         return numpy
-    return _SCALAR
+    return _SCALAR  # Python and NumPy scalars, lists: they go with the other operands (CuPy accepts them too)
 
 
 def array_module(*values):

@@ -156,14 +156,6 @@ def program(region: Region) -> Program:
     return Program(region)
 
 
-def op_region(prim, dtype="float32", shapes_full=None) -> Region:
-    """The one-node region of an elementwise row: every differentiable argument's cotangent from one seed."""
-    full = shapes_full or (True,) * prim.arity
-    return Region(dtype=dtype, scalar=False, inputs=tuple((dtype, f) for f in full), n_consts=0,
-                  nodes=((prim.name, tuple(("i", j) for j in range(prim.arity))),), seeded=(0,),
-                  outputs=tuple(("i", j) for j in range(prim.arity) if j not in prim.nondiff))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # C++ (CUDA and CPU from one text)
 # ---------------------------------------------------------------------------------------------------------

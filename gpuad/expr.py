@@ -47,12 +47,13 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "rint": ("rint", "rint({0})"),
     "pow": ("power", "pow({0}, {1})"),
     "square": ("square", "(({0}) * ({0}))"),
-    "maximum": ("maximum", "fmax({0}, {1})"),
-    "minimum": ("minimum", "fmin({0}, {1})"),
+    # NumPy's maximum/minimum/clip propagate NaN (C's fmax/fmin drop it): x != x is true only for NaN.
+    "maximum": ("maximum", "((({0}) != ({0}) || ({0}) > ({1})) ? ({0}) : ({1}))"),
+    "minimum": ("minimum", "((({0}) != ({0}) || ({0}) < ({1})) ? ({0}) : ({1}))"),
     "fmax": ("fmax", "fmax({0}, {1})"),
     "fmin": ("fmin", "fmin({0}, {1})"),
     "fmod": ("fmod", "fmod({0}, {1})"),
-    "clip": ("clip", "fmin(fmax({0}, {1}), {2})"),
+    "clip": ("clip", "minimum(maximum({0}, {1}), {2})"),  # expanded below, as NumPy defines it
     "where": ("where", "(({0}) ? ({1}) : ({2}))"),
     "reciprocal": ("reciprocal", "((T)1 / ({0}))"),
     # NumPy's remainder takes the sign of the divisor (Python's %), unlike C's fmod.
@@ -68,6 +69,8 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "imag": ("imag", "((T)0)"),
     "conj": ("conjugate", "({0})"),
 }
+
+FUNCTIONS["clip"] = ("clip", FUNCTIONS["minimum"][1].format(FUNCTIONS["maximum"][1].format("{0}", "{1}"), "{2}"))
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}

@@ -31,7 +31,6 @@ stats = {"regions": 0, "kernels": 0, "reductions": 0, "accumulations": 0, "copie
 # When set (an object with ``launch(spec, kinds, values)``), NumPy regions run the CPU build of their kernels.
 host_kernels = None
 
-_PY_SCALARS = (float, int, bool)
 # Argument references, made once (building a region's structure runs every backward pass)
 _V = [("v", k) for k in range(256)]
 _I = [("i", k) for k in range(256)]
@@ -52,7 +51,7 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None):
             if v is None:
                 k = local[p]
                 refs.append(_V[k] if k < 256 else ("v", k))
-            elif type(v) in _PY_SCALARS:
+            elif type(v) in backend.PYTHON_SCALARS:
                 k = len(consts)
                 refs.append(_C[k] if k < 256 else ("c", k))
                 consts.append(v)

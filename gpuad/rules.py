@@ -182,17 +182,14 @@ class Elementwise(Primitive):
         return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
 
 
-_PYTHON_SCALARS = (float, int, bool)
-
-
 def _scalars_as_arrays(saved, like):
     """Python-scalar arguments as 0-d arrays of ``like``'s dtype (the dtype they took part in), so a partial
     such as ``1 / y`` gives inf at y = 0, as NumPy does, instead of raising ZeroDivisionError."""
-    if not any(type(v) in _PYTHON_SCALARS for v in saved):
+    if not any(type(v) in backend.PYTHON_SCALARS for v in saved):
         return saved
     value = raw(like)
     module = backend.array_module(value)
-    return tuple(module.asarray(v, dtype=value.dtype) if type(v) in _PYTHON_SCALARS else v for v in saved)
+    return tuple(module.asarray(v, dtype=value.dtype) if type(v) in backend.PYTHON_SCALARS else v for v in saved)
 
 
 def sum_to(value, shape, dtype):

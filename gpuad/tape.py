@@ -244,7 +244,7 @@ class Tape(Trace):
                 raise ValueError(f"output_gradients entry has shape {aval(g)[0]}, but its target has shape {shape}")
             seeds.append((node, g))
         self._kernel_log = []
-        cts = backward(self.entries, seeds, src_nodes, self._kernel_log)
+        cts = backward(self.entries, seeds, src_nodes, self._kernel_log, recording=self.active)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else _zeros(s) for g, s in zip(grads, src_leaves)]
         if not self.persistent:
@@ -262,6 +262,19 @@ class Tape(Trace):
         if missing_ok or role == "source":
             return None
         raise ValueError(f"the {role} was not computed on this Tape")
+
+    def saved_bytes(self, exclude=()) -> int:
+        """Bytes of the arrays this tape keeps for its backward pass, each counted once, leaving out the arrays
+        in ``exclude`` (typically the inputs, which the caller holds anyway)."""
+        skip = {id(raw(a)) for a in exclude}
+        seen, total = set(), 0
+        for e in self.entries:
+            for v in e.saved or ():
+                v = raw(v)
+                if hasattr(v, "nbytes") and id(v) not in skip and id(v) not in seen:
+                    seen.add(id(v))
+                    total += int(v.nbytes)
+        return total
 
     # ---- printing
     def __str__(self):
@@ -307,7 +320,7 @@ def _zeros(like):
     return module.zeros(shape, dtype=dtype if is_float_dtype(dtype) else module.float64)
 
 
-def backward(entries, seeds, sources, log=None):
+def backward(entries, seeds, sources, log=None, recording=False):
     """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
 
     Returns {node: cotangent} for the sources reached. Entries that cannot reach a source are skipped, and the
@@ -330,7 +343,9 @@ def backward(entries, seeds, sources, log=None):
                     break
     # Raw arrays everywhere: fast in-place path. Otherwise (an outer transform is recording, or the seeds are
     # traced) the rules run on traced values and buffers are never mutated.
-    fast = state.active_traces == 0 and not any(type(g) is Tensor for _, g in seeds)
+    # ``recording``: the tape being differentiated is itself still open (gradient() inside its ``with`` block);
+    # its own boxes never reach the backward pass, so it does not make the pass traced.
+    fast = state.active_traces == int(recording) and not any(type(g) is Tensor for _, g in seeds)
     cts = [None] * n
     owned = bytearray(n)
     module = None
