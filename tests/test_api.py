@@ -371,3 +371,25 @@ def test_division_by_a_python_zero_gives_inf_like_numpy():
         assert np.isinf(gpuad.grad(lambda x: gnp.sum(x / 0.0))(np.ones(2))).all()
         g32 = gpuad.grad(lambda x: gnp.sum(x / 2.0 + 1 / x))(np.ones(2, np.float32))
     assert g32.dtype == np.float32
+
+
+def test_numpy_scalars_go_with_the_other_operands_backend(monkeypatch):
+    class FakeCupyArray:
+        pass
+    fake_cupy = type("module", (), {"__name__": "cupy"})
+    monkeypatch.setitem(backend._module_by_type, FakeCupyArray, fake_cupy)
+    assert backend.array_module(FakeCupyArray(), np.float32(2.0), 3.0) is fake_cupy
+    assert backend.array_module(np.float64(1.0)) is np
+
+
+def test_gradient_inside_the_tape_block_takes_the_fused_path():
+    from gpuad import fusion
+    before = fusion.stats["regions"]
+    x, w = np.random.rand(5), np.random.rand(5)
+    with gpuad.Tape() as tape:
+        a, b = tape.watch(x), tape.watch(w)
+        y = gnp.sum(gnp.sin(a) * b + a * a * gnp.exp(-b))
+        ga, gb = tape.gradient(y, [a, b])
+    assert fusion.stats["regions"] > before
+    np.testing.assert_allclose(ga, np.cos(x) * w + 2 * x * np.exp(-w))
+    np.testing.assert_allclose(gb, np.sin(x) - x * x * np.exp(-w))
