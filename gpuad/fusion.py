@@ -22,7 +22,7 @@ import numpy  # dtype bookkeeping only
 
 from . import backend, codegen
 from .core import Tensor, raw
-from .rules import is_float_dtype
+from .rules import is_float_dtype, sum_to
 
 # Launch counters (the GPU benchmark reads them): generated kernels, broadcast reductions, adds into existing
 # buffers done outside a kernel, and copies made to take ownership of a buffer.
@@ -159,38 +159,27 @@ def _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes,
             cts[node] = value
             owned[node] = is_fresh and backend.is_private_buffer(value, module)
             continue
-        if _shape(value) != tshape:
-            value = sum_to(module, value, tshape)
-            is_fresh = True
-        if value.dtype != tdtype:
-            value = value.astype(tdtype)
+        if _shape(value) != tshape or value.dtype != tdtype:
+            value = sum_to(value, tshape, tdtype)  # a broadcast operand: summed back; a new array either way
             is_fresh = True
         accumulate(cts, owned, node, value, is_fresh, module)
 
 
-def sum_to(module, value, shape):
-    """``value`` summed over the axes along which an operand of ``shape`` was broadcast."""
-    vshape = _shape(value)
-    lead = len(vshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and vshape[i + lead] != 1)
-    if axes:
-        value = module.sum(value, axis=axes)
-    return value.reshape(shape) if _shape(value) != shape else value
-
-
 def accumulate(cts, owned, node, value, fresh, module):
-    """Add ``value`` into node's cotangent buffer: it becomes the buffer when there is none (owned when
-    ``fresh``), is added in place into an owned buffer, and replaces a shared one by a new sum."""
+    """Add ``value`` into node's cotangent buffer (the one accumulation rule of the backward pass): it becomes
+    the buffer when there is none (owned when ``fresh``: a new array, not an incoming cotangent or a view of
+    one), is added in place into an owned buffer, and replaces a shared one by a new sum. ``module`` None means
+    traced values, which are never added into in place."""
     buf = cts[node]
     if buf is None:
         cts[node] = value
-        owned[node] = fresh and backend.is_private_buffer(value, module)
+        owned[node] = fresh and module is not None and backend.is_private_buffer(value, module)
     elif owned[node]:
         buf += value
         stats["accumulations"] += 1
     else:
         cts[node] = buf + value
-        owned[node] = backend.is_private_buffer(cts[node], module)
+        owned[node] = module is not None and backend.is_private_buffer(cts[node], module)
         stats["accumulations"] += 1
 
 

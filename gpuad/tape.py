@@ -163,13 +163,9 @@ class Tape(Trace):
             if p is None:
                 continue
             pe = entries[p]
-            r = pe.region
-            if r is None:
+            if pe.region is None:
                 continue
-            if entries[r].region != r:
-                while entries[r].region != r:
-                    r = entries[r].region
-                pe.region = r
+            r = pe.region = region_root(entries, p)  # (path compression)
             head = entries[r]
             if head.closed or pe.out_aval != out_aval:
                 head.closed = True  # a use from outside the region
@@ -201,12 +197,8 @@ class Tape(Trace):
         """Close the regions whose values a non-elementwise entry uses."""
         entries = self.entries
         for p in parents:
-            if p is not None:
-                r = entries[p].region
-                if r is not None:
-                    while entries[r].region != r:
-                        r = entries[r].region
-                    entries[r].closed = True
+            if p is not None and entries[p].region is not None:
+                entries[region_root(entries, p)].closed = True
 
     def _check_open(self, what):
         if self.freed:
@@ -320,6 +312,14 @@ def _zeros(like):
     return module.zeros(shape, dtype=dtype if is_float_dtype(dtype) else module.float64)
 
 
+def region_root(entries, i):
+    """The first entry of the region that entry ``i`` belongs to (regions are union-find trees of entries)."""
+    r = entries[i].region
+    while entries[r].region != r:
+        r = entries[r].region
+    return r
+
+
 def backward(entries, seeds, sources, log=None, recording=False):
     """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
 
@@ -350,28 +350,20 @@ def backward(entries, seeds, sources, log=None, recording=False):
     owned = bytearray(n)
     module = None
     for node, g in seeds:
-        _accumulate(cts, owned, node, g, None, fast)
+        fusion.accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
 
     # Fused regions (raw arrays only): group the region entries from the first source on by region (reaching
     # down to the first entry of every region that has one there); each runs at its last entry.
     groups = None
     low = first
     if fast:
-        root_of = {}
-        for i in range(first, n):
-            r = entries[i].region
-            if r is not None:
-                while entries[r].region != r:
-                    r = entries[r].region
-                root_of[i] = r
+        root_of = {i: region_root(entries, i) for i in range(first, n) if entries[i].region is not None}
         if root_of:
             groups = {r: [] for r in root_of.values()}
             low = min(first, min(groups))
             for i in range(low, first):
-                r = entries[i].region
-                if r is not None:
-                    while entries[r].region != r:
-                        r = entries[r].region
+                if entries[i].region is not None:
+                    r = region_root(entries, i)
                     if r in groups:
                         groups[r].append(i)
             for i, r in root_of.items():
@@ -407,7 +399,7 @@ def backward(entries, seeds, sources, log=None, recording=False):
             if need and c is not None:
                 if fast and module is None:
                     module = backend.array_module(c)
-                _accumulate(cts, owned, p, c, ct, fast, module)
+                fusion.accumulate(cts, owned, p, c, c is not ct, module if fast else None)
     return {s: cts[s] for s in wanted}
 
 
@@ -442,20 +434,6 @@ def _rule_inputs(entries, i, values):
         if out is None:
             out = values[i] = bind(e.prim, list(args), {})
     return e.prim.save(args, out)
-
-
-def _accumulate(cts, owned, node, c, ct, fast, module=None):
-    """Add contribution ``c`` into node's buffer: the first one is kept as is, later ones are added in place once
-    the buffer is private (a fresh array, not the incoming cotangent or a view of it)."""
-    buf = cts[node]
-    if buf is None:
-        cts[node] = c
-        owned[node] = fast and c is not ct and module is not None and backend.is_private_buffer(c, module)
-    elif owned[node]:
-        buf += c
-    else:
-        cts[node] = buf + c
-        owned[node] = fast and module is not None and backend.is_private_buffer(cts[node], module)
 
 
 def format_tape(entries, outputs, adjoint=False):
