@@ -81,6 +81,20 @@ def lower(x, trace):
     return x
 
 
+def aval(value):
+    """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's)."""
+    while type(value) is Tensor:
+        value = value._primal
+    try:
+        return value.shape, value.dtype
+    except AttributeError:
+        return (), None
+
+
+def is_float_dtype(dtype) -> bool:
+    return dtype is not None and dtype.kind in "fc"
+
+
 def is_traced(x) -> bool:
     return type(x) is Tensor and x._trace is not None and x._trace.active
 

@@ -7,8 +7,7 @@ tangent is a symbolic zero (None): it is never materialised as an array of zeros
 """
 from __future__ import annotations
 
-from .core import Tensor, Trace, bind
-from .rules import aval, is_float_dtype
+from .core import aval, bind, is_float_dtype, Tensor, Trace
 
 
 class ForwardTrace(Trace):

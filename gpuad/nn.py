@@ -25,8 +25,8 @@ import numpy as _np
 
 from . import backend
 from . import numpy as gnp
-from .core import Tensor, raw
-from .rules import aval
+from .core import aval, raw, Tensor
+
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "relu", "softplus",
            "softmax_cross_entropy"]

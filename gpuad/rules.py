@@ -18,24 +18,10 @@ higher-order derivatives come from running the same rules on traced values.
 from __future__ import annotations
 
 from . import backend, expr
-from .core import Tensor, bind, raw, traced_numpy as _gnp
+from .core import Tensor, aval, bind, is_float_dtype, raw, traced_numpy as _gnp
 
 ARG_NAMES = ("x", "y", "z")
 _registry: dict[str, "Primitive"] = {}
-
-
-def aval(value):
-    """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's)."""
-    while type(value) is Tensor:
-        value = value._primal
-    try:
-        return value.shape, value.dtype
-    except AttributeError:
-        return (), None
-
-
-def is_float_dtype(dtype) -> bool:
-    return dtype is not None and dtype.kind in "fc"
 
 
 class Primitive:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 
 from . import backend, codegen, fusion
-from .core import Tensor, Trace, bind, lower, raw, state
-from .rules import Elementwise, aval, is_float_dtype
+from .core import aval, bind, is_float_dtype, lower, raw, state, Tensor, Trace
+from .rules import Elementwise
 
 # Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
 # its rule reads, as without fusion). A region stops growing at MAX_REGION entries: a kernel's straight-line

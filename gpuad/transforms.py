@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 
 from . import backend, tree
-from .core import Tensor, lower, raw
+from .core import aval, is_float_dtype, lower, raw, Tensor
 from .forward import ForwardTrace
-from .rules import aval, is_float_dtype
+
 from .tape import Tape, backward, _zeros
 
 

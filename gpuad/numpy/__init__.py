@@ -15,11 +15,11 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import Tensor, bind, raw
+from ..core import aval, bind, raw, Tensor
 from ..ops import elementwise as _ew
 from ..ops.structural import (AMAX, AMIN, BROADCAST_TO, CONCATENATE, CONVERT, GETITEM, MATMUL, PROD, RESHAPE,
                               SCATTER_ADD, SUM, TRANSPOSE)
-from ..rules import Elementwise, aval
+from ..rules import Elementwise
 
 pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
 float16, float32, float64, int32, int64, bool_ = _np.float16, _np.float32, _np.float64, _np.int32, _np.int64, _np.bool_

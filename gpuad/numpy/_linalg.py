@@ -14,10 +14,10 @@ import string
 import numpy as _np
 
 from .. import numpy as gnp
-from ..core import Tensor, raw
+from ..core import aval, raw, Tensor
 from ..ops.linalg import EINSUM
 from ..ops.structural import SCATTER_ADD
-from ..rules import aval
+
 from . import _module_of, traceable
 
 __all__ = ["einsum", "kron", "trace", "diag", "diagonal", "tril", "triu"]

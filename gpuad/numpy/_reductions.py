@@ -19,10 +19,10 @@ import operator
 import numpy as _np
 
 from .. import numpy as gnp
-from ..core import raw
+from ..core import aval, raw
 from ..ops.elementwise import NAN_TO_NUM
 from ..ops.reductions import CUMPROD, CUMSUM
-from ..rules import aval
+
 from . import _asarray_like, _axes, _module_of, _no_out, traceable
 
 __all__ = ["var", "std", "cumsum", "cumprod", "average", "ptp", "round", "around", "fix", "nan_to_num", "mod",

@@ -18,9 +18,9 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import Tensor, raw
+from ..core import aval, raw, Tensor
 from ..ops.structural import SCATTER_ADD
-from ..rules import aval
+
 from . import (_asarray_like, _has_tensor, _no_out, asarray, astype, broadcast_to, concatenate, ravel, reshape, traceable,
                transpose, where)
 

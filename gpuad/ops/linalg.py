@@ -20,8 +20,8 @@ import math
 import string
 
 from .. import backend
-from ..core import raw, traced_numpy as _gnp
-from ..rules import Custom, Linear, aval, sum_to
+from ..core import aval, raw, traced_numpy as _gnp
+from ..rules import Custom, Linear, sum_to
 
 # ---- small traced helpers (batched over leading axes) ---------------------------------------------------------
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..core import raw
-from ..rules import Custom, Linear, aval, sum_to
+from ..core import aval, raw
+from ..rules import Custom, Linear, sum_to
 
 
 def _axis_text(params):

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import numpy as _np
 
 from ... import numpy as gnp
-from ...core import raw
+from ...core import aval, raw
 from ...ops.linalg import CHOLESKY, DET, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
-from ...rules import aval
+
 
 LinAlgError = _np.linalg.LinAlgError
 
@@ -366,7 +366,6 @@ def diagonal(x, /, *, offset=0):
 @_linalg_function
 def trace(x, /, *, offset=0, dtype=None):
     return gnp.trace(x, offset, axis1=-2, axis2=-1, dtype=dtype)
-
 
 
 def __dir__():
