@@ -4,8 +4,8 @@ Reverse mode records an array-level tape and walks it backwards (``grad``, ``val
 ``Tape``); forward mode pushes dual numbers through the program with no tape (``jvp``). Write the program with
 ``gpuad.numpy`` (or plain ``numpy`` functions applied to gpuad values).
 """
-from .core import Tensor, no_grad, stop_gradient, tensor
-from .tape import Tape
+from .core import Tensor, no_grad, stop_gradient
+from .tape import Tape, tensor
 from .transforms import grad, jvp, value_and_grad, vjp
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
 from . import nn  # noqa: F401

@@ -1,45 +1,91 @@
-"""Traced values, traces and primitive dispatch: the heart that both AD modes share.
+"""Boxed values, traces and primitive dispatch: the heart that every interpreter shares.
 
-A ``Trace`` is one active differentiation (a reverse-mode ``Tape`` or a forward-mode ``ForwardTrace``) with a
-nesting level; inner transforms get higher levels. A ``Tensor`` is a value boxed by one trace: it holds its
-``primal`` (the value one level down: a backend array, or a Tensor of an outer trace) plus that trace's data
-(a tape node index, or a tangent). ``bind(prim, args, params)`` sends a primitive to the highest-level trace
-among its arguments; with no traced argument it just evaluates ``prim.impl`` on backend arrays. Keeping the
-levels apart is what keeps nested derivatives from confusing their perturbations.
+A ``Trace`` is one differentiation in progress (a reverse-mode ``Tape``, a forward-mode ``ForwardTrace``, ...)
+with a nesting level; inner transforms get higher levels. Each interpreter boxes values in its own subclass of
+``Tensor``: the box holds its ``primal`` (the value one level down: a backend array, or a box of an outer
+trace) plus that interpreter's data. ``bind(prim, args, params)`` sends a primitive to the highest-level trace
+among its arguments; with no traced argument it evaluates ``prim.impl`` on backend arrays. Keeping the levels
+apart is what keeps nested derivatives from confusing their perturbations.
+
+State is per thread: each thread has its own stack of recording traces, its own ``no_grad`` depth, and its own
+list of traces that lift values by identity (open ``Tape`` blocks, see ``Trace.lift``). A box whose trace is not
+recording in the calling thread (a finished trace, or another thread's) acts as its primal: a constant.
 """
 from __future__ import annotations
 
 import itertools
 import operator
-
-from . import backend
+import threading
 
 _next_level = itertools.count(1)
 
 
-class _State:
-    no_grad_depth = 0
-    active_traces = 0  # how many traces are recording now (the backward pass must be traced when any are)
+class _ThreadState(threading.local):
+    def __init__(self):
+        self.stack: list[Trace] = []     # traces recording in this thread, outermost first
+        self.lifters: list[Trace] = []   # traces that lift values by identity (open Tape blocks), outermost first
+        self.no_grad = 0                 # depth of no_grad blocks: tapes record nothing while it is positive
 
 
-state = _State()
+_thread = _ThreadState()
+
+
+def recording_traces() -> list:
+    """The traces recording in the calling thread, outermost first (do not modify the list)."""
+    return _thread.stack
+
+
+def lifters() -> list:
+    """The traces lifting values by identity in the calling thread, outermost first (do not modify the list)."""
+    return _thread.lifters
+
+
+def settle(x):
+    """``x`` as the calling thread's recording traces see it (boxes of other traces become their primals)."""
+    return _settle(x, _thread.stack)
+
+
+def no_grad_active() -> bool:
+    return _thread.no_grad > 0
 
 
 class Trace:
-    """One differentiation in progress. Subclasses implement ``process`` for their mode."""
+    """One differentiation in progress. Subclasses implement ``process`` for their interpreter, and ``lift`` if
+    they take part in lifting values by identity."""
 
     def __init__(self):
         self.level = next(_next_level)
-        self.active = False
+        self._stack = None  # the recording stack of the thread this trace records in, while it records
 
-    def start(self):
-        self.active = True
-        state.active_traces += 1
+    @property
+    def active(self) -> bool:
+        """Recording in the calling thread."""
+        return self._stack is not None and self._stack is _thread.stack
+
+    def start(self, lifts=False):
+        """Start recording in the calling thread; ``lifts``: also see values by identity (``lift``)."""
+        if self._stack is not None:
+            raise RuntimeError("this trace is already recording; a trace records in one block at a time")
+        state = _thread
+        self._stack = state.stack
+        state.stack.append(self)
+        if lifts:
+            state.lifters.append(self)
 
     def stop(self):
-        if self.active:
-            self.active = False
-            state.active_traces -= 1
+        if self._stack is None:
+            return
+        state = _thread
+        if self._stack is not state.stack:
+            raise RuntimeError("a trace must be stopped in the thread that started it")
+        state.stack.remove(self)
+        if self in state.lifters:
+            state.lifters.remove(self)
+        self._stack = None
+
+    def lift(self, original, value):
+        """``value`` (``original`` as lifted by the outer lifters) as this trace sees it; default: unchanged."""
+        return value
 
     def process(self, prim, args, params):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -47,12 +93,16 @@ class Trace:
 
 def bind(prim, args, params):
     """Apply primitive ``prim`` to ``args``: evaluate it, or hand it to the innermost trace that boxes an arg."""
+    state = _thread
+    if state.lifters:
+        args = _lift(args, state.lifters)
+    stack = state.stack
     top = None
     for a in args:
-        if type(a) is Tensor:
+        if isinstance(a, Tensor):
             t = a._trace
-            if t is None or not t.active:
-                return bind(prim, [_settle(x) for x in args], params)
+            if t is None or t._stack is not stack:
+                return bind(prim, [_settle(x, stack) for x in args], params)
             if top is None or t.level > top.level:
                 top = t
     if top is None:
@@ -60,30 +110,44 @@ def bind(prim, args, params):
     return top.process(prim, args, params)
 
 
-def _settle(x):
-    """A Tensor of a finished (or no) trace acts as its primal: a constant to every live trace."""
-    while type(x) is Tensor and (x._trace is None or not x._trace.active):
+def _lift(args, lifters):
+    lifted = None
+    for k, a in enumerate(args):
+        if isinstance(a, Tensor):
+            v = a
+            for t in lifters:
+                v = t.lift(a, v)
+            if v is not a:
+                if lifted is None:
+                    lifted = list(args)
+                lifted[k] = v
+    return args if lifted is None else lifted
+
+
+def _settle(x, stack):
+    """A box of a trace not recording in this thread (or of none) acts as its primal: a constant to the rest."""
+    while isinstance(x, Tensor) and (x._trace is None or x._trace._stack is not stack):
         x = x._primal
     return x
 
 
 def raw(x):
     """The backend array under any number of boxes."""
-    while type(x) is Tensor:
+    while isinstance(x, Tensor):
         x = x._primal
     return x
 
 
 def lower(x, trace):
     """``x`` seen one level below ``trace``: its primal if ``trace`` boxes it, else ``x`` itself."""
-    if type(x) is Tensor and x._trace is trace:
+    if isinstance(x, Tensor) and x._trace is trace:
         return x._primal
     return x
 
 
 def aval(value):
     """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's)."""
-    while type(value) is Tensor:
+    while isinstance(value, Tensor):
         value = value._primal
     try:
         return value.shape, value.dtype
@@ -95,24 +159,21 @@ def is_float_dtype(dtype) -> bool:
     return dtype is not None and dtype.kind in "fc"
 
 
-def is_traced(x) -> bool:
-    return type(x) is Tensor and x._trace is not None and x._trace.active
-
-
 def stop_gradient(x):
     """``x`` as a constant: its value, with zero derivative with respect to everything."""
     return raw(x)
 
 
 class no_grad:
-    """Context (or decorator) in which reverse-mode tapes record nothing; results are plain arrays."""
+    """Context (or decorator) in which reverse-mode tapes of this thread record nothing; results are plain
+    arrays. Other threads keep recording."""
 
     def __enter__(self):
-        state.no_grad_depth += 1
+        _thread.no_grad += 1
         return self
 
     def __exit__(self, *exc):
-        state.no_grad_depth -= 1
+        _thread.no_grad -= 1
         return False
 
     def __call__(self, fun):
@@ -125,21 +186,16 @@ class no_grad:
 
 
 class Tensor:
-    """A traced array. ``.data`` is the raw backend array; it behaves like a NumPy array in arithmetic,
-    indexing, NumPy functions (through ``__array_ufunc__``/``__array_function__``) and common methods.
-    Comparisons give plain boolean arrays: they carry no derivative.
+    """A boxed array: the base class of every interpreter's boxes, and a leaf (``trace`` None) made by
+    ``gpuad.tensor``. ``.data`` is the raw backend array. Its array behaviour (operators, methods, NumPy's
+    protocols) is attached by ``gpuad.numpy``; comparisons give plain boolean arrays (no derivative).
     """
 
-    __slots__ = ("_trace", "_primal", "_node", "_tangent", "__weakref__")
-    __array_priority__ = 1000.0
+    __slots__ = ("_trace", "_primal", "__weakref__")
 
-    def __init__(self, trace, primal, node=None, tangent=None):
+    def __init__(self, trace, primal):
         self._trace = trace
         self._primal = primal
-        self._node = node
-        self._tangent = tangent
-
-    # ---- array attributes
     @property
     def data(self):
         return raw(self)
@@ -342,19 +398,3 @@ def traced_numpy():
 
 
 _gnp = traced_numpy
-
-
-def tensor(value, dtype=None):
-    """A Tensor holding ``value`` (converted to a backend array). Made inside Tape contexts, it is watched by
-    every active Tape; made outside, it is a constant until a Tape watches it.
-    """
-    from .tape import watch_in_active_tapes
-    value = raw(value)
-    module = backend.array_module(value)
-    if not _is_array(value, module) or dtype is not None:
-        value = module.asarray(value, dtype=dtype)
-    return watch_in_active_tapes(Tensor(None, value))
-
-
-def _is_array(value, module):
-    return isinstance(value, (module.ndarray,))

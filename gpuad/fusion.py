@@ -60,7 +60,7 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None):
                 j = keys.get(key)
                 if j is None:
                     j = keys[key] = len(inputs)
-                    inputs.append(raw(v) if type(v) is Tensor else v)
+                    inputs.append(raw(v) if isinstance(v, Tensor) else v)
                     input_nodes.append(p)
                 refs.append(_I[j] if j < 256 else ("i", j))
         local[m] = len(nodes)

@@ -156,7 +156,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
                 f"softmax_cross_entropy: floating-point labels are probabilities and must broadcast to the logits' "
                 f"shape {shape}, but they have shape {lshape}; for class indices pass an integer array "
                 f"(labels.astype(int))")
-        if type(labels) is not Tensor and aval(log_p)[1] is not None and aval(log_p)[1].kind == "f":
+        if not isinstance(labels, Tensor) and aval(log_p)[1] is not None and aval(log_p)[1].kind == "f":
             labels = labels.astype(aval(log_p)[1], copy=False)  # constant targets follow the logits' precision
         # Double where: a zero probability times a -inf log-probability (a masked logit) stays 0, gradients too.
         nonzero = raw(labels) != 0

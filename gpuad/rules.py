@@ -125,7 +125,7 @@ class Elementwise(Primitive):
 
     def jvp(self, primals, tangents, out, params):
         saved = _scalars_as_arrays(self.save(primals, out), out)
-        fast = not any(type(v) is Tensor for v in (*saved, *tangents))
+        fast = not any(isinstance(v, Tensor) for v in (*saved, *tangents))
         namespace = backend.array_module(*saved, *tangents) if fast else _gnp()
         total = None
         for k, t in enumerate(tangents):

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 
-from . import backend, codegen, fusion
-from .core import aval, bind, is_float_dtype, lower, raw, state, Tensor, Trace
+from . import backend, codegen, fusion, printing, tree
+from .core import Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces, settle
+from .core import lifters as core_lifters
 from .rules import Elementwise
 
 # Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
@@ -59,14 +60,25 @@ class TapeEntry:
         self.closed = False       # on a region's first entry: an entry outside the region has used its values
 
 
-_open_tapes: list["Tape"] = []  # Tapes inside their ``with`` block, outermost first
+class TapeTensor(Tensor):
+    """A value recorded on a Tape: its primal and the index of its entry (its node) on that tape."""
+
+    __slots__ = ("_node",)
+
+    def __init__(self, trace, primal, node):
+        self._trace = trace
+        self._primal = primal
+        self._node = node
 
 
 class Tape(Trace):
     """Records operations on watched values for reverse mode.
 
-    ``with gpuad.Tape() as tape: y = f(tape.watch(x))`` then ``tape.gradient(y, x)``. A non-persistent tape
-    frees its saved arrays after the first ``gradient`` call; ``persistent=True`` keeps them for more calls.
+    ``with gpuad.Tape() as tape: y = f(tape.watch(x))`` then ``tape.gradient(y, x)``. Inside its block a tape
+    watches, by identity, every ``gpuad.tensor`` at its first use and every value passed to ``watch``; the
+    watched objects themselves are left untouched. Recording happens only in the thread that opened the block.
+    A non-persistent tape frees its saved arrays after the first ``gradient`` call; ``persistent=True`` keeps
+    them for more calls.
     """
 
     def __init__(self, persistent=False):
@@ -77,42 +89,67 @@ class Tape(Trace):
         self._outputs: dict[int, str] = {}
         self._inputs = 0
         self._kernel_log = None
+        self._watched: dict[int, tuple] = {}  # id(value) -> (value, its TapeTensor): values watched by identity
 
     # ---- context manager
     def __enter__(self):
-        self.start()
-        _open_tapes.append(self)
+        self.start(lifts=True)
         return self
 
     def __exit__(self, *exc):
         self.stop()
-        _open_tapes.remove(self)
         return False
 
     # ---- recording
     def watch(self, value):
-        """Watch ``value`` on this tape and return it as a Tensor. A gpuad Tensor is watched in place (so the
-        same Python object can be passed to ``gradient``); a plain array is wrapped in a new Tensor."""
+        """Watch ``value`` on this tape: its uses inside this tape's block are recorded, and ``gradient`` accepts
+        it as a source. A gpuad Tensor is returned as it is (it is watched by identity, not changed); anything
+        else (an array, a number) is wrapped in a new ``gpuad.tensor`` that is watched and returned."""
         self._check_open("watch")
-        if type(value) is Tensor:
-            if value._trace is self:
-                return value
-            if value._trace is None or not value._trace.active:
-                value._trace, value._node = self, self._add_input(value._primal)
-            elif value._trace.level < self.level:
-                # Box the outer level's identity one level down, and make ``value`` this tape's.
-                inner = Tensor(value._trace, value._primal, value._node, value._tangent)
-                value._trace, value._primal, value._node, value._tangent = self, inner, self._add_input(inner), None
-            else:
-                raise ValueError("cannot watch a value of a Tape opened inside this one from the outer Tape; "
-                                 "watch it on the outer Tape first")
+        if not self.active:
+            raise RuntimeError("Tape.watch records only inside the tape's block, in the thread that opened it: "
+                               "call it inside `with tape:`")
+        if isinstance(value, (list, tuple, dict)) or value is None or isinstance(value, (str, bytes)):
+            raise TypeError(f"Tape.watch takes one array or gpuad Tensor, got {type(value).__name__}; watch "
+                            f"each array separately (e.g. [tape.watch(v) for v in values])")
+        if not isinstance(value, Tensor):
+            value = tensor(value)  # watched by the open blocks, this one included
+        if value._trace is self or id(value) in self._watched:
             return value
-        module = backend.array_module(value)
-        return self.box_input(value if isinstance(value, module.ndarray) else module.asarray(value))
+        inner = value._trace
+        if inner is not None and inner.active and inner.level > self.level:
+            raise ValueError("cannot watch a value of a Tape opened inside this one from the outer Tape; "
+                             "watch it on the outer Tape first")
+        self._lift_through_block(value)
+        return value
+
+    def _lift_through_block(self, value):
+        """Lift ``value`` through the open blocks around this one (outermost first), then watch it here."""
+        lifted = value
+        for t in core_lifters():
+            if t is self:
+                break
+            lifted = t.lift(value, lifted)
+        self._watch_as(value, lifted)
+        return value
+
+    def _watch_as(self, original, value):
+        primal = settle(value)
+        box = TapeTensor(self, primal, self._add_input(primal))
+        self._watched[id(original)] = (original, box)
+        return box
+
+    def lift(self, original, value):
+        found = self._watched.get(id(original))
+        if found is not None:
+            return found[1]
+        if original._trace is None and not no_grad_active():
+            return self._watch_as(original, value)  # a gpuad.tensor leaf: watched at its first use
+        return value
 
     def box_input(self, value):
-        """A new Tensor for ``value`` as an input of this tape (``value`` itself is left untouched)."""
-        return Tensor(self, value, self._add_input(value))
+        """A new TapeTensor for ``value`` as an input of this tape (``value`` itself is left untouched)."""
+        return TapeTensor(self, value, self._add_input(value))
 
     def _add_input(self, primal, label=None):
         self._inputs += 1
@@ -120,12 +157,12 @@ class Tape(Trace):
         return len(self.entries) - 1
 
     def process(self, prim, args, params):
-        if state.no_grad_depth:
+        if no_grad_active():
             return bind(prim, [lower(a, self) for a in args], params)
         primals, parents = [], []
         constants = None  # Python-scalar arguments, kept only to print the tape
         for a in args:
-            if type(a) is Tensor and a._trace is self:
+            if type(a) is TapeTensor and a._trace is self:
                 primals.append(a._primal)
                 parents.append(a._node)
             else:
@@ -149,7 +186,7 @@ class Tape(Trace):
             self._close_regions(parents)
             entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
                                      [aval(p) for p in primals], out_aval, constants))
-        return Tensor(self, out, len(entries) - 1)
+        return TapeTensor(self, out, len(entries) - 1)
 
     def _join_region(self, entry, primals):
         """Put a new elementwise entry in the region of its internal arguments (merging their regions), or start
@@ -211,49 +248,58 @@ class Tape(Trace):
         """d target / d sources, by one reverse pass. ``sources`` may be one value or a (nested) list/tuple/dict
         of them; the result has the same structure. A source the target does not depend on gets zeros.
         ``output_gradients`` seeds the pass (default: ones, i.e. the gradient of sum(target))."""
-        from . import tree
-        self._check_open("compute a gradient")
         src_leaves, src_def = tree.flatten(sources)
-        src_nodes = [self._node_of(s, "source") for s in src_leaves]
         tgt_leaves, _ = tree.flatten(target)
-        seeds = []
         if output_gradients is None:
             seed_leaves = [None] * len(tgt_leaves)
         else:
             seed_leaves, _ = tree.flatten(output_gradients)
             if len(seed_leaves) != len(tgt_leaves):
                 raise ValueError(f"output_gradients has {len(seed_leaves)} arrays for {len(tgt_leaves)} targets")
-        for t, g in zip(tgt_leaves, seed_leaves):
-            node = self._node_of(t, "target", missing_ok=True)
+        return tree.unflatten(src_def, self.pull(tgt_leaves, seed_leaves, src_leaves))
+
+    def pull(self, targets, cotangents, sources):
+        """The one reverse-mode entry point (``gradient``, ``grad``, ``value_and_grad`` and ``vjp`` all end
+        here): the cotangents of ``sources`` given ``cotangents`` of ``targets`` (flat lists; a None cotangent
+        means ones). A source the targets do not depend on gets zeros of its shape."""
+        self._check_open("compute a gradient")
+        src_nodes = [self._node_of(s) for s in sources]
+        seeds = []
+        for t, g in zip(targets, cotangents):
+            node = self._node_of(t)
             if node is None:
                 continue
             self._outputs.setdefault(node, "f" if not self._outputs else f"f{len(self._outputs) + 1}")
             shape, dtype = self.entries[node].out_aval
             if g is None:
-                module = backend.array_module(raw(t))
-                g = module.ones(shape, dtype=dtype)
-            elif aval(g)[0] != shape:
-                raise ValueError(f"output_gradients entry has shape {aval(g)[0]}, but its target has shape {shape}")
+                g = backend.array_module(raw(t)).ones(shape, dtype=dtype)
+            else:
+                if aval(g)[0] != shape:
+                    raise ValueError(f"a cotangent (output gradient) has shape {aval(g)[0]}, but its target has "
+                                     f"shape {shape}; it must have its target's shape")
+                g = as_array(g)
             seeds.append((node, g))
         self._kernel_log = []
-        cts = backward(self.entries, seeds, src_nodes, self._kernel_log, recording=self.active)
+        cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
-        grads = [g if g is not None else _zeros(s) for g, s in zip(grads, src_leaves)]
+        grads = [g if g is not None else zeros_like_source(s) for g, s in zip(grads, sources)]
         if not self.persistent:
             for e in self.entries:
                 e.saved = None
             self.freed = True
-        return tree.unflatten(src_def, grads)
+        return grads
 
-    def _node_of(self, value, role, missing_ok=False):
+    def _node_of(self, value):
+        """The node of ``value`` on this tape (None when the tape never saw it)."""
         v = value
-        while type(v) is Tensor:
+        while isinstance(v, Tensor):
             if v._trace is self:
                 return v._node
+            found = self._watched.get(id(v))
+            if found is not None:
+                return found[1]._node
             v = v._primal
-        if missing_ok or role == "source":
-            return None
-        raise ValueError(f"the {role} was not computed on this Tape")
+        return None
 
     def saved_bytes(self, exclude=()) -> int:
         """Bytes of the arrays this tape keeps for its backward pass, each counted once, leaving out the arrays
@@ -274,7 +320,7 @@ class Tape(Trace):
 
     def format(self, adjoint=False) -> str:
         """The tape as a Wengert list; with ``adjoint=True``, the adjoint program the backward pass runs."""
-        return format_tape(self.entries, self._outputs, adjoint)
+        return printing.format_tape(self.entries, self._outputs, adjoint)
 
     def adjoint(self) -> str:
         return self.format(adjoint=True)
@@ -297,15 +343,30 @@ class Tape(Trace):
         return "\n".join(parts)
 
 
-def watch_in_active_tapes(t: Tensor) -> Tensor:
-    """Watch a new Tensor on every open Tape, outermost first (so each inner tape boxes the outer's value)."""
-    for tape in _open_tapes:
-        if tape.active:
-            tape.watch(t)
-    return t
+def tensor(value, dtype=None):
+    """A leaf Tensor holding ``value`` (converted to a backend array): an explicit request for derivatives. Every
+    open Tape block of this thread watches it, now if it is made inside one, else at its first use there."""
+    value = raw(value)
+    module = backend.array_module(value)
+    if not isinstance(value, module.ndarray) or dtype is not None:
+        value = module.asarray(value, dtype=dtype)
+    leaf = Tensor(None, value)
+    lifted = leaf
+    for t in core_lifters():
+        lifted = t.lift(leaf, lifted)
+    return leaf
 
 
-def _zeros(like):
+def as_array(value):
+    """``value`` as a backend array (a Tensor stays as it is)."""
+    if isinstance(value, Tensor):
+        return value
+    module = backend.array_module(value)
+    return value if isinstance(value, module.ndarray) else module.asarray(value)
+
+
+def zeros_like_source(like):
+    """The gradient of a source that the targets do not depend on: zeros of its shape (float64 for non-float)."""
     v = raw(like)
     module = backend.array_module(v)
     shape, dtype = aval(v)
@@ -320,7 +381,7 @@ def region_root(entries, i):
     return r
 
 
-def backward(entries, seeds, sources, log=None, recording=False):
+def backward(entries, seeds, sources, tape, log=None):
     """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
 
     Returns {node: cotangent} for the sources reached. Entries that cannot reach a source are skipped, and the
@@ -341,11 +402,11 @@ def backward(entries, seeds, sources, log=None, recording=False):
                 if p is not None and reaches[p]:
                     reaches[i] = 1
                     break
-    # Raw arrays everywhere: fast in-place path. Otherwise (an outer transform is recording, or the seeds are
-    # traced) the rules run on traced values and buffers are never mutated.
-    # ``recording``: the tape being differentiated is itself still open (gradient() inside its ``with`` block);
-    # its own boxes never reach the backward pass, so it does not make the pass traced.
-    fast = state.active_traces == int(recording) and not any(type(g) is Tensor for _, g in seeds)
+    # Raw arrays everywhere: fast in-place path. Otherwise (another trace records in this thread, or the seeds
+    # are traced) the rules run on traced values and buffers are never mutated. The differentiated ``tape``
+    # itself may still be recording (gradient() inside its block): its own boxes never reach the backward pass.
+    fast = (all(t is tape for t in recording_traces())
+            and not any(isinstance(g, Tensor) for _, g in seeds))
     cts = [None] * n
     owned = bytearray(n)
     module = None
@@ -434,60 +495,3 @@ def _rule_inputs(entries, i, values):
         if out is None:
             out = values[i] = bind(e.prim, list(args), {})
     return e.prim.save(args, out)
-
-
-def format_tape(entries, outputs, adjoint=False):
-    names = [f"v{i + 1}" for i in range(len(entries))]
-    lines = []
-    rows = []
-    for i, e in enumerate(entries):
-        args = [names[p] if p is not None else _const_text(e, k) for k, p in enumerate(e.parents)]
-        rhs = e.label if e.prim is None else e.prim.format(args, e.params or {})
-        kind = "input" if e.prim is None else e.prim.name
-        rows.append((f"{names[i]} = {rhs}", kind, _aval_text(e.out_aval), outputs.get(i)))
-    if not adjoint:
-        width = max((len(r[0]) for r in rows), default=0) + 5
-        kind_width = max((len(r[1]) for r in rows), default=0) + 4
-        aval_width = max((len(r[2]) for r in rows), default=0)
-        for text, kind, avt, out in rows:
-            line = text.ljust(width) + f"({kind})".ljust(kind_width)
-            if aval_width:
-                line += avt.ljust(aval_width + 2)
-            if out:
-                line += f"<- output {out}"
-            lines.append(line.rstrip())
-        return "\n".join(lines)
-    def adj(i):  # the adjoint of v_i, written with the bar over the v, as in the textbook: v̄1
-        return f"v\u0304{i + 1}"
-    for node, name in outputs.items():
-        lines.append(f"{adj(node)} = 1{'' if not _aval_text(entries[node].out_aval) else ' (ones)'}"
-                     f"    (seed: output {name})")
-    for i in range(len(entries) - 1, -1, -1):
-        e = entries[i]
-        if e.prim is None:
-            continue
-        args = [names[p] if p is not None else _const_text(e, k) for k, p in enumerate(e.parents)]
-        for k, p in enumerate(e.parents):
-            if p is None or not is_float_dtype(e.avals[k][1]):
-                continue
-            term = e.prim.format_adjoint(k, adj(i), args, names[i], e.params or {})
-            if getattr(e.prim, "partials", None) and e.avals[k][0] != e.out_aval[0]:
-                term = f"sum_to({term}, {e.avals[k][0]})"  # a broadcast operand's cotangent is summed back
-            lines.append(f"{adj(p)} += {term}")
-    return "\n".join(lines)
-
-
-def _aval_text(av):
-    shape, dtype = av
-    if not shape:
-        return ""
-    return f"{dtype}[{','.join(map(str, shape))}]"
-
-
-def _const_text(entry, k):
-    shape, dtype = entry.avals[k]
-    if shape:
-        return f"c<{dtype}[{','.join(map(str, shape))}]>"
-    if entry.label and k in entry.label:
-        return repr(entry.label[k])
-    return "c"

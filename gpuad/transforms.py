@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import functools
 
+import operator
+
 from . import backend, tree
-from .core import aval, is_float_dtype, lower, raw, Tensor
+from .core import Tensor, aval, is_float_dtype, lower, raw
 from .forward import ForwardTrace
-
-from .tape import Tape, backward, _zeros
-
-
-def _as_array(value):
-    if type(value) is Tensor:
-        return value
-    module = backend.array_module(value)
-    return value if isinstance(value, module.ndarray) else module.asarray(value)
+from .tape import Tape, as_array, zeros_like_source
 
 
 def _check_differentiable(leaves, transform, where):
@@ -32,12 +26,62 @@ def _check_differentiable(leaves, transform, where):
 
 
 def _argnums(argnums, nargs, transform):
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    try:
+        nums = (operator.index(argnums),) if not isinstance(argnums, (tuple, list)) else tuple(argnums)
+        nums = tuple(operator.index(n) for n in nums)
+    except TypeError:
+        raise TypeError(f"{transform}: argnums must be an int or a tuple of ints, got {argnums!r}") from None
     for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
+        if not -nargs <= n < nargs:
             raise ValueError(f"{transform}: argnums {argnums!r} does not fit a call with {nargs} positional "
                              f"argument(s)")
     return tuple(n % nargs for n in nums)
+
+
+class _Recorded:
+    """A function run on a fresh Tape with the leaves of some arguments boxed as its inputs: the reverse-mode
+    half that grad, value_and_grad and vjp share."""
+
+    def __init__(self, fun, args, kwargs, argnums, transform, persistent):
+        self.tape = tape = Tape(persistent=persistent)
+        args = list(args)
+        self.sources = []  # (treedef, boxes) per differentiated argument
+        tape.start()
+        try:
+            for n in argnums:
+                leaves, treedef = tree.flatten(args[n])
+                leaves = [as_array(v) for v in leaves]
+                _check_differentiable(leaves, transform, f"argument {n}")
+                boxes = [tape.box_input(v) for v in leaves]
+                self.sources.append((treedef, boxes))
+                args[n] = tree.unflatten(treedef, boxes)
+            self.result = fun(*args, **kwargs)
+        finally:
+            tape.stop()
+
+    def lowered(self, value):
+        """``value`` (a pytree) as seen outside this tape."""
+        leaves, treedef = tree.flatten(value)
+        return tree.unflatten(treedef, [lower(v, self.tape) for v in leaves])
+
+    def pull(self, targets, cotangents):
+        """One cotangent pytree per differentiated argument (the tape's one entry point does the work)."""
+        flat = [b for _, boxes in self.sources for b in boxes]
+        grads = self.tape.pull(targets, cotangents, flat)
+        out, i = [], 0
+        for treedef, boxes in self.sources:
+            out.append(tree.unflatten(treedef, grads[i:i + len(boxes)]))
+            i += len(boxes)
+        return out
+
+
+def _split_aux(result, has_aux):
+    if not has_aux:
+        return result, None
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise TypeError(f"with has_aux=True the function must return a pair (output, aux); got "
+                        f"{type(result).__name__}")
+    return result
 
 
 def value_and_grad(fun, argnums=0, has_aux=False):
@@ -48,29 +92,9 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     @functools.wraps(fun)
     def value_and_grad_fun(*args, **kwargs):
         nums = _argnums(argnums, len(args), "grad")
-        tape = Tape()
-        args = list(args)
-        boxed = {}
-        tape.start()
-        try:
-            for n in nums:
-                leaves, treedef = tree.flatten(args[n])
-                leaves = [_as_array(v) for v in leaves]
-                _check_differentiable(leaves, "grad", f"argument {n}")
-                boxes = [tape.box_input(v) for v in leaves]
-                boxed[n] = boxes
-                args[n] = tree.unflatten(treedef, boxes)
-            result = fun(*args, **kwargs)
-        finally:
-            tape.stop()
-        if has_aux:
-            if not (isinstance(result, (tuple, list)) and len(result) == 2):
-                raise TypeError("with has_aux=True the function must return a pair (output, aux); got "
-                                f"{type(result).__name__}")
-            out, aux = result
-        else:
-            out, aux = result, None
-        if not (type(out) is Tensor or isinstance(out, (int, float)) or hasattr(out, "shape")):
+        rec = _Recorded(fun, args, kwargs, nums, "grad", persistent=False)
+        out, aux = _split_aux(rec.result, has_aux)
+        if not (isinstance(out, (Tensor, int, float)) or hasattr(out, "shape")):
             raise TypeError(f"grad requires the function to return one scalar array, but it returned "
                             f"{type(out).__name__}; return e.g. gnp.sum(...) (use has_aux=True to return extra "
                             f"values, or vjp for several outputs)")
@@ -81,12 +105,11 @@ def value_and_grad(fun, argnums=0, has_aux=False):
                 f"vector outputs (or sum the output first)")
         if not is_float_dtype(dtype) and dtype is not None:
             raise TypeError(f"grad requires a floating-point output, but the output has dtype {dtype}")
-        grads = tape.gradient(out, [boxed[n] for n in nums])
-        grads = [tree.unflatten(tree.flatten(args[n])[1], g) for n, g in zip(nums, grads)]
-        value = lower(out, tape)
+        grads = rec.pull([out], [None])
+        value = lower(out, rec.tape)
         if has_aux:
-            value = (value, tree.unflatten(*_lowered(aux, tape)))
-        return value, grads[0] if isinstance(argnums, int) else tuple(grads)
+            value = (value, rec.lowered(aux))
+        return value, grads[0] if len(nums) == 1 and not isinstance(argnums, (tuple, list)) else tuple(grads)
 
     return value_and_grad_fun
 
@@ -103,61 +126,27 @@ def grad(fun, argnums=0, has_aux=False):
     return grad_fun
 
 
-def _lowered(value, trace):
-    leaves, treedef = tree.flatten(value)
-    return treedef, [lower(v, trace) for v in leaves]
-
-
 def vjp(fun, *primals, has_aux=False):
     """(fun(*primals), vjp_fn): ``vjp_fn(cotangent)`` returns one cotangent per primal, as a tuple."""
-    tape = Tape(persistent=True)
-    structures, boxed = [], []
-    tape.start()
-    try:
-        args = []
-        for n, p in enumerate(primals):
-            leaves, treedef = tree.flatten(p)
-            leaves = [_as_array(v) for v in leaves]
-            _check_differentiable(leaves, "vjp", f"primal {n}")
-            boxes = [tape.box_input(v) for v in leaves]
-            structures.append(treedef)
-            boxed.append(boxes)
-            args.append(tree.unflatten(treedef, boxes))
-        result = fun(*args)
-    finally:
-        tape.stop()
-    out, aux = (result if has_aux else (result, None))
+    rec = _Recorded(fun, primals, {}, range(len(primals)), "vjp", persistent=True)
+    out, aux = _split_aux(rec.result, has_aux)
     out_leaves, out_def = tree.flatten(out)
-    out_nodes = [tape._node_of(o, "output", missing_ok=True) for o in out_leaves]
-    out_values = [lower(o, tape) for o in out_leaves]
-    out_avals = [aval(v) for v in out_values]
-    sources = [b._node for boxes in boxed for b in boxes]
+    out_avals = [aval(v) for v in out_leaves]
 
     def vjp_fn(cotangent):
         ct_leaves, ct_def = tree.flatten(cotangent)
         if ct_def != out_def:
             raise TypeError(f"the cotangent's structure {tree.describe(ct_def)} differs from the output's "
                             f"{tree.describe(out_def)}")
-        seeds = []
-        for i, (node, ct, (shape, dtype)) in enumerate(zip(out_nodes, ct_leaves, out_avals)):
+        for i, (ct, (shape, _)) in enumerate(zip(ct_leaves, out_avals)):
             if aval(ct)[0] != shape:
                 raise ValueError(f"cotangent leaf {i} has shape {aval(ct)[0]}, but the output it pairs with has "
                                  f"shape {shape}; a cotangent must have the output's shape")
-            if node is not None:
-                seeds.append((node, _as_array(ct)))
-        cts = backward(tape.entries, seeds, sources)
-        grads, i = [], 0
-        for treedef, boxes in zip(structures, boxed):
-            leaf_grads = []
-            for b in boxes:
-                g = cts.get(b._node)
-                leaf_grads.append(g if g is not None else _zeros(b._primal))
-            grads.append(tree.unflatten(treedef, leaf_grads))
-        return tuple(grads)
+        return tuple(rec.pull(out_leaves, ct_leaves))
 
-    out_value = tree.unflatten(out_def, out_values)
+    out_value = rec.lowered(out)
     if has_aux:
-        return out_value, vjp_fn, tree.unflatten(*_lowered(aux, tape))
+        return out_value, vjp_fn, rec.lowered(aux)
     return out_value, vjp_fn
 
 
@@ -171,12 +160,12 @@ def jvp(fun, primals, tangents):
     if p_def != t_def:
         raise TypeError(f"the tangents' structure {tree.describe(t_def)} differs from the primals' "
                         f"{tree.describe(p_def)}")
-    p_leaves = [_as_array(v) for v in p_leaves]
+    p_leaves = [as_array(v) for v in p_leaves]
     _check_differentiable(p_leaves, "jvp", "a primal")
     trace = ForwardTrace()
     boxes = []
     for i, (p, t) in enumerate(zip(p_leaves, t_leaves)):
-        (ps, pd), t = aval(p), (_as_array(t) if not isinstance(t, (int, float)) else t)
+        (ps, pd), t = aval(p), (as_array(t) if not isinstance(t, (int, float)) else t)
         if isinstance(t, (int, float)):
             t = backend.array_module(raw(p)).asarray(t, dtype=pd)
         ts, td = aval(t)
@@ -194,10 +183,7 @@ def jvp(fun, primals, tangents):
     o_leaves, o_def = tree.flatten(out)
     values, tans = [], []
     for o in o_leaves:
-        if type(o) is Tensor and o._trace is trace:
-            values.append(o._primal)
-            tans.append(o._tangent)
-        else:
-            values.append(o)
-            tans.append(_zeros(o))
+        tangent = trace.tangent_of(o)
+        values.append(lower(o, trace))
+        tans.append(tangent if tangent is not None else zeros_like_source(o))
     return tree.unflatten(o_def, values), tree.unflatten(o_def, tans)

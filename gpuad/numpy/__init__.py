@@ -30,7 +30,7 @@ ndarray = _np.ndarray
 
 def _has_tensor(values):
     for v in values:
-        if type(v) is Tensor:
+        if isinstance(v, Tensor):
             return True
         if type(v) in (list, tuple) and _has_tensor(v):
             return True
@@ -339,7 +339,7 @@ def _normalize_index(index, like):
     module = _module_of((like,))
     out = []
     for i in index:
-        if type(i) is Tensor:
+        if isinstance(i, Tensor):
             i = raw(i)
         if type(i) is list or (_is_backend_array(i) and not isinstance(i, module.ndarray)
                                and getattr(i, "ndim", 0) > 0):
@@ -381,7 +381,7 @@ class _IndexUpdateAt:
 
     def _values(self, values, module, dtype, selected):
         """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
-        values = values if type(values) is Tensor else module.asarray(raw(values))
+        values = values if isinstance(values, Tensor) else module.asarray(raw(values))
         return broadcast_to(astype(values, dtype), selected)
 
     def add(self, values):
@@ -479,7 +479,7 @@ def outer(a, b, out=None):
 # ---- creation ---------------------------------------------------------------------------------------------
 
 def array(object, dtype=None, copy=True, **kwargs):
-    if type(object) is Tensor:
+    if isinstance(object, Tensor):
         return astype(object, dtype) if dtype is not None else object
     if type(object) in (list, tuple) and _has_tensor(object):
         out = stack([array(x) for x in object])
@@ -489,7 +489,7 @@ def array(object, dtype=None, copy=True, **kwargs):
 
 
 def asarray(a, dtype=None, **kwargs):
-    if type(a) is Tensor or (type(a) in (list, tuple) and _has_tensor(a)):
+    if isinstance(a, Tensor) or (type(a) in (list, tuple) and _has_tensor(a)):
         return array(a, dtype)
     module = _module_of((a,)) if _is_backend_array(a) else backend.default_module()
     return module.asarray(a, dtype=dtype, **kwargs)
@@ -498,7 +498,7 @@ def asarray(a, dtype=None, **kwargs):
 def _asarray_like(value, like):
     """``value`` as an array on ``like``'s backend when it is Python data (a list, a scalar); arrays and Tensors
     are returned as they are. Compositions use it so that constants follow their operands onto the GPU."""
-    if type(value) is Tensor or _is_backend_array(value):
+    if isinstance(value, Tensor) or _is_backend_array(value):
         return value
     if type(value) in (list, tuple) and _has_tensor(value):
         return array(value)
@@ -580,7 +580,7 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 
 
 def copy(a, order="K", subok=False):
-    return array(a, copy=True) if type(a) is Tensor else _module_of((a,)).copy(a, order=order)
+    return array(a, copy=True) if isinstance(a, Tensor) else _module_of((a,)).copy(a, order=order)
 
 
 fabs = absolute  # noqa: F821 (real inputs: the same function)

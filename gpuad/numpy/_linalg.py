@@ -141,7 +141,7 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
         raise TypeError("gpuad.numpy.einsum: out= is not supported on traced values (gpuad is out-of-place); "
                         "use the returned array instead")
     subscripts, arrays = _split_operands(operands)
-    arrays = [a if type(a) is Tensor or hasattr(a, "shape") else gnp.asarray(a) for a in arrays]
+    arrays = [a if isinstance(a, Tensor) or hasattr(a, "shape") else gnp.asarray(a) for a in arrays]
     if dtype is not None:
         arrays = [gnp.astype(a, dtype) for a in arrays]
     inputs, output = _parse_einsum(subscripts, [aval(a)[0] for a in arrays])

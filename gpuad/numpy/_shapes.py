@@ -380,7 +380,7 @@ def _pad_constant(array, shape, dtype, widths, constant_values):
     inside = tuple(slice(b, b + n) for n, (b, _) in zip(shape, widths.tolist()))
     body = SCATTER_ADD.bind(array, index=inside, shape=padded)
     xp = _xp(array)
-    if type(constant_values) is Tensor:
+    if isinstance(constant_values, Tensor):
         if _shape(constant_values) != ():
             raise NotImplementedError("gpuad.numpy.pad: a traced constant_values must be a scalar; pass a plain "
                                       "array for per-axis constants")
