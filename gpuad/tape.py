@@ -264,6 +264,12 @@ class Tape(Trace):
         means ones). A source the targets do not depend on gets zeros of its shape."""
         self._check_open("compute a gradient")
         src_nodes = [self._node_of(s) for s in sources]
+        for k, (s, node) in enumerate(zip(sources, src_nodes)):
+            if node is None:
+                raise ValueError(
+                    f"source {k} ({_describe(s)}) was never watched by this Tape, so the tape cannot tell how the "
+                    f"target depends on it: call tape.watch(x) inside the tape's block before computing with x "
+                    f"(or make it with gpuad.tensor and use it inside the block), and pass that same x here")
         seeds = []
         for t, g in zip(targets, cotangents):
             node = self._node_of(t)
@@ -355,6 +361,12 @@ def tensor(value, dtype=None):
     for t in core_lifters():
         lifted = t.lift(leaf, lifted)
     return leaf
+
+
+def _describe(value):
+    shape, dtype = aval(value)
+    kind = "a gpuad Tensor" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+    return f"{kind} of shape {shape}" + (f" and dtype {dtype}" if dtype is not None else "")
 
 
 def as_array(value):

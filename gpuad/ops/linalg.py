@@ -20,19 +20,21 @@ import math
 import string
 
 from .. import backend
-from ..core import aval, raw, traced_numpy as _gnp
+from ..core import aval, raw
 from ..rules import Custom, Linear, sum_to
+from .elementwise import WHERE
+from .structural import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE
 
-# ---- small traced helpers (batched over leading axes) ---------------------------------------------------------
-
+# ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
 
 
 def _mT(x):
-    return _gnp().swapaxes(x, -1, -2)
+    n = len(aval(x)[0])
+    return TRANSPOSE.bind(x, axes=tuple(range(n - 2)) + (n - 1, n - 2))
 
 
 def _mm(x, y):
-    return _gnp().matmul(x, y)
+    return MATMUL.bind(x, y)
 
 
 def _sym(x):
@@ -40,11 +42,12 @@ def _sym(x):
 
 
 def _solve(a, b):
-    return _gnp().linalg.solve(a, b)
+    """a^-1 b for square a and matrix b with the same batch axes (what the rules pass)."""
+    return SOLVE.bind(a, b)
 
 
 def _inv(a):
-    return _gnp().linalg.inv(a)
+    return INV.bind(a)
 
 
 def _right_solve(x, a):
@@ -52,12 +55,19 @@ def _right_solve(x, a):
     return _mT(_solve(_mT(a), _mT(x)))
 
 
+def _expand_last(v, count):
+    """``v`` with ``count`` new axes of length 1 at the end."""
+    return RESHAPE.bind(v, shape=aval(v)[0] + (1,) * count)
+
+
 def _diag_part(x):
-    return _gnp().diagonal(x, axis1=-2, axis2=-1)
+    batch = string.ascii_lowercase[:len(aval(x)[0]) - 2]
+    return EINSUM.bind(x, subscripts=f"{batch}zz->{batch}z", optimize=False)
 
 
 def _trace_last(x):
-    return _gnp().sum(_diag_part(x), axis=-1)
+    d = _diag_part(x)
+    return SUM.bind(d, axis=(len(aval(d)[0]) - 1,), keepdims=False)
 
 
 def _constant(like, make):
@@ -69,30 +79,25 @@ def _constant(like, make):
 def _diag_embed(v):
     """(..., n) -> (..., n, n) with v on the diagonal."""
     n = aval(v)[0][-1]
-    return _gnp().expand_dims(v, -1) * _constant(v, lambda xp, dt: xp.eye(n, dtype=dt))
+    return _expand_last(v, 1) * _constant(v, lambda xp, dt: xp.eye(n, dtype=dt))
 
 
-def _inverse_gaps(gaps):
-    """1 / gaps elementwise, with 0 where a gap is exactly zero (the diagonal, and exactly repeated values)."""
-    gnp = _gnp()
-    zero = raw(gaps) == 0
-    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, gaps))
-
-
-def _safe_reciprocal(s):
-    gnp = _gnp()
-    zero = raw(s) == 0
-    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, s))
+def _safe_reciprocal(v):
+    """1 / v elementwise, with 0 where v is exactly zero (a zero gap between eigenvalues or singular values, the
+    diagonal of a gap matrix, a zero singular value): such a term contributes nothing."""
+    zero = raw(v) == 0
+    return WHERE.bind(zero, 0.0, 1.0 / WHERE.bind(zero, 1.0, v))
 
 
 def _per_column(v):
     """(..., n) -> (..., 1, n): multiplying a matrix by it scales column j by v[j] (X @ diag(v))."""
-    return _gnp().expand_dims(v, -2)
+    shape = aval(v)[0]
+    return RESHAPE.bind(v, shape=shape[:-1] + (1, shape[-1]))
 
 
 def _per_row(v):
     """(..., n) -> (..., n, 1): multiplying a matrix by it scales row i by v[i] (diag(v) @ X)."""
-    return _gnp().expand_dims(v, -1)
+    return _expand_last(v, 1)
 
 
 # ---- packing several outputs into one array --------------------------------------------------------------------
@@ -102,18 +107,17 @@ def pack_impl(xp, parts, batch):
 
 
 def pack(parts, batch):
-    gnp = _gnp()
-    return gnp.concatenate([gnp.reshape(p, batch + (-1,)) for p in parts], axis=-1)
+    flat = [RESHAPE.bind(p, shape=batch + (math.prod(aval(p)[0][len(batch):]),)) for p in parts]
+    return CONCATENATE.bind(*flat, axis=len(batch))
 
 
 def unpack(packed, shapes):
     """Split a packed array into parts of trailing ``shapes`` (the leading batch axes are kept)."""
-    gnp = _gnp()
     batch = aval(packed)[0][:-1]
     parts, start = [], 0
     for shape in shapes:
         size = math.prod(shape)
-        parts.append(gnp.reshape(packed[..., start:start + size], batch + tuple(shape)))
+        parts.append(RESHAPE.bind(packed[..., start:start + size], shape=batch + tuple(shape)))
         start += size
     return parts
 
@@ -202,7 +206,7 @@ def _det_jvp(primals, tangents, out, params):
 
 def _det_vjp(ct, saved, params, avals, needed):
     a, out = saved
-    return [_gnp().expand_dims(ct * out, (-2, -1)) * _mT(_inv(a))]
+    return [_expand_last(ct * out, 2) * _mT(_inv(a))]
 
 
 DET = Custom("det", lambda xp, a: xp.linalg.det(a), _det_jvp, _det_vjp, saves=("x", "out"))
@@ -215,12 +219,12 @@ def _slogdet_impl(xp, a):
 
 def _slogdet_jvp(primals, tangents, out, params):
     dlog = _trace_last(_solve(primals[0], tangents[0]))
-    return _gnp().stack([dlog * 0.0, dlog], axis=-1)  # the sign is piecewise constant
+    return CONCATENATE.bind(_expand_last(dlog * 0.0, 1), _expand_last(dlog, 1), axis=len(aval(dlog)[0]))  # the sign is piecewise constant
 
 
 def _slogdet_vjp(ct, saved, params, avals, needed):
     (a,) = saved
-    return [_gnp().expand_dims(ct[..., 1], (-2, -1)) * _mT(_inv(a))]
+    return [_expand_last(ct[..., 1], 2) * _mT(_inv(a))]
 
 
 # Packed output (..., 2): [sign, log|det|].
@@ -295,7 +299,7 @@ def _eigh_parts(packed):
 
 def _eigen_gaps(w):
     """F[..., i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it and where w_i == w_j exactly."""
-    return _inverse_gaps(_per_column(w) - _per_row(w))
+    return _safe_reciprocal(_per_column(w) - _per_row(w))
 
 
 def _eigh_jvp(primals, tangents, out, params):
@@ -333,7 +337,7 @@ def _svd_parts(packed, m, n):
 
 def _singular_gaps(s):
     """F[..., i, j] = 1 / (s_j^2 - s_i^2), 0 where the singular values are exactly equal."""
-    return _inverse_gaps((_per_column(s) - _per_row(s)) * (_per_column(s) + _per_row(s)))
+    return _safe_reciprocal((_per_column(s) - _per_row(s)) * (_per_column(s) + _per_row(s)))
 
 
 def _svd_jvp(primals, tangents, out, params):
