@@ -159,6 +159,14 @@ def is_float_dtype(dtype) -> bool:
     return dtype is not None and dtype.kind in "fc"
 
 
+def refuse_complex(dtype, where):
+    """Complex differentiation is not supported yet: say so rather than give a silently wrong derivative."""
+    if dtype is not None and dtype.kind == "c":
+        raise TypeError(f"complex values are not supported yet by gpuad's derivatives, but {where} is complex "
+                        f"({dtype}); differentiate the real and imaginary parts as separate real arrays, or take "
+                        f"the value with gpuad.stop_gradient / t.data if it needs no derivative")
+
+
 def stop_gradient(x):
     """``x`` as a constant: its value, with zero derivative with respect to everything."""
     return raw(x)

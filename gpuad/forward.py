@@ -7,7 +7,7 @@ program. A missing tangent is a symbolic zero (None): it is never materialised a
 """
 from __future__ import annotations
 
-from .core import Tensor, Trace, aval, bind, is_float_dtype
+from .core import Tensor, Trace, aval, bind, is_float_dtype, refuse_complex
 
 
 class DualTensor(Tensor):
@@ -41,8 +41,13 @@ class ForwardTrace(Trace):
                 primals.append(a)
                 tangents.append(None)
         out = bind(prim, primals, params)
-        if not any_tangent or not is_float_dtype(aval(out)[1]):
+        if not any_tangent:
             return out
+        dtype = aval(out)[1]
+        if not is_float_dtype(dtype):
+            return out
+        if dtype.kind == "c":
+            refuse_complex(dtype, f"the result of {prim.name}")
         for k in prim.nondiff:
             tangents[k] = None
         tangent = prim.jvp(primals, tangents, out, params)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 
 from . import backend, codegen, fusion, printing, tree
-from .core import Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces, settle
+from .core import (Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces,
+                   refuse_complex, settle)
 from .core import lifters as core_lifters
 from .rules import Elementwise
 
@@ -135,6 +136,7 @@ class Tape(Trace):
 
     def _watch_as(self, original, value):
         primal = settle(value)
+        refuse_complex(aval(primal)[1], "a watched value")
         box = TapeTensor(self, primal, self._add_input(primal))
         self._watched[id(original)] = (original, box)
         return box
@@ -173,7 +175,10 @@ class Tape(Trace):
                 parents.append(None)
         out = bind(prim, primals, params)
         out_aval = aval(out)
-        if not is_float_dtype(out_aval[1]):
+        kind = out_aval[1].kind if out_aval[1] is not None else "f"
+        if kind != "f":
+            if kind == "c":
+                refuse_complex(out_aval[1], f"the result of {prim.name}")
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None

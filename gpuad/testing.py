@@ -61,8 +61,30 @@ def _assert_close(actual, expected, atol, rtol, what):
             raise AssertionError(f"{what}: leaf {i} differs by up to {err:.3g}\n  AD:        {a}\n  numerical: {b}")
 
 
-def check_jvp(fun, args, atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
-    """Forward mode against central differences along a random direction."""
+# Central-difference step and tolerances per floating dtype (the least precise argument decides): the step
+# balances truncation error (eps^2) against rounding error (machine epsilon / eps).
+_DEFAULTS = {"float64": (1e-6, 1e-6, 1e-6), "float32": (1e-3, 1e-2, 1e-2), "float16": (1e-1, 1e-1, 1e-1)}
+
+
+def defaults_for(args):
+    """(eps, atol, rtol) for checking derivatives at ``args``: float64's unless an argument is less precise."""
+    worst = "float64"
+    for v in tree.flatten(tuple(args))[0]:
+        name = getattr(getattr(v, "dtype", None), "name", "float64")
+        if name in _DEFAULTS and _DEFAULTS[name][0] > _DEFAULTS[worst][0]:
+            worst = name
+    return _DEFAULTS[worst]
+
+
+def _fill(args, eps, atol, rtol):
+    d_eps, d_atol, d_rtol = defaults_for(args)
+    return (d_eps if eps is None else eps, d_atol if atol is None else atol, d_rtol if rtol is None else rtol)
+
+
+def check_jvp(fun, args, atol=None, rtol=None, eps=None, rng=None):
+    """Forward mode against central differences along a random direction (step and tolerances default to the
+    arguments' dtype: see ``defaults_for``)."""
+    eps, atol, rtol = _fill(args, eps, atol, rtol)
     rng = rng or _np.random.default_rng(0)
     tangents = _random_like(tuple(args), rng)
     _, ad = jvp(fun, tuple(args), tangents)
@@ -70,8 +92,9 @@ def check_jvp(fun, args, atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
     _assert_close(ad, numeric, atol, rtol, "jvp vs central differences")
 
 
-def check_vjp(fun, args, atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
+def check_vjp(fun, args, atol=None, rtol=None, eps=None, rng=None):
     """Reverse mode by <u, J v> = <J^T u, v> for random u and v, J v by central differences."""
+    eps, atol, rtol = _fill(args, eps, atol, rtol)
     rng = rng or _np.random.default_rng(1)
     out, vjp_fn = vjp(fun, *args)
     u = _random_like(out, rng)
@@ -87,7 +110,7 @@ def check_vjp(fun, args, atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
                              f"<J^T u, v> = {rhs!r} (reverse mode)")
 
 
-def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6, eps=1e-6, rng=None):
+def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, eps=None, rng=None):
     """Check ``fun``'s derivatives at ``args`` in each mode, recursively up to ``order``.
 
     Each level checks the JVP and/or VJP numerically; for ``order > 1`` the derivative functions
@@ -96,6 +119,7 @@ def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6, 
     """
     rng = rng or _np.random.default_rng(0)
     args = tuple(args)
+    eps, atol, rtol = _fill(args, eps, atol, rtol)
     for mode in modes:
         if mode == "fwd":
             check_jvp(fun, args, atol, rtol, eps, rng)

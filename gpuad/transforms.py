@@ -11,7 +11,7 @@ import functools
 import operator
 
 from . import backend, tree
-from .core import Tensor, aval, is_float_dtype, lower, raw
+from .core import Tensor, aval, is_float_dtype, lower, raw, refuse_complex
 from .forward import ForwardTrace
 from .tape import Tape, as_array, zeros_like_source
 
@@ -19,6 +19,7 @@ from .tape import Tape, as_array, zeros_like_source
 def _check_differentiable(leaves, transform, where):
     for v in leaves:
         dtype = aval(v)[1]
+        refuse_complex(dtype, f"{transform}'s {where}")
         if not is_float_dtype(dtype):
             raise TypeError(
                 f"{transform} requires floating-point inputs, but {where} has dtype {dtype}; pass a float array "
@@ -165,6 +166,9 @@ def jvp(fun, primals, tangents):
     trace = ForwardTrace()
     boxes = []
     for i, (p, t) in enumerate(zip(p_leaves, t_leaves)):
+        if t is None:
+            raise TypeError(f"tangent {i} is None: jvp needs one tangent array per primal; pass zeros (e.g. "
+                            f"numpy.zeros_like(x)) for a primal you do not perturb, or close over it instead")
         (ps, pd), t = aval(p), (as_array(t) if not isinstance(t, (int, float)) else t)
         if isinstance(t, (int, float)):
             t = backend.array_module(raw(p)).asarray(t, dtype=pd)

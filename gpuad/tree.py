@@ -1,7 +1,7 @@
 """Nested containers of arrays ("pytrees"): tuples, lists and dicts of leaves, flattened and rebuilt.
 
-Transforms accept and return such structures; a leaf is anything that is not a tuple, list or dict (dict keys
-are visited in sorted order, as JAX does).
+Transforms accept and return such structures; a leaf is anything that is not a tuple (named tuples included),
+list or dict (dict keys are visited in sorted order, as JAX does).
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def unflatten(treedef, leaves):
             return next(it)
         if d[0] is dict:
             return {k: build(c) for k, c in zip(d[1], d[2])}
+        if hasattr(d[0], "_fields"):  # a named tuple: built from positional fields
+            return d[0](*(build(c) for c in d[1]))
         return d[0](build(c) for c in d[1])
 
     return build(treedef)
@@ -42,4 +44,6 @@ def describe(treedef) -> str:
     if treedef[0] is dict:
         return "{" + ", ".join(f"{k!r}: {describe(c)}" for k, c in zip(treedef[1], treedef[2])) + "}"
     inner = ", ".join(describe(c) for c in treedef[1])
+    if hasattr(treedef[0], "_fields"):
+        return f"{treedef[0].__name__}({inner})"
     return f"[{inner}]" if treedef[0] is list else f"({inner}{',' if len(treedef[1]) == 1 else ''})"

@@ -23,8 +23,12 @@ SUBTRACT = Elementwise("subtract", "x - y", ("1", "-1"), symbol="-")
 MULTIPLY = Elementwise("multiply", "x * y", ("y", "x"), symbol="*")
 DIVIDE = Elementwise("divide", "x / y", ("1 / y", "-out / y"), domain=(None, "nonzero"), symbol="/")
 NEGATIVE = Elementwise("negative", "-x", ("-1",), symbol="-")
+# d/dx is exactly 0 where y == 0 and d/dy exactly 0 at x == 0 (JAX's convention), with the unused branch made
+# harmless (x -> 1) so that every order stays finite: the n-th derivative of x ** k at 0 is exact for all n.
+# For x < 0, log(x) is NaN: (-2.) ** y has no real derivative in y.
 POWER = Elementwise("power", "pow(x, y)",
-                    ("y * pow(x, y - 1)", "where(x > 0, out * log(where(x > 0, x, 1)), 0)"),
+                    ("where(y == 0, 0, y * pow(where(y == 0, 1, x), y - 1))",
+                     "where(x == 0, 0, out * log(where(x == 0, 1, x)))"),
                     domain=(POSITIVE, (-2.0, 2.0)))
 SQUARE = Elementwise("square", "x * x", ("2 * x",))
 SQRT = Elementwise("sqrt", "sqrt(x)", ("0.5 / out",), domain=(POSITIVE,))
