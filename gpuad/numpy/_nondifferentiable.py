@@ -29,7 +29,7 @@ __all__ = list(NAMES)
 
 
 def _values(value):
-    if type(value) is Tensor:
+    if isinstance(value, Tensor):
         return raw(value)
     if type(value) in (list, tuple):
         return type(value)(_values(v) for v in value)
