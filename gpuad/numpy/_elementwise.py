@@ -1,9 +1,9 @@
 """gpuad.numpy's elementwise functions: one per row of ``gpuad.ops.elementwise``, plus those with parameters.
 
 Each row of the elementwise rule table becomes the NumPy function of its name (sin, add, maximum, ...), which
-binds the row. ``where``, ``clip`` and ``nan_to_num`` add NumPy's optional arguments around their rows; NumPy's other names
-for rows (abs, true_divide, mod, degrees, ...) are the same functions; float_power, round, around and
-nan_to_num turn their parameters into calls of rows. Plain (untraced) arguments with keywords go to the
+binds the row. ``where`` and ``clip`` add NumPy's optional arguments around their rows; NumPy's other names for
+rows (abs, true_divide, mod, degrees, ...) are the same functions; float_power, round, around and nan_to_num
+turn their parameters into calls of rows. Plain (untraced) arguments with keywords go to the
 backend's own function.
 
 Conventions: round, around, fix and floor_divide have derivative 0; nan_to_num has derivative 1 where its input

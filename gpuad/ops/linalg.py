@@ -72,17 +72,12 @@ def _diag_embed(v):
     return _gnp().expand_dims(v, -1) * _constant(v, lambda xp, dt: xp.eye(n, dtype=dt))
 
 
-def _inverse_gaps(gaps):
-    """1 / gaps elementwise, with 0 where a gap is exactly zero (the diagonal, and exactly repeated values)."""
+def _safe_reciprocal(x):
+    """1 / x elementwise, with 0 where x is exactly zero (a zero singular value; in the eigenvalue and singular
+    value gap matrices, the diagonal and exactly repeated values)."""
     gnp = _gnp()
-    zero = raw(gaps) == 0
-    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, gaps))
-
-
-def _safe_reciprocal(s):
-    gnp = _gnp()
-    zero = raw(s) == 0
-    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, s))
+    zero = raw(x) == 0
+    return gnp.where(zero, 0.0, 1.0 / gnp.where(zero, 1.0, x))
 
 
 def _per_column(v):
@@ -295,7 +290,7 @@ def _eigh_parts(packed):
 
 def _eigen_gaps(w):
     """F[..., i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it and where w_i == w_j exactly."""
-    return _inverse_gaps(_per_column(w) - _per_row(w))
+    return _safe_reciprocal(_per_column(w) - _per_row(w))
 
 
 def _eigh_jvp(primals, tangents, out, params):
@@ -333,7 +328,7 @@ def _svd_parts(packed, m, n):
 
 def _singular_gaps(s):
     """F[..., i, j] = 1 / (s_j^2 - s_i^2), 0 where the singular values are exactly equal."""
-    return _inverse_gaps((_per_column(s) - _per_row(s)) * (_per_column(s) + _per_row(s)))
+    return _safe_reciprocal((_per_column(s) - _per_row(s)) * (_per_column(s) + _per_row(s)))
 
 
 def _svd_jvp(primals, tangents, out, params):

@@ -1,7 +1,7 @@
 """Rule table for the scans: cumulative sum and cumulative product along one axis.
 
-The reductions proper are in ``reductions``; scans need their own rows because composing them from slices would cost O(n^2) work or
-O(n log n) taped values. ``cumsum`` is linear, and its transpose is the same scan run from the other end
+Scans need their own rows (the reductions are in ``reductions``) because composing them from slices would
+cost O(n^2) work or O(n log n) taped values. ``cumsum`` is linear, and its transpose is the same scan run from the other end
 (``reverse=True``). ``cumprod``'s JVP and VJP are written with traced ops (so they differentiate again) in the
 quotient form, for inputs without zeros; ``gpuad.numpy.cumprod`` composes inputs that hold a zero from
 multiplies instead, so every order is exact with zeros too.
