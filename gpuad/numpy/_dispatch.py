@@ -43,9 +43,10 @@ def is_backend_array(value):
     return hasattr(value, "__array_priority__") or hasattr(value, "dtype")
 
 
-def traceable(fn):
+def traceable(fn, submodule=None):
     """Run ``fn`` (the traced implementation) when an argument is a gpuad Tensor; otherwise call the backend
-    module's function of the same name, so plain arrays get NumPy's (or CuPy's) exact behaviour."""
+    module's function of the same name (in its ``submodule``, e.g. "linalg", when given), so plain arrays get
+    NumPy's (or CuPy's) exact behaviour."""
     name = fn.__name__
 
     @functools.wraps(fn)
@@ -53,7 +54,7 @@ def traceable(fn):
         if has_tensor(args) or has_tensor(kwargs.values()):
             return fn(*args, **kwargs)
         module = module_of((*args, *kwargs.values()))
-        return getattr(module, name)(*args, **kwargs)
+        return getattr(getattr(module, submodule) if submodule else module, name)(*args, **kwargs)
 
     return wrapper
 

@@ -19,7 +19,6 @@ slogdet need an invertible matrix. Vector and Frobenius norms have derivative 0 
 from __future__ import annotations
 
 import builtins
-import functools
 import operator
 from typing import NamedTuple
 
@@ -29,7 +28,7 @@ from ...core import aval, raw
 from ...ops.linalg import CHOLESKY, DET, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
 from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
 from .._creation import asarray
-from .._dispatch import has_tensor, module_of
+from .._dispatch import module_of, traceable
 from .._elementwise import abs, sqrt, where
 from .._reductions import max, min, sum
 from .._shapes import astype, broadcast_to, concatenate, moveaxis, ravel, reshape, swapaxes, transpose
@@ -65,16 +64,8 @@ class SlogdetResult(NamedTuple):
 
 
 def _linalg_function(fn):
-    """Run ``fn`` on traced arguments; otherwise call the backend module's ``linalg`` function of that name."""
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if has_tensor(args) or has_tensor(kwargs.values()):
-            return fn(*args, **kwargs)
-        return getattr(module_of((*args, *kwargs.values())).linalg, name)(*args, **kwargs)
-
-    return wrapper
+    """``traceable`` for numpy.linalg's functions: plain arguments go to the backend module's ``linalg``."""
+    return traceable(fn, submodule="linalg")
 
 
 def _matrices(a, name):
