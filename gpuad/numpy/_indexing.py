@@ -15,9 +15,6 @@ from ._dispatch import is_backend_array, module_of
 from ._elementwise import where
 from ._shapes import astype, broadcast_to
 
-__all__ = []
-
-
 def normalize_index(index, like):
     """An index for ``like``: traced index arrays give their values, and lists and arrays of another backend
     (NumPy index arrays for a CuPy array) move to ``like``'s backend."""

@@ -15,12 +15,11 @@ import operator
 
 from ..core import raw
 from . import _creation, _diagonals, _elementwise, _products, _rearranging, _reductions, _shapes
+from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
 from ._indexing import getitem, IndexUpdate
+from ._products import matmul
 
-_ew = _elementwise
-add, subtract, multiply, divide, power = _ew.add, _ew.subtract, _ew.multiply, _ew.divide, _ew.power
-mod, floor_divide, negative, absolute = _ew.mod, _ew.floor_divide, _ew.negative, _ew.absolute
-matmul = _products.matmul
+_gnp = None  # the gpuad.numpy module, set by attach
 
 
 class _ArrayBehaviour:
@@ -39,11 +38,11 @@ class _ArrayBehaviour:
 
     @property
     def real(self):
-        return _ew.real(self)
+        return _elementwise.real(self)
 
     @property
     def imag(self):
-        return _ew.imag(self)
+        return _elementwise.imag(self)
 
     # ---- Python conversions and iteration: plain values
     def __len__(self):
@@ -157,9 +156,9 @@ class _ArrayBehaviour:
     def cumsum(self, axis=None): return _reductions.cumsum(self, axis)
     def cumprod(self, axis=None): return _reductions.cumprod(self, axis)
     def ptp(self, axis=None, keepdims=False): return _reductions.ptp(self, axis, keepdims=keepdims)
-    def clip(self, min=None, max=None, **kwargs): return _ew.clip(self, kwargs.get("a_min", min),
-                                                                  kwargs.get("a_max", max))
-    def round(self, decimals=0): return _ew.round(self, decimals)
+    def clip(self, min=None, max=None, **kwargs):
+        return _elementwise.clip(self, kwargs.get("a_min", min), kwargs.get("a_max", max))
+    def round(self, decimals=0): return _elementwise.round(self, decimals)
     def conj(self): return self
     def astype(self, dtype, copy=True): return _shapes.astype(self, dtype)
     def squeeze(self, axis=None): return _shapes.squeeze(self, axis)
@@ -203,10 +202,8 @@ def attach(cls, namespace):
     ``__eq__`` compares values."""
     global _gnp
     _gnp = namespace
+    bookkeeping = set(vars(type("Plain", (), {}))) | {"__hash__"}  # what every class body holds
     for name, value in vars(_ArrayBehaviour).items():
-        if name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__"):
+        if name not in bookkeeping:
             setattr(cls, name, value)
     cls.__hash__ = object.__hash__
-
-
-_gnp = None  # gpuad.numpy, set by attach
