@@ -14,7 +14,6 @@ recording in the calling thread (a finished trace, or another thread's) acts as 
 from __future__ import annotations
 
 import itertools
-import operator
 import threading
 
 _next_level = itertools.count(1)
@@ -204,6 +203,7 @@ class Tensor:
     def __init__(self, trace, primal):
         self._trace = trace
         self._primal = primal
+
     @property
     def data(self):
         return raw(self)
@@ -224,172 +224,10 @@ class Tensor:
     def size(self):
         return raw(self).size
 
-    @property
-    def T(self):
-        return _gnp().transpose(self)
-
-    @property
-    def mT(self):
-        return _gnp().swapaxes(self, -1, -2)
-
-    def __len__(self):
-        return len(raw(self))
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
     def __repr__(self):
         return f"Tensor({raw(self)!r})"
 
-    def __bool__(self):
-        return bool(raw(self))
-
-    def __float__(self):
-        return float(raw(self))
-
-    def __int__(self):
-        return int(raw(self))
-
-    def __index__(self):
-        return operator.index(raw(self))
-
-    def item(self, *args):
-        return raw(self).item(*args)
-
-    def tolist(self):
-        return raw(self).tolist()
-
     __hash__ = object.__hash__
-
-    # ---- NumPy protocols: numpy.sin(t) and numpy.sum(t) record exactly like gpuad.numpy's
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        fn = getattr(_gnp(), ufunc.__name__, None) if method == "__call__" else None
-        if fn is None:
-            raise NotImplementedError(
-                f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} has no gpuad rule, so it "
-                f"cannot be applied to a traced Tensor; use gpuad.numpy functions or apply it to t.data (which "
-                f"drops the derivative)")
-        return fn(*inputs, **kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        from . import numpy as gnp
-        module = func.__module__.replace("numpy", "").strip(".")
-        target = gnp
-        for part in [p for p in module.split(".") if p and not p.startswith("_") and p != "core"]:
-            target = getattr(target, part, None)
-        fn = getattr(target, func.__name__, None) if target is not None else None
-        if fn is None:
-            raise NotImplementedError(
-                f"{func.__module__}.{func.__name__} has no gpuad rule, so it cannot be applied to a traced Tensor; "
-                f"see the README's list of supported functions")
-        return fn(*args, **kwargs)
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError(
-            "a traced gpuad Tensor cannot be turned into a plain array implicitly (the derivative would be lost); "
-            "use gpuad.numpy functions, or t.data / gpuad.stop_gradient(t) to take the value on purpose")
-
-    # ---- operators
-    def __add__(self, o): return _gnp().add(self, o)
-    def __radd__(self, o): return _gnp().add(o, self)
-    def __sub__(self, o): return _gnp().subtract(self, o)
-    def __rsub__(self, o): return _gnp().subtract(o, self)
-    def __mul__(self, o): return _gnp().multiply(self, o)
-    def __rmul__(self, o): return _gnp().multiply(o, self)
-    def __truediv__(self, o): return _gnp().divide(self, o)
-    def __rtruediv__(self, o): return _gnp().divide(o, self)
-    def __pow__(self, o): return _gnp().power(self, o)
-    def __rpow__(self, o): return _gnp().power(o, self)
-    def __matmul__(self, o): return _gnp().matmul(self, o)
-    def __rmatmul__(self, o): return _gnp().matmul(o, self)
-    def __neg__(self): return _gnp().negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return _gnp().abs(self)
-    def __mod__(self, o): return _gnp().mod(self, o)
-    def __rmod__(self, o): return _gnp().mod(o, self)
-    def __floordiv__(self, o): return _gnp().floor_divide(self, o)
-    def __rfloordiv__(self, o): return _gnp().floor_divide(o, self)
-
-    def __lt__(self, o): return raw(self) < raw(o)
-    def __le__(self, o): return raw(self) <= raw(o)
-    def __gt__(self, o): return raw(self) > raw(o)
-    def __ge__(self, o): return raw(self) >= raw(o)
-    def __eq__(self, o): return raw(self) == raw(o)
-    def __ne__(self, o): return raw(self) != raw(o)
-
-    def __getitem__(self, index):
-        return _gnp()._getitem(self, index)
-
-    def __setitem__(self, index, value):
-        raise TypeError(
-            "a traced gpuad Tensor cannot be assigned into in place (t[i] = v), because the tape has already "
-            "recorded its old value. Build the new array instead: gpuad.numpy.where(mask, v, t) for masks, or "
-            "t.at[i].set(v) / t.at[i].add(v) for indices")
-
-    @property
-    def at(self):
-        return _gnp()._IndexUpdate(self)
-
-    # ---- common methods, all recorded through gpuad.numpy
-    def sum(self, axis=None, dtype=None, keepdims=False): return _gnp().sum(self, axis, dtype, keepdims=keepdims)
-    def mean(self, axis=None, dtype=None, keepdims=False): return _gnp().mean(self, axis, dtype, keepdims=keepdims)
-    def prod(self, axis=None, dtype=None, keepdims=False): return _gnp().prod(self, axis, dtype, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _gnp().max(self, axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _gnp().min(self, axis, keepdims=keepdims)
-    def var(self, axis=None, dtype=None, ddof=0, keepdims=False):
-        return _gnp().var(self, axis, dtype, ddof=ddof, keepdims=keepdims)
-    def std(self, axis=None, dtype=None, ddof=0, keepdims=False):
-        return _gnp().std(self, axis, dtype, ddof=ddof, keepdims=keepdims)
-    def cumsum(self, axis=None): return _gnp().cumsum(self, axis)
-    def clip(self, min=None, max=None, **kwargs): return _gnp().clip(self, kwargs.get("a_min", min),
-                                                                   kwargs.get("a_max", max))
-    def astype(self, dtype, copy=True): return _gnp().astype(self, dtype)
-    def squeeze(self, axis=None): return _gnp().squeeze(self, axis)
-    def ravel(self): return _gnp().ravel(self)
-    def flatten(self): return _gnp().ravel(self)
-    def copy(self): return _gnp().array(self)
-    def conj(self): return self
-    def swapaxes(self, a, b): return _gnp().swapaxes(self, a, b)
-    def diagonal(self, offset=0, axis1=0, axis2=1): return _gnp().diagonal(self, offset, axis1, axis2)
-    def trace(self, offset=0, axis1=0, axis2=1): return _gnp().trace(self, offset, axis1, axis2)
-    def cumprod(self, axis=None): return _gnp().cumprod(self, axis)
-    def round(self, decimals=0): return _gnp().round(self, decimals)
-    def ptp(self, axis=None, keepdims=False): return _gnp().ptp(self, axis, keepdims=keepdims)
-    def repeat(self, repeats, axis=None): return _gnp().repeat(self, repeats, axis)
-    def take(self, indices, axis=None): return _gnp().take(self, indices, axis)
-    def dot(self, other): return _gnp().dot(self, other)
-
-    @property
-    def real(self): return _gnp().real(self)
-
-    @property
-    def imag(self): return _gnp().imag(self)
-
-    # index- and boolean-valued methods: plain arrays, no derivative
-    def argmax(self, axis=None, keepdims=False): return raw(self).argmax(axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return raw(self).argmin(axis, keepdims=keepdims)
-    def argsort(self, axis=-1): return raw(self).argsort(axis)
-    def nonzero(self): return raw(self).nonzero()
-    def searchsorted(self, v, side="left"): return raw(self).searchsorted(raw(v), side)
-    def all(self, axis=None, keepdims=False): return raw(self).all(axis, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return raw(self).any(axis, keepdims=keepdims)
-
-    def __divmod__(self, o): return _gnp().floor_divide(self, o), _gnp().mod(self, o)
-    def __rdivmod__(self, o): return _gnp().floor_divide(o, self), _gnp().mod(o, self)
-
-    def reshape(self, *shape, order="C", **kwargs):
-        if "shape" in kwargs:
-            shape = kwargs.pop("shape")
-        elif len(shape) == 1 and not isinstance(shape[0], int):
-            shape = shape[0]
-        if kwargs:
-            raise TypeError(f"reshape() got unexpected keyword arguments {sorted(kwargs)}")
-        return _gnp().reshape(self, shape, order=order)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int)):
-            axes = axes[0]
-        return _gnp().transpose(self, axes or None)
 
 
 _gnp_module = None
@@ -403,6 +241,3 @@ def traced_numpy():
         from . import numpy as gnp
         _gnp_module = gnp
     return _gnp_module
-
-
-_gnp = traced_numpy

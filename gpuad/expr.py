@@ -115,16 +115,6 @@ class Expr:
         rename = rename or {}
         return _render(self.tree, _c_call, lambda n: rename.get(n, n), c_constants=True)
 
-    def substitute(self, mapping: dict[str, "Expr"]) -> "Expr":
-        """The expression with names replaced by other expressions (used to compose fused regions)."""
-        class Sub(ast.NodeTransformer):
-            def visit_Name(self, node):
-                if node.id in mapping:
-                    return mapping[node.id].tree
-                return node
-        tree = Sub().visit(copy.deepcopy(self.tree))
-        return parse(ast.unparse(tree))
-
     def compile(self, arg_names: tuple[str, ...], namespace) -> callable:
         """A Python function of ``arg_names`` evaluating this expression with ``namespace``'s functions."""
         fn_globals = {py: getattr(namespace, py) for name, (py, _) in FUNCTIONS.items() if _uses(self.tree, name)}

@@ -26,6 +26,7 @@ import numpy as _np
 from . import backend
 from . import numpy as gnp
 from .core import aval, raw, Tensor
+from .numpy._dispatch import normalize_axes
 
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "relu", "softplus",
@@ -49,7 +50,7 @@ def _shift(x, axis):
 
 
 def _reduced_shape(shape, axis):
-    axes = gnp._axes(axis, len(shape))
+    axes = normalize_axes(axis, len(shape), allow_repeated=True, sort=True)
     return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
@@ -136,7 +137,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     shape = aval(logits)[0]
     if len(shape) == 0:
         raise ValueError("softmax_cross_entropy: logits must have a class axis (at least one dimension)")
-    axis = gnp._axes(axis, len(shape))
+    axis = normalize_axes(axis, len(shape), allow_repeated=True, sort=True)
     if len(axis) != 1:
         raise ValueError(f"softmax_cross_entropy: axis must be one axis (the class axis), got {axis}")
     axis = axis[0]

@@ -183,7 +183,8 @@ def sum_to(value, shape, dtype):
     vshape, vdtype = aval(value)
     if vshape == shape and (vdtype == dtype or dtype is None or vdtype is None):
         return value
-    from .ops.structural import CONVERT, RESHAPE, SUM
+    from .ops.reductions import SUM
+    from .ops.structural import CONVERT, RESHAPE
     if vshape != shape:
         lead = len(vshape) - len(shape)
         axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and vshape[i + lead] != 1)

@@ -23,7 +23,8 @@ from .. import backend
 from ..core import aval, raw
 from ..rules import Custom, Linear, sum_to
 from .elementwise import WHERE
-from .structural import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE
+from .reductions import SUM
+from .structural import CONCATENATE, MATMUL, RESHAPE, TRANSPOSE
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
 

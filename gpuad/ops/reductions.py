@@ -1,49 +1,86 @@
-"""Rule table for the scans: cumulative sum and cumulative product along one axis.
+"""Rule table for the reductions: sum, max and min (amax, amin) and prod over a tuple of axes.
 
-The other reductions (var, std, average, ptp, ...) are compositions in ``gpuad.numpy._reductions`` over the
-structural primitives; scans need their own rows because composing them from slices would cost O(n^2) work or
-O(n log n) taped values. ``cumsum`` is linear, and its transpose is the same scan run from the other end
-(``reverse=True``). ``cumprod``'s JVP and VJP are written with traced ops (so they differentiate again) in the
-quotient form, for inputs without zeros; ``gpuad.numpy.cumprod`` composes inputs that hold a zero from
-multiplies instead, so every order is exact with zeros too.
+``sum`` is linear: its transpose broadcasts the cotangent back over the input (``expand_reduced``). max and min
+have hand-written JVP/VJP in traced ops that share the derivative evenly among tied elements (as JAX does);
+prod's rules use the product of the others as ``out / x``, exact at every order for inputs without zeros
+(``gpuad.numpy.prod`` composes inputs holding a zero from multiplies instead). The statistics built from these
+(mean, var, std, average, ptp) are compositions in ``gpuad.numpy._reductions``.
 """
 from __future__ import annotations
 
+from .. import backend
+from ..core import aval, raw
 from ..rules import Custom, Linear
-from .structural import SUM
+from .structural import BROADCAST_TO, RESHAPE
 
 
-def _cumsum_impl(xp, x, axis, reverse):
-    if not reverse:
-        return xp.cumsum(x, axis=axis)
-    return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis), axis)
+def _axis_text(params):
+    return ", ".join(f"{k}={v!r}" for k, v in params.items() if v not in (None, False))
 
 
-CUMSUM = Linear(
-    "cumsum",
-    _cumsum_impl,
-    lambda ct, saved, params, avals, k: CUMSUM.bind(ct, axis=params["axis"], reverse=not params["reverse"]),
-    format=lambda a, p: f"cumsum({a[0]}, axis={p['axis']}{', reverse=True' if p['reverse'] else ''})",
-    adjoint=lambda k, ct, a, p: f"cumsum({ct}, axis={p['axis']}{'' if p['reverse'] else ', reverse=True'})")
+def _call(name):
+    return lambda args, params: f"{name}({', '.join(args + ([_axis_text(params)] if _axis_text(params) else []))})"
 
 
+def keepdims_shape(shape, axis):
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
 
 
-def _cumprod_jvp(primals, tangents, out, params):
-    (x,), (t,), axis = primals, tangents, params["axis"]
-    return out * CUMSUM.bind(t / x, axis=axis, reverse=False)  # d out_i = out_i * sum_{j <= i} t_j / x_j
+def expand_reduced(value, axis, keepdims, shape):
+    """A reduced value (or its cotangent) broadcast back over the input ``shape``."""
+    if not keepdims:
+        value = RESHAPE.bind(value, shape=keepdims_shape(shape, axis))
+    return BROADCAST_TO.bind(value, shape=shape)
 
 
-def _cumprod_vjp(ct, saved, params, avals, needed):
-    (x, out), axis = saved, params["axis"]
-    return [CUMSUM.bind(ct * out, axis=axis, reverse=True) / x]  # grad_j = sum_{i >= j} ct_i out_i / x_j
+SUM = Linear(
+    "sum",
+    lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
+    lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
+    format=_call("sum"),
+    adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")
 
 
-# The quotient rules above are exact at every order for inputs without zeros; gpuad.numpy.cumprod records an
-# input holding a zero as a log-depth scan of multiplies instead, whose derivatives are exact there too.
-CUMPROD = Custom(
-    "cumprod",
-    lambda xp, x, axis: xp.cumprod(x, axis=axis),
-    _cumprod_jvp,
-    _cumprod_vjp,
-    saves=("x", "out"))
+def _extremum(name, reduce):
+    """max/min over axes. Ties share the derivative evenly (mean over the arg-max set), as in JAX."""
+
+    def tie_weights(x, out, axis, keepdims):
+        x, out = raw(x), raw(out)
+        xp = backend.array_module(x)
+        full = out if keepdims else xp.reshape(out, keepdims_shape(x.shape, axis))
+        mask = (x == full).astype(x.dtype)
+        return mask / xp.sum(mask, axis=axis, keepdims=True)
+
+    def jvp(primals, tangents, out, params):
+        (x,), (t,) = primals, tangents
+        w = tie_weights(x, out, params["axis"], params["keepdims"])
+        return SUM.bind(t * w, axis=params["axis"], keepdims=params["keepdims"])
+
+    def vjp(ct, saved, params, avals, needed):
+        x, out = saved
+        w = tie_weights(x, out, params["axis"], params["keepdims"])
+        return [expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]) * w]
+
+    return Custom(name, lambda xp, x, axis, keepdims: reduce(xp)(x, axis=axis, keepdims=keepdims), jvp, vjp)
+
+
+AMAX = _extremum("amax", lambda xp: xp.max)
+AMIN = _extremum("amin", lambda xp: xp.min)
+
+
+def _prod_jvp(primals, tangents, out, params):
+    (x,), (t,) = primals, tangents
+    axis, keepdims = params["axis"], params["keepdims"]
+    return SUM.bind(t * expand_reduced(out, axis, keepdims, aval(x)[0]) / x, axis=axis, keepdims=keepdims)
+
+
+def _prod_vjp(ct, saved, params, avals, needed):
+    x, out = saved
+    axis, keepdims, shape = params["axis"], params["keepdims"], avals[0][0]
+    return [expand_reduced(ct * out, axis, keepdims, shape) / x]
+
+
+# prod's rules use the product of the others as out / x, exact at every order for inputs without zeros;
+# gpuad.numpy.prod records inputs that hold a zero as a tree of multiplies instead (exact there too).
+PROD = Custom("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
+              _prod_jvp, _prod_vjp, saves=("x", "out"))

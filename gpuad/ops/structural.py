@@ -1,24 +1,18 @@
-"""Rule table for the linear, structural and reduction primitives.
+"""Rule table for the linear structural primitives: reshape, transpose, broadcast_to, convert, getitem,
+scatter_add, concatenate and matmul.
 
-Each row is one primitive: its NumPy evaluation (on the array module the backend seam picks), and either its
-transpose rule (linear ops: JVP applies the op to the tangent) or hand-written JVP/VJP in traced ops (max/min,
-prod). Transposes are written with ``bind`` on these same primitives, so they are differentiable in turn.
+Each row is one primitive: its NumPy evaluation (on the array module the backend seam picks) and its transpose
+rule (linear ops: the JVP applies the op to the tangent; matmul is linear in each operand). Transposes are
+written with ``bind`` on these same primitives, so they are differentiable in turn. The reductions (sum, max,
+min, prod) are in ``reductions``, the scans in ``scans``.
 """
 from __future__ import annotations
 
 import numpy
 
 from .. import backend
-from ..core import aval, raw
-from ..rules import Custom, Linear, sum_to
-
-
-def _axis_text(params):
-    return ", ".join(f"{k}={v!r}" for k, v in params.items() if v not in (None, False))
-
-
-def _call(name):
-    return lambda args, params: f"{name}({', '.join(args + ([_axis_text(params)] if _axis_text(params) else []))})"
+from ..core import aval
+from ..rules import Linear, sum_to
 
 
 # ---- reshape / transpose / broadcast / convert ------------------------------------------------------------
@@ -56,72 +50,6 @@ CONVERT = Linear(
     _convert_transpose,
     format=lambda a, p: f"{a[0]}.astype({numpy.dtype(p['dtype']).name})",
     adjoint=lambda k, ct, a, p: f"{ct}.astype(<dtype of {a[0]}>)")
-
-
-# ---- reductions -------------------------------------------------------------------------------------------
-
-def keepdims_shape(shape, axis):
-    return tuple(1 if i in axis else n for i, n in enumerate(shape))
-
-
-def expand_reduced(value, axis, keepdims, shape):
-    """A reduced value (or its cotangent) broadcast back over the input ``shape``."""
-    if not keepdims:
-        value = RESHAPE.bind(value, shape=keepdims_shape(shape, axis))
-    return BROADCAST_TO.bind(value, shape=shape)
-
-
-SUM = Linear(
-    "sum",
-    lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
-    lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
-    format=_call("sum"),
-    adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")
-
-
-def _extremum(name, reduce):
-    """max/min over axes. Ties share the derivative evenly (mean over the arg-max set), as in JAX."""
-
-    def tie_weights(x, out, axis, keepdims):
-        x, out = raw(x), raw(out)
-        xp = backend.array_module(x)
-        full = out if keepdims else xp.reshape(out, keepdims_shape(x.shape, axis))
-        mask = (x == full).astype(x.dtype)
-        return mask / xp.sum(mask, axis=axis, keepdims=True)
-
-    def jvp(primals, tangents, out, params):
-        (x,), (t,) = primals, tangents
-        w = tie_weights(x, out, params["axis"], params["keepdims"])
-        return SUM.bind(t * w, axis=params["axis"], keepdims=params["keepdims"])
-
-    def vjp(ct, saved, params, avals, needed):
-        x, out = saved
-        w = tie_weights(x, out, params["axis"], params["keepdims"])
-        return [expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]) * w]
-
-    return Custom(name, lambda xp, x, axis, keepdims: reduce(xp)(x, axis=axis, keepdims=keepdims), jvp, vjp)
-
-
-AMAX = _extremum("amax", lambda xp: xp.max)
-AMIN = _extremum("amin", lambda xp: xp.min)
-
-
-def _prod_jvp(primals, tangents, out, params):
-    (x,), (t,) = primals, tangents
-    axis, keepdims = params["axis"], params["keepdims"]
-    return SUM.bind(t * expand_reduced(out, axis, keepdims, aval(x)[0]) / x, axis=axis, keepdims=keepdims)
-
-
-def _prod_vjp(ct, saved, params, avals, needed):
-    x, out = saved
-    axis, keepdims, shape = params["axis"], params["keepdims"], avals[0][0]
-    return [expand_reduced(ct * out, axis, keepdims, shape) / x]
-
-
-# prod's rules use the product of the others as out / x, exact at every order for inputs without zeros;
-# gpuad.numpy.prod records inputs that hold a zero as a tree of multiplies instead (exact there too).
-PROD = Custom("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
-              _prod_jvp, _prod_vjp, saves=("x", "out"))
 
 
 # ---- indexing ---------------------------------------------------------------------------------------------

@@ -19,15 +19,19 @@ slogdet need an invertible matrix. Vector and Frobenius norms have derivative 0 
 from __future__ import annotations
 
 import builtins
-import functools
 import operator
 from typing import NamedTuple
 
 import numpy as _np
 
-from ... import numpy as gnp
 from ...core import aval, raw
 from ...ops.linalg import CHOLESKY, DET, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
+from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
+from .._creation import asarray
+from .._dispatch import module_of, traceable
+from .._elementwise import abs, sqrt, where
+from .._reductions import max, min, sum
+from .._shapes import astype, broadcast_to, concatenate, moveaxis, ravel, reshape, swapaxes, transpose
 
 
 LinAlgError = _np.linalg.LinAlgError
@@ -60,21 +64,13 @@ class SlogdetResult(NamedTuple):
 
 
 def _linalg_function(fn):
-    """Run ``fn`` on traced arguments; otherwise call the backend module's ``linalg`` function of that name."""
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if gnp._has_tensor(args) or gnp._has_tensor(kwargs.values()):
-            return fn(*args, **kwargs)
-        return getattr(gnp._module_of((*args, *kwargs.values())).linalg, name)(*args, **kwargs)
-
-    return wrapper
+    """``traceable`` for numpy.linalg's functions: plain arguments go to the backend module's ``linalg``."""
+    return traceable(fn, submodule="linalg")
 
 
 def _matrices(a, name):
     """``a`` as an array, checked to be a stack of matrices (NumPy's LinAlgError otherwise)."""
-    a = gnp.asarray(a)
+    a = asarray(a)
     ndim = len(aval(a)[0])
     if ndim < 2:
         raise LinAlgError(f"{name}: {ndim}-dimensional array given. Array must be at least two-dimensional")
@@ -91,7 +87,7 @@ def _square(a, name):
 
 def _floating(a):
     dtype = aval(a)[1]
-    return a if dtype is not None and dtype.kind in "fc" else gnp.astype(a, _np.float64)
+    return a if dtype is not None and dtype.kind in "fc" else astype(a, _np.float64)
 
 
 # ---- inverse, solve, determinants ------------------------------------------------------------------------------
@@ -104,18 +100,18 @@ def inv(a):
 @_linalg_function
 def solve(a, b):
     """numpy.linalg.solve (NumPy 2 rules: b is a vector only when 1-D; batch axes broadcast)."""
-    a, b = _floating(_square(a, "solve")), gnp.asarray(b)
+    a, b = _floating(_square(a, "solve")), asarray(b)
     dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
-    a, b = gnp.astype(a, dtype), gnp.astype(b, dtype)
+    a, b = astype(a, dtype), astype(b, dtype)
     shape_a, vector = aval(a)[0], len(aval(b)[0]) == 1
     if vector:
-        b = gnp.reshape(b, aval(b)[0] + (1,))
+        b = reshape(b, aval(b)[0] + (1,))
     shape_b = aval(b)[0]
     if len(shape_b) < 2 or shape_b[-2] != shape_a[-1]:
         raise ValueError(f"solve: b of shape {aval(b)[0] if not vector else shape_b[:-1]} does not match a of "
                          f"shape {shape_a}: b must be (M,) or (..., M, K) with M = {shape_a[-1]}")
     batch = _np.broadcast_shapes(shape_a[:-2], shape_b[:-2])
-    x = SOLVE.bind(gnp.broadcast_to(a, batch + shape_a[-2:]), gnp.broadcast_to(b, batch + shape_b[-2:]))
+    x = SOLVE.bind(broadcast_to(a, batch + shape_a[-2:]), broadcast_to(b, batch + shape_b[-2:]))
     return x[..., 0] if vector else x
 
 
@@ -148,7 +144,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_np._NoValue):
 @_linalg_function
 def cholesky(a, /, *, upper=False):
     lower = CHOLESKY.bind(_floating(_square(a, "cholesky")))
-    return gnp.swapaxes(lower, -1, -2) if upper else lower
+    return swapaxes(lower, -1, -2) if upper else lower
 
 
 @_linalg_function
@@ -199,7 +195,7 @@ def qr(a, mode="reduced"):
         q, r = unpack(QR.bind(a), [(m, n), (n, n)])
     else:  # wide: the QR of the leading square block, and Q^T times the rest (what LAPACK computes too)
         q, r_square = unpack(QR.bind(a[..., :m]), [(m, m), (m, m)])
-        r = gnp.concatenate([r_square, gnp.matmul(gnp.swapaxes(q, -1, -2), a[..., m:])], axis=-1)
+        r = concatenate([r_square, _products.matmul(swapaxes(q, -1, -2), a[..., m:])], axis=-1)
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -208,63 +204,63 @@ def qr(a, mode="reduced"):
 def _safe_power(total, p):
     """total ** p with value and derivative 0 where total == 0 (the norm's kink at the origin)."""
     positive = raw(total) > 0
-    safe = gnp.where(positive, total, 1)
-    return gnp.where(positive, gnp.sqrt(safe) if p == 0.5 else safe ** p, 0)
+    safe = where(positive, total, 1)
+    return where(positive, sqrt(safe) if p == 0.5 else safe ** p, 0)
 
 
 def _vector_norm(x, ord, axis, keepdims):
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
-    magnitude = gnp.abs(x)
+    magnitude = abs(x)
     if ord == _np.inf:
-        return gnp.max(magnitude, axis=axis, keepdims=keepdims)
+        return max(magnitude, axis=axis, keepdims=keepdims)
     if ord == -_np.inf:
-        return gnp.min(magnitude, axis=axis, keepdims=keepdims)
+        return min(magnitude, axis=axis, keepdims=keepdims)
     if ord == 0:  # a count: no derivative
         value = raw(x)
-        return gnp._module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(value.dtype)
+        return module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(value.dtype)
     if ord == 1:
-        return gnp.sum(magnitude, axis=axis, keepdims=keepdims)
+        return sum(magnitude, axis=axis, keepdims=keepdims)
     if ord is None or ord == 2:
-        return _safe_power(gnp.sum(x * x, axis=axis, keepdims=keepdims), 0.5)
+        return _safe_power(sum(x * x, axis=axis, keepdims=keepdims), 0.5)
     p = float(ord)
     nonzero = raw(magnitude) > 0
-    powered = gnp.where(nonzero, gnp.where(nonzero, magnitude, 1) ** p, 0)
-    return _safe_power(gnp.sum(powered, axis=axis, keepdims=keepdims), 1.0 / p)
+    powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0)
+    return _safe_power(sum(powered, axis=axis, keepdims=keepdims), 1.0 / p)
 
 
 def _singular_values(x, row, col):
-    return svd(gnp.moveaxis(x, (row, col), (-2, -1)), compute_uv=False)
+    return svd(moveaxis(x, (row, col), (-2, -1)), compute_uv=False)
 
 
 def _matrix_norm(x, ord, row, col):
     if ord == 2:
-        return gnp.max(_singular_values(x, row, col), axis=-1)
+        return max(_singular_values(x, row, col), axis=-1)
     if ord == -2:
-        return gnp.min(_singular_values(x, row, col), axis=-1)
+        return min(_singular_values(x, row, col), axis=-1)
     if ord == "nuc":
-        return gnp.sum(_singular_values(x, row, col), axis=-1)
+        return sum(_singular_values(x, row, col), axis=-1)
     if ord in (None, "fro", "f"):
-        return _safe_power(gnp.sum(x * x, axis=(row, col)), 0.5)
+        return _safe_power(sum(x * x, axis=(row, col)), 0.5)
     if ord in (1, -1):  # largest / smallest column sum
-        reduce = gnp.max if ord == 1 else gnp.min
-        return reduce(gnp.sum(gnp.abs(x), axis=row), axis=col - (col > row))
+        reduce = max if ord == 1 else min
+        return reduce(sum(abs(x), axis=row), axis=col - (col > row))
     if ord in (_np.inf, -_np.inf):  # largest / smallest row sum
-        reduce = gnp.max if ord == _np.inf else gnp.min
-        return reduce(gnp.sum(gnp.abs(x), axis=col), axis=row - (row > col))
+        reduce = max if ord == _np.inf else min
+        return reduce(sum(abs(x), axis=col), axis=row - (row > col))
     raise ValueError("Invalid norm order for matrices.")
 
 
 @_linalg_function
 def norm(x, ord=None, axis=None, keepdims=False):
     """numpy.linalg.norm: every vector and matrix ``ord``, over ``axis`` (one or two axes), with keepdims."""
-    x = _floating(gnp.asarray(x))
+    x = _floating(asarray(x))
     shape = aval(x)[0]
     ndim = len(shape)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and ndim == 2) or (ord == 2 and ndim == 1):
-            value = _safe_power(gnp.sum(x * x), 0.5)
-            return gnp.reshape(value, (1,) * ndim) if keepdims else value
+            value = _safe_power(sum(x * x), 0.5)
+            return reshape(value, (1,) * ndim) if keepdims else value
         axis = tuple(range(ndim))
     elif not isinstance(axis, tuple):
         try:
@@ -287,25 +283,25 @@ def norm(x, ord=None, axis=None, keepdims=False):
     if keepdims:
         kept = list(shape)
         kept[row] = kept[col] = 1
-        value = gnp.reshape(value, tuple(kept))
+        value = reshape(value, tuple(kept))
     return value
 
 
 @_linalg_function
 def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
-    x = gnp.asarray(x)
+    x = asarray(x)
     shape = aval(x)[0]
     if axis is None:
-        value = norm(gnp.ravel(x), ord, 0)
-        return gnp.reshape(value, (1,) * len(shape)) if keepdims else value
+        value = norm(ravel(x), ord, 0)
+        return reshape(value, (1,) * len(shape)) if keepdims else value
     if isinstance(axis, tuple) and len(axis) != 1:  # several axes: flatten them into one, at the end
         axes = [a % len(shape) for a in axis]
         rest = [i for i in range(len(shape)) if i not in axes]
-        moved = gnp.transpose(x, rest + axes)
-        flat = gnp.reshape(moved, tuple(shape[i] for i in rest) + (-1,))
+        moved = transpose(x, rest + axes)
+        flat = reshape(moved, tuple(shape[i] for i in rest) + (-1,))
         value = norm(flat, ord, -1)
         if keepdims:
-            value = gnp.reshape(value, tuple(1 if i in axes else n for i, n in enumerate(shape)))
+            value = reshape(value, tuple(1 if i in axes else n for i, n in enumerate(shape)))
         return value
     return norm(x, ord, axis, keepdims)
 
@@ -327,45 +323,45 @@ def multi_dot(arrays, *, out=None):
         raise ValueError("Expecting at least two arrays.")
     result = arrays[0]
     for a in arrays[1:]:
-        result = gnp.matmul(result, a)
+        result = _products.matmul(result, a)
     return result
 
 
 @_linalg_function
 def matmul(x1, x2, /):
-    return gnp.matmul(x1, x2)
+    return _products.matmul(x1, x2)
 
 
 @_linalg_function
 def tensordot(x1, x2, /, *, axes=2):
-    return gnp.tensordot(x1, x2, axes)
+    return _products.tensordot(x1, x2, axes)
 
 
 @_linalg_function
 def outer(x1, x2, /):
     if len(aval(x1)[0]) != 1 or len(aval(x2)[0]) != 1:
         raise ValueError("Input arrays must be one-dimensional")
-    return gnp.outer(x1, x2)
+    return _products.outer(x1, x2)
 
 
 @_linalg_function
 def vecdot(x1, x2, /, *, axis=-1):
-    return gnp.sum(x1 * x2, axis=axis)
+    return sum(x1 * x2, axis=axis)
 
 
 @_linalg_function
 def matrix_transpose(x, /):
-    return gnp.swapaxes(_matrices(x, "matrix_transpose"), -1, -2)
+    return swapaxes(_matrices(x, "matrix_transpose"), -1, -2)
 
 
 @_linalg_function
 def diagonal(x, /, *, offset=0):
-    return gnp.diagonal(x, offset, axis1=-2, axis2=-1)
+    return _diagonals.diagonal(x, offset, axis1=-2, axis2=-1)
 
 
 @_linalg_function
 def trace(x, /, *, offset=0, dtype=None):
-    return gnp.trace(x, offset, axis1=-2, axis2=-1, dtype=dtype)
+    return _diagonals.trace(x, offset, axis1=-2, axis2=-1, dtype=dtype)
 
 
 def __dir__():

@@ -1,26 +1,105 @@
-"""gpuad.numpy's linear-algebra family outside numpy.linalg: einsum, kron, trace, diag, diagonal, tril, triu.
+"""gpuad.numpy's products: matmul, dot, tensordot, inner, outer, vdot, vecdot, einsum and kron.
 
-``einsum`` parses NumPy's subscripts (implicit and explicit output, ellipsis, repeated indices, the sublist
-form) into one canonical letters-only form and binds the single multilinear ``EINSUM`` primitive; size-1 axes
-that broadcast against a longer axis of the same index are reshaped away first, so the primitive's transpose
-never has to undo a broadcast. The others are compositions of differentiable primitives (einsum, getitem,
-scatter, where). With no traced argument, each function is NumPy's (or CuPy's) own.
+matmul binds the ``MATMUL`` row of ``gpuad.ops.structural``; dot, tensordot, inner, outer, vdot and vecdot are
+compositions of it (transposes and reshapes around one matrix product) or of multiply and sum. ``einsum`` parses
+NumPy's subscripts (implicit and explicit output, ellipsis, repeated indices, the sublist form) into one
+canonical letters-only form and binds the single multilinear ``EINSUM`` row of ``gpuad.ops.linalg``; size-1
+axes that broadcast against a longer axis of the same index are reshaped away first, so the row's transpose
+never has to undo a broadcast. ``kron`` is a broadcast product reshaped block by block. With no traced
+argument, each function is NumPy's (or CuPy's) own.
 """
 from __future__ import annotations
 
-import builtins
+import math
 import string
 
 import numpy as _np
 
-from .. import numpy as gnp
-from ..core import aval, raw, Tensor
+from ..core import aval, Tensor
 from ..ops.linalg import EINSUM
-from ..ops.structural import SCATTER_ADD
+from ..ops.structural import MATMUL
+from ._creation import asarray
+from ._dispatch import no_out, traceable
+from ._elementwise import multiply
+from ._reductions import sum
+from ._shapes import astype, ravel, reshape, size, transpose
 
-from . import _module_of, traceable
+__all__ = ["matmul", "tensordot", "dot", "vdot", "inner", "outer", "vecdot", "einsum", "kron"]
 
-__all__ = ["einsum", "kron", "trace", "diag", "diagonal", "tril", "triu"]
+
+# ---- matrix products ------------------------------------------------------------------------------------------
+
+@traceable
+def matmul(x1, x2, out=None):
+    no_out("matmul", out=out)
+    if len(aval(x1)[0]) == 0 or len(aval(x2)[0]) == 0:
+        raise ValueError("matmul: Input operand does not have enough dimensions (use multiply for scalars)")
+    return MATMUL.bind(x1, x2)
+
+
+@traceable
+def tensordot(a, b, axes=2):
+    sa, sb = aval(a)[0], aval(b)[0]
+    if isinstance(axes, int):
+        ax_a = list(range(len(sa) - axes, len(sa)))
+        ax_b = list(range(axes))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if isinstance(ax_a, int) else list(ax_a)
+        ax_b = [ax_b] if isinstance(ax_b, int) else list(ax_b)
+    if isinstance(axes, int) and not 0 <= axes <= min(len(sa), len(sb)):
+        raise ValueError(f"tensordot: axes={axes} must be between 0 and the smaller operand's ndim")
+    if len(ax_a) != len(ax_b):
+        raise ValueError(f"tensordot: axes pair {len(ax_a)} axes of a with {len(ax_b)} of b; "
+                         f"give as many of each")
+    ax_a = [x % len(sa) for x in ax_a]
+    ax_b = [x % len(sb) for x in ax_b]
+    for i, j in zip(ax_a, ax_b):
+        if sa[i] != sb[j]:
+            raise ValueError(f"shape-mismatch for sum: tensordot contracts axis {i} of a (length {sa[i]}) with "
+                             f"axis {j} of b (length {sb[j]})")
+    free_a = [i for i in range(len(sa)) if i not in ax_a]
+    free_b = [i for i in range(len(sb)) if i not in ax_b]
+    k = math.prod(sa[i] for i in ax_a)
+    a2 = reshape(transpose(a, free_a + ax_a), (math.prod(sa[i] for i in free_a), k))
+    b2 = reshape(transpose(b, ax_b + free_b), (k, math.prod(sb[i] for i in free_b)))
+    return reshape(matmul(a2, b2), tuple(sa[i] for i in free_a) + tuple(sb[i] for i in free_b))
+
+
+@traceable
+def dot(a, b, out=None):
+    no_out("dot", out=out)
+    na, nb = len(aval(a)[0]), len(aval(b)[0])
+    if na == 0 or nb == 0:
+        return multiply(a, b)
+    if nb <= 2 and na <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([-1], [0 if nb == 1 else -2]))
+
+
+@traceable
+def vdot(a, b):
+    if size(a) != size(b):
+        raise ValueError(f"vdot: vectors have different lengths ({size(a)} and {size(b)} elements)")
+    return sum(ravel(a) * ravel(b))
+
+
+@traceable
+def inner(a, b):
+    if len(aval(a)[0]) == 0 or len(aval(b)[0]) == 0:
+        return multiply(a, b)
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+@traceable
+def outer(a, b, out=None):
+    no_out("outer", out=out)
+    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+
+
+@traceable
+def vecdot(x1, x2, axis=-1):
+    return sum(x1 * x2, axis=axis)
 
 
 # ---- einsum ---------------------------------------------------------------------------------------------------
@@ -81,7 +160,7 @@ def _parse_einsum(subscripts, shapes):
             raise ValueError(f"einsum: operand subscripts {text!r} do not match an operand of {len(shape)} "
                              f"dimension(s)")
         ellipsis_dims.append(extra)
-    n_ellipsis = builtins.max(ellipsis_dims, default=0)
+    n_ellipsis = max(ellipsis_dims, default=0)
     if n_ellipsis > len(spare):
         raise ValueError("einsum: too many dimensions under '...' (52 index letters in all)")
     ellipsis_letters = "".join(spare[:n_ellipsis])
@@ -122,7 +201,7 @@ def _drop_broadcast_axes(inputs, arrays):
         keep = [i for i, (c, n) in enumerate(zip(text, shape))
                 if not (n == 1 and sizes.get(c, 1) > 1 and text.count(c) == 1)]
         if len(keep) != len(text):
-            a = gnp.reshape(a, tuple(shape[i] for i in keep))
+            a = reshape(a, tuple(shape[i] for i in keep))
             text = "".join(text[i] for i in keep)
         for c in set(text):  # a repeated index must have one length within its operand
             lengths = {n for t, n in zip(text, aval(a)[0]) if t == c}
@@ -141,14 +220,14 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
         raise TypeError("gpuad.numpy.einsum: out= is not supported on traced values (gpuad is out-of-place); "
                         "use the returned array instead")
     subscripts, arrays = _split_operands(operands)
-    arrays = [a if isinstance(a, Tensor) or hasattr(a, "shape") else gnp.asarray(a) for a in arrays]
+    arrays = [a if isinstance(a, Tensor) or hasattr(a, "shape") else asarray(a) for a in arrays]
     if dtype is not None:
-        arrays = [gnp.astype(a, dtype) for a in arrays]
+        arrays = [astype(a, dtype) for a in arrays]
     inputs, output = _parse_einsum(subscripts, [aval(a)[0] for a in arrays])
     inputs, arrays = _drop_broadcast_axes(inputs, arrays)
     if isinstance(optimize, str) and optimize not in ("greedy", "optimal"):
         raise ValueError(f"einsum: optimize={optimize!r} is not one of False, True, 'greedy', 'optimal'")
-    optimize = optimize if isinstance(optimize, (bool, str)) else builtins.bool(optimize)
+    optimize = optimize if isinstance(optimize, (bool, str)) else bool(optimize)
     return EINSUM.bind(*arrays, subscripts=",".join(inputs) + "->" + output, optimize=optimize)
 
 
@@ -157,85 +236,13 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
 @traceable
 def kron(a, b):
     """numpy.kron: every product a[i] * b[j], laid out block by block."""
-    a, b = gnp.asarray(a), gnp.asarray(b)
+    a, b = asarray(a), asarray(b)
     sa, sb = aval(a)[0], aval(b)[0]
     if not sa or not sb:
-        return gnp.multiply(a, b)
-    nd = builtins.max(len(sa), len(sb))
+        return multiply(a, b)
+    nd = max(len(sa), len(sb))
     sa, sb = (1,) * (nd - len(sa)) + sa, (1,) * (nd - len(sb)) + sb
     # a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then each pair of axes merged.
-    a2 = gnp.reshape(a, tuple(x for n in sa for x in (n, 1)))
-    b2 = gnp.reshape(b, tuple(x for n in sb for x in (1, n)))
-    return gnp.reshape(a2 * b2, tuple(p * q for p, q in zip(sa, sb)))
-
-
-# ---- diagonals and triangles ----------------------------------------------------------------------------------
-
-def _axis(axis, ndim, name):
-    if not -ndim <= axis < ndim:
-        raise _np.exceptions.AxisError(axis, ndim, msg_prefix=name)
-    return axis % ndim
-
-
-@traceable
-def diagonal(a, offset=0, axis1=0, axis2=1):
-    """numpy.diagonal: the (offset) diagonal of the axis1/axis2 planes, as a new last axis."""
-    ndim = len(aval(a)[0])
-    if ndim < 2:
-        raise ValueError("diag requires an array of at least two dimensions")
-    axis1, axis2 = _axis(axis1, ndim, "axis1"), _axis(axis2, ndim, "axis2")
-    if axis1 == axis2:
-        raise ValueError("axis1 and axis2 cannot be the same")
-    x = gnp.moveaxis(a, (axis1, axis2), (-2, -1))
-    rows, cols = aval(x)[0][-2:]
-    offset = int(offset)
-    start_row, start_col = builtins.max(-offset, 0), builtins.max(offset, 0)
-    k = builtins.max(0, builtins.min(rows - start_row, cols - start_col))
-    x = x[..., start_row:start_row + k, start_col:start_col + k]
-    return einsum("...ii->...i", x)
-
-
-@traceable
-def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    """numpy.trace: the sum along a diagonal."""
-    if out is not None:
-        raise TypeError("gpuad.numpy.trace: out= is not supported on traced values (gpuad is out-of-place)")
-    return gnp.sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
-
-
-@traceable
-def diag(v, k=0):
-    """numpy.diag: a 1-D array's square matrix with v on diagonal k, or a 2-D array's diagonal k."""
-    shape = aval(v)[0]
-    if len(shape) == 2:
-        return diagonal(v, k)
-    if len(shape) != 1:
-        raise ValueError("Input must be 1- or 2-d.")
-    k = int(k)
-    n = shape[0] + builtins.abs(k)
-    xp = _module_of((raw(v),))
-    index = xp.arange(shape[0])
-    rows, cols = (index, index + k) if k >= 0 else (index - k, index)
-    return SCATTER_ADD.bind(v, index=(rows, cols), shape=(n, n))
-
-
-def _triangle(m, k, lower):
-    shape = aval(m)[0]
-    if not shape:
-        raise ValueError(f"{'tril' if lower else 'triu'}: the input must be at least 1-D")
-    rows, cols = shape[-2:] if len(shape) >= 2 else (shape[0], shape[0])
-    xp = _module_of((raw(m),))
-    below = xp.tri(rows, cols, k=k if lower else k - 1, dtype=bool)
-    return gnp.where(below if lower else ~below, m, 0)
-
-
-@traceable
-def tril(m, k=0):
-    """numpy.tril: zeros above diagonal k of the last two axes (a 1-D input is taken as each row)."""
-    return _triangle(m, int(k), lower=True)
-
-
-@traceable
-def triu(m, k=0):
-    """numpy.triu: zeros below diagonal k of the last two axes (a 1-D input is taken as each row)."""
-    return _triangle(m, int(k), lower=False)
+    a2 = reshape(a, tuple(x for n in sa for x in (n, 1)))
+    b2 = reshape(b, tuple(x for n in sb for x in (1, n)))
+    return reshape(a2 * b2, tuple(p * q for p, q in zip(sa, sb)))

@@ -1,0 +1,126 @@
+"""gpuad.numpy's elementwise functions: one per row of ``gpuad.ops.elementwise``, plus those with parameters.
+
+Each row of the elementwise rule table becomes the NumPy function of its name (sin, add, maximum, ...), which
+binds the row. ``where`` and ``clip`` add NumPy's optional arguments around their rows; NumPy's other names for
+rows (abs, true_divide, mod, degrees, ...) are the same functions; float_power, round, around and nan_to_num
+turn their parameters into calls of rows. Plain (untraced) arguments with keywords go to the
+backend's own function.
+
+Conventions: round, around, fix and floor_divide have derivative 0; nan_to_num has derivative 1 where its input
+is finite and 0 where a value was replaced.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as _np
+
+from ..core import aval, bind, raw
+from ..ops import elementwise as _rows
+from ..rules import Elementwise
+from ._dispatch import has_tensor, module_of, no_out, traceable
+from ._shapes import astype, stack
+
+
+def _plain(value):
+    """A list or tuple argument as an array (stacked when it holds Tensors)."""
+    if has_tensor(value):
+        return stack(value)
+    return module_of(value).asarray(value)
+
+
+def _elementwise(prim: Elementwise, name: str):
+    def fn(*args, **kwargs):
+        if len(args) != prim.arity:
+            raise TypeError(f"gpuad.numpy.{name} takes {prim.arity} array argument(s), got {len(args)}")
+        if kwargs:
+            if has_tensor(args):
+                raise TypeError(f"gpuad.numpy.{name}: keyword arguments {sorted(kwargs)} are not supported on "
+                                f"traced values (gpuad is out-of-place; cast with astype instead of dtype=)")
+            return getattr(module_of(args), prim.name)(*args, **kwargs)
+        return bind(prim, [_plain(a) if type(a) in (list, tuple) else a for a in args], {})
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"numpy.{name}, differentiable. Forward: {prim.forward.source}; partial derivatives: "
+                  + ", ".join(f"d/d{a} = {p.source if p else 'none'}" for a, p in zip(prim.args, prim.partials)))
+    return fn
+
+
+_ROW_FUNCTIONS = {prim.name: _elementwise(prim, prim.name) for prim in vars(_rows).values()
+                  if isinstance(prim, Elementwise) and prim.name not in ("where", "clip", "nan_to_num")}
+globals().update(_ROW_FUNCTIONS)
+
+# NumPy's other names for rows (same semantics, so they are the same functions).
+abs = absolute  # noqa: F821 (generated above)
+fabs = absolute  # noqa: F821 (real inputs: the same function)
+true_divide = divide  # noqa: F821
+mod = remainder  # noqa: F821
+degrees = rad2deg  # noqa: F821
+radians = deg2rad  # noqa: F821
+conj = conjugate  # noqa: F821
+fix = trunc  # noqa: F821 (rounds toward zero, as numpy.fix does)
+
+_where3 = _elementwise(_rows.WHERE, "where")
+_clip3 = _elementwise(_rows.CLIP, "clip")
+
+
+def where(condition, x=None, y=None):
+    if x is None and y is None:
+        return module_of((condition,)).nonzero(raw(condition))
+    return _where3(raw(condition), x, y)
+
+
+def clip(a, a_min=None, a_max=None, **kwargs):
+    if not has_tensor((a, a_min, a_max)):
+        return module_of((a, a_min, a_max)).clip(a, a_min, a_max, **kwargs)
+    no_out("clip", **kwargs)
+    if a_min is None and a_max is None:
+        raise ValueError("clip: one of a_min and a_max must be given")
+    if a_min is None:
+        return minimum(a, a_max)  # noqa: F821
+    if a_max is None:
+        return maximum(a, a_min)  # noqa: F821
+    return _clip3(a, a_min, a_max)
+
+
+@traceable
+def float_power(x1, x2):
+    return power(astype(x1, _np.float64), astype(x2, _np.float64) if aval(x2)[1] is not None else x2)  # noqa
+
+
+@traceable
+def round(a, decimals=0, out=None):  # noqa: A001 (numpy.round)
+    """numpy.round: round half to even at ``decimals`` places (negative: to the left of the point), computed as
+    NumPy does (scale, rint, unscale). Derivative 0."""
+    no_out("round", out=out)
+    decimals = operator.index(decimals)
+    if decimals == 0:
+        return rint(a)  # noqa: F821
+    if decimals > 0:
+        factor = 10.0 ** decimals
+        return rint(a * factor) / factor  # noqa: F821
+    factor = 10.0 ** -decimals
+    return rint(a / factor) * factor  # noqa: F821
+
+
+around = round
+
+
+@traceable
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """numpy.nan_to_num: nan -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (defaults: 0 and the dtype's
+    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced."""
+    out = _rows.NAN_TO_NUM.bind(x)
+    xr = raw(x)
+    # The row applies NumPy's defaults; other replacement values are constants swapped in (derivative 0).
+    if nan != 0:
+        out = where(xr != xr, nan, out)
+    if posinf is not None:
+        out = where(xr == _np.inf, posinf, out)
+    if neginf is not None:
+        out = where(xr == -_np.inf, neginf, out)
+    return out
+
+
+__all__ = [*_ROW_FUNCTIONS, "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",
+           "clip", "float_power", "round", "around", "nan_to_num"]

@@ -1,0 +1,90 @@
+"""Indexing traced arrays: ``t[index]`` (the getitem row) and JAX-style out-of-place updates ``t.at[index]``.
+
+``getitem`` normalises the index first (traced index arrays give their values; lists and arrays of another
+backend move to the array's backend) and binds ``GETITEM``; ``IndexUpdate`` is what ``Tensor.at`` returns, and
+its ``add``/``set``/``get`` build a new array from the scatter-add and getitem rows. ``Tensor.__getitem__`` and
+``Tensor.at`` (attached in ``_methods``) are the entry points; nothing here is public in ``gpuad.numpy``.
+"""
+from __future__ import annotations
+
+import math
+
+from ..core import aval, raw, Tensor
+from ..ops.structural import GETITEM, SCATTER_ADD
+from ._dispatch import is_backend_array, module_of
+from ._elementwise import where
+from ._shapes import astype, broadcast_to
+
+def normalize_index(index, like):
+    """An index for ``like``: traced index arrays give their values, and lists and arrays of another backend
+    (NumPy index arrays for a CuPy array) move to ``like``'s backend."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    module = module_of((like,))
+    out = []
+    for i in index:
+        if isinstance(i, Tensor):
+            i = raw(i)
+        if type(i) is list or (is_backend_array(i) and not isinstance(i, module.ndarray)
+                               and getattr(i, "ndim", 0) > 0):
+            i = module.asarray(i)
+        out.append(i)
+    return tuple(out) if len(out) != 1 else out[0]
+
+
+def getitem(a, index):
+    return GETITEM.bind(a, index=normalize_index(index, a))
+
+
+class IndexUpdate:
+    """``t.at[index].set(v)`` / ``.add(v)``: out-of-place updates of a traced array (JAX's spelling)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __getitem__(self, index):
+        return IndexUpdateAt(self.array, normalize_index(index, self.array))
+
+
+class IndexUpdateAt:
+    """The pending update ``t.at[index]``: each method returns a new array and leaves ``t`` as it was."""
+
+    def __init__(self, array, index):
+        self.array, self.index = array, index
+
+    def get(self):
+        return getitem(self.array, self.index)
+
+    def _selection(self):
+        """The module, the array's shape and dtype, and the shape of ``array[index]`` (from a zero-stride proxy,
+        so nothing of the array's size is gathered)."""
+        module = module_of((self.array,))
+        shape, dtype = aval(self.array)
+        proxy = module.broadcast_to(module.zeros((), dtype=module.bool_), shape)
+        return module, shape, dtype, proxy[self.index].shape
+
+    def _values(self, values, module, dtype, selected):
+        """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
+        values = values if isinstance(values, Tensor) else module.asarray(raw(values))
+        return broadcast_to(astype(values, dtype), selected)
+
+    def add(self, values):
+        """Add ``values`` at ``index``; repeated indices accumulate (like ``numpy.add.at``)."""
+        module, shape, dtype, selected = self._selection()
+        values = self._values(values, module, dtype, selected)
+        return self.array + SCATTER_ADD.bind(values, index=self.index, shape=shape)
+
+    def set(self, values):
+        """Replace the elements at ``index``; at a repeated index the last value wins, as in NumPy's assignment,
+        and only that value gets a derivative."""
+        module, shape, dtype, selected = self._selection()
+        values = self._values(values, module, dtype, selected)
+        # Number the selected positions and assign the numbers: each element keeps the number of the write that
+        # NumPy's own assignment lets win; -1 marks the elements not selected at all.
+        order = module.arange(math.prod(selected)).reshape(selected)
+        winner = module.full(shape, -1, dtype=order.dtype)
+        winner[self.index] = order
+        chosen = winner[self.index] == order
+        if not bool(chosen.all()):
+            values = where(chosen, values, 0)
+        return where(winner < 0, self.array, 0) + SCATTER_ADD.bind(values, index=self.index, shape=shape)
