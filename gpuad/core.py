@@ -228,16 +228,3 @@ class Tensor:
         return f"Tensor({raw(self)!r})"
 
     __hash__ = object.__hash__
-
-
-_gnp_module = None
-
-
-def traced_numpy():
-    """The gpuad.numpy module, imported on first use: the rule tables are imported before it exists, and their
-    rules call its functions so that they run on traced values too."""
-    global _gnp_module
-    if _gnp_module is None:
-        from . import numpy as gnp
-        _gnp_module = gnp
-    return _gnp_module

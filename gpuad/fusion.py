@@ -21,8 +21,8 @@ import math
 import numpy  # dtype bookkeeping only
 
 from . import backend, codegen
-from .core import is_float_dtype, raw, Tensor
-from .rules import sum_to
+from .core import Tensor, is_float_dtype, raw
+from .ops.linear import sum_to
 
 # Launch counters (the GPU benchmark reads them): generated kernels, broadcast reductions, adds into existing
 # buffers done outside a kernel, and copies made to take ownership of a buffer.

@@ -25,7 +25,7 @@ from . import backend, codegen, fusion, printing, tree
 from .core import (Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces,
                    refuse_complex, settle)
 from .core import lifters as core_lifters
-from .rules import Elementwise
+from .ops.elementwise import Elementwise
 
 # Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
 # its rule reads, as without fusion). A region stops growing at MAX_REGION entries: a kernel's straight-line
@@ -293,7 +293,7 @@ class Tape(Trace):
         self._kernel_log = []
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
-        grads = [g if g is not None else zeros_like_source(s) for g, s in zip(grads, sources)]
+        grads = [g if g is not None else backend.float_zeros_like(raw(s)) for g, s in zip(grads, sources)]
         if not self.persistent:
             for e in self.entries:
                 e.saved = None
@@ -380,14 +380,6 @@ def as_array(value):
         return value
     module = backend.array_module(value)
     return value if isinstance(value, module.ndarray) else module.asarray(value)
-
-
-def zeros_like_source(like):
-    """The gradient of a source that the targets do not depend on: zeros of its shape (float64 for non-float)."""
-    v = raw(like)
-    module = backend.array_module(v)
-    shape, dtype = aval(v)
-    return module.zeros(shape, dtype=dtype if is_float_dtype(dtype) else module.float64)
 
 
 def region_root(entries, i):

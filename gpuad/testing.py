@@ -136,7 +136,7 @@ def check_grads(fun, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, 
 
 
 def sample(domain, shape, rng, dtype=_np.float64):
-    """Random values for one argument inside a rule row's ``domain`` hint (see ``rules.Elementwise``):
+    """Random values for one argument inside a rule row's ``domain`` hint (see ``gpuad.ops.elementwise.Elementwise``):
     None: uniform in (-2, 2); (low, high): uniform in that interval; "nonzero": |value| in (0.5, 2) with either
     sign; "bool": a random boolean mask."""
     if domain == "bool":

@@ -13,7 +13,7 @@ import operator
 from . import backend, tree
 from .core import Tensor, aval, is_float_dtype, lower, raw, refuse_complex
 from .forward import ForwardTrace
-from .tape import Tape, as_array, zeros_like_source
+from .tape import Tape, as_array
 
 
 def _check_differentiable(leaves, transform, where):
@@ -189,5 +189,5 @@ def jvp(fun, primals, tangents):
     for o in o_leaves:
         tangent = trace.tangent_of(o)
         values.append(lower(o, trace))
-        tans.append(tangent if tangent is not None else zeros_like_source(o))
+        tans.append(tangent if tangent is not None else backend.float_zeros_like(raw(o)))
     return tree.unflatten(o_def, values), tree.unflatten(o_def, tans)

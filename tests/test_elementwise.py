@@ -14,7 +14,8 @@ import gpuad
 import gpuad.numpy as gnp
 from gpuad import backend
 from gpuad import expr
-from gpuad.rules import Elementwise, registry
+from gpuad.ops.elementwise import Elementwise
+from gpuad.rules import registry
 from gpuad.testing import check_grads, sample
 
 ROWS = sorted((p for p in registry().values() if isinstance(p, Elementwise)), key=lambda p: p.name)

@@ -13,7 +13,8 @@ import gpuad
 import gpuad.numpy as gnp
 from gpuad import codegen, fusion
 from gpuad.core import bind
-from gpuad.rules import Elementwise, registry
+from gpuad.ops.elementwise import Elementwise
+from gpuad.rules import registry
 from gpuad.tape import MAX_REGION, set_fusion
 from gpuad.testing import check_grads
 

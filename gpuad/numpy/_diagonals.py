@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from ..core import aval, raw
-from ..ops.structural import SCATTER_ADD
+from ..ops.linear import SCATTER_ADD
 from ._dispatch import module_of, normalize_axes, traceable
 from ._elementwise import where
 from ._products import einsum

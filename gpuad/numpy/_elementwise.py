@@ -17,7 +17,7 @@ import numpy as _np
 
 from ..core import aval, bind, raw
 from ..ops import elementwise as _rows
-from ..rules import Elementwise
+from ..ops.elementwise import Elementwise
 from ._dispatch import has_tensor, module_of, no_out, traceable
 from ._shapes import astype, stack
 

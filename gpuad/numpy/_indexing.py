@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..core import aval, raw, Tensor
-from ..ops.structural import GETITEM, SCATTER_ADD
+from ..ops.linear import GETITEM, SCATTER_ADD
 from ._dispatch import is_backend_array, module_of
 from ._elementwise import where
 from ._shapes import astype, broadcast_to

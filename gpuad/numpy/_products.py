@@ -1,6 +1,6 @@
 """gpuad.numpy's products: matmul, dot, tensordot, inner, outer, vdot, vecdot, einsum and kron.
 
-matmul binds the ``MATMUL`` row of ``gpuad.ops.structural``; dot, tensordot, inner, outer, vdot and vecdot are
+matmul binds the ``MATMUL`` row of ``gpuad.ops.linear``; dot, tensordot, inner, outer, vdot and vecdot are
 compositions of it (transposes and reshapes around one matrix product) or of multiply and sum. ``einsum`` parses
 NumPy's subscripts (implicit and explicit output, ellipsis, repeated indices, the sublist form) into one
 canonical letters-only form and binds the single multilinear ``EINSUM`` row of ``gpuad.ops.linalg``; size-1
@@ -17,7 +17,7 @@ import numpy as _np
 
 from ..core import aval, Tensor
 from ..ops.linalg import EINSUM
-from ..ops.structural import MATMUL
+from ..ops.linear import MATMUL
 from ._creation import asarray
 from ._dispatch import no_out, traceable
 from ._elementwise import multiply

@@ -18,7 +18,7 @@ import numpy as _np
 
 from .. import backend
 from ..core import aval, raw, Tensor
-from ..ops.structural import SCATTER_ADD
+from ..ops.linear import SCATTER_ADD
 
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, no_out, normalize_axes, traceable

@@ -20,7 +20,8 @@ import operator
 import numpy as _np
 
 from ..core import aval, raw
-from ..ops.reductions import AMAX, AMIN, PROD, SUM
+from ..ops.reductions import AMAX, AMIN, PROD
+from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
 from ._creation import asarray, asarray_like, ones_like
 from ._dispatch import module_of, no_out, normalize_axes, traceable

@@ -2,7 +2,7 @@
 
 reshape, ravel, transpose, swapaxes, moveaxis, matrix_transpose, broadcast_to, broadcast_arrays, meshgrid,
 expand_dims, squeeze, concatenate, stack and astype normalise NumPy's arguments (shapes with -1, axes, dtypes)
-and bind the reshape, transpose, broadcast_to, concatenate and convert rows of ``gpuad.ops.structural``; the
+and bind the reshape, transpose, broadcast_to, concatenate and convert rows of ``gpuad.ops.linear``; the
 queries shape, ndim, size and isscalar read the value under any boxes. The other shape functions (split, tile,
 pad, sort, ...) are compositions of these, in ``_rearranging``.
 """
@@ -13,7 +13,7 @@ import math
 import numpy as _np
 
 from ..core import aval, raw
-from ..ops.structural import BROADCAST_TO, CONCATENATE, CONVERT, RESHAPE, TRANSPOSE
+from ..ops.linear import BROADCAST_TO, CONCATENATE, CONVERT, RESHAPE, TRANSPOSE
 from ._dispatch import no_out, normalize_axes, traceable
 
 __all__ = ["reshape", "ravel", "transpose", "swapaxes", "moveaxis", "matrix_transpose", "broadcast_to",

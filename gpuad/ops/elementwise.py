@@ -1,15 +1,141 @@
-"""Rule table for elementwise ops: one row per op.
+"""The elementwise kind and its rule table: one row per op.
 
 A row is ``Elementwise(name, forward, partials, domain=..., symbol=...)``: the forward expression and one
-partial-derivative expression per argument, over the argument names x, y, z and the result ``out``. From the row
-alone the engine derives the NumPy/CuPy evaluation, the JVP, the VJP, what the tape saves, the fused CUDA kernel
-and the op's test case (``domain`` keeps the tests where the op is differentiable). A partial of None means the
-argument carries no derivative. Conventions at kinks: abs'(0) = 0; ties in maximum/minimum/fmax/fmin split
-evenly; integer-valued ops (floor, ceil, trunc, rint, sign, floor_divide) have derivative 0; nan_to_num passes
-derivative 1 where its input is finite and 0 where it replaced a nan or inf. Inputs are real: complex values are
-outside these rows.
+partial-derivative expression per argument, over the argument names x, y, z and the result ``out``, in the
+language of ``gpuad.expr``. From the row alone the engine derives the NumPy/CuPy evaluation, the JVP (partial
+times tangent, summed), the VJP (cotangent times partial, summed over broadcast axes), what the tape saves, the
+fused CUDA kernel (``gpuad.fusion``) and the op's test case (``domain`` keeps the tests where the op is
+differentiable). A partial of None means the argument carries no derivative. On traced values the same
+expressions run over ``TRACED``, the rows themselves as a namespace of traced functions, so the rules are
+differentiable in turn. Conventions at kinks: abs'(0) = 0; ties in maximum/minimum/fmax/fmin split evenly;
+integer-valued ops (floor, ceil, trunc, rint, sign, floor_divide) have derivative 0; nan_to_num passes
+derivative 1 where its input is finite and 0 where it replaced a nan or inf. Inputs are real: complex values
+are refused by the traces for now.
 """
-from ..rules import Elementwise
+from __future__ import annotations
+
+from .. import backend, expr
+from ..core import Tensor, aval, raw
+from ..rules import ARG_NAMES, Primitive
+from .linear import BROADCAST_TO, sum_to
+
+_rows: dict[str, "Elementwise"] = {}
+
+
+class Elementwise(Primitive):
+    """An elementwise op from its row. ``partials[k]`` is d out / d arg_k as an expression over the argument
+    names (x, y, z) and ``out``; None marks an argument that carries no derivative (a condition, an integer
+    result). ``domain`` tells the tests where the op is differentiable: one (low, high) interval per argument,
+    or "nonzero" for |value| in (0.5, 2) with either sign. The tape groups these entries into fused regions
+    (see ``gpuad.tape``); ``vjp`` is the per-op rule the traced backward pass uses.
+    """
+
+    def __init__(self, name, forward, partials, domain=None, symbol=None):
+        super().__init__(name)
+        _rows[name] = self
+        self.arity = len(partials)
+        self.args = ARG_NAMES[: self.arity]
+        self.forward = expr.parse(forward)
+        self.partials = tuple(None if p is None else expr.parse(p) for p in partials)
+        self.nondiff = tuple(k for k, p in enumerate(self.partials) if p is None)
+        self.domain = domain
+        self.symbol = symbol  # infix operator for printing, e.g. "*"
+        # Each partial as a constant (0, 1, -1: no multiply needed) or None when it is an expression.
+        self.partial_constants = tuple(0 if p is None else p.constant for p in self.partials)
+        used = {n for p in self.partials if p is not None for n in p.names}
+        self.saves = tuple(n for n in (*self.args, "out") if n in used)
+        self.save = self._fast_save()
+        for e in (self.forward, *filter(None, self.partials)):
+            stray = set(e.names) - {*self.args, "out"}
+            if stray:
+                raise expr.ExprError(f"{name}: expression {e.source!r} reads unknown names {sorted(stray)}")
+        self._compiled: dict[tuple[int, object], object] = {}
+
+    def function(self, which, namespace):
+        """Expression ``which`` (-1: forward, k: partial k) compiled against a NumPy-like namespace."""
+        key = (which, namespace)
+        fn = self._compiled.get(key)
+        if fn is None:
+            e = self.forward if which < 0 else self.partials[which]
+            names = self.args if which < 0 else self.saves
+            fn = self._compiled[key] = e.compile(names, namespace)
+        return fn
+
+    def impl(self, *args):
+        return self.function(-1, backend.array_module(*args))(*args)
+
+    def jvp(self, primals, tangents, out, params):
+        saved = _scalars_as_arrays(self.save(primals, out), out)
+        fast = not any(isinstance(v, Tensor) for v in (*saved, *tangents))
+        namespace = backend.array_module(*saved, *tangents) if fast else TRACED
+        total = None
+        for k, t in enumerate(tangents):
+            c = self.partial_constants[k]
+            if t is None or c == 0:
+                continue
+            term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
+            total = term if total is None else total + term
+        if total is not None and aval(total)[0] != aval(out)[0]:
+            total = BROADCAST_TO.bind(total, shape=aval(out)[0])
+        return total
+
+    def vjp(self, ct, saved, params, avals, needed, fast):
+        namespace = backend.array_module(ct) if fast else TRACED
+        saved = _scalars_as_arrays(saved, ct)
+        result = []
+        for k in range(self.arity):
+            c = self.partial_constants[k]
+            if not needed[k] or c == 0:
+                result.append(None)
+                continue
+            contrib = ct if c == 1 else -ct if c == -1 else ct * self.function(k, namespace)(*saved)
+            result.append(sum_to(contrib, *avals[k]))
+        return result
+
+    def format(self, args, params):
+        if self.symbol and self.arity == 2:
+            return f"{args[0]} {self.symbol} {args[1]}"
+        if self.symbol and self.arity == 1:
+            return f"{self.symbol}{args[0]}"
+        return f"{self.name}({', '.join(args)})"
+
+    def format_adjoint(self, k, ct_name, args, out_name, params):
+        p = self.partials[k]
+        if p.constant == 1:
+            return ct_name
+        if p.constant == -1:
+            return f"-{ct_name}"
+        text = p.show(dict(zip(self.args, args), out=out_name))
+        return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
+
+
+def _scalars_as_arrays(saved, like):
+    """Python-scalar arguments as 0-d arrays of ``like``'s dtype (the dtype they took part in), so a partial
+    such as ``1 / y`` gives inf at y = 0, as NumPy does, instead of raising ZeroDivisionError."""
+    if not any(type(v) in backend.PYTHON_SCALARS for v in saved):
+        return saved
+    value = raw(like)
+    module = backend.array_module(value)
+    return tuple(module.asarray(v, dtype=value.dtype) if type(v) in backend.PYTHON_SCALARS else v for v in saved)
+
+
+class _TracedRows:
+    """The rows as a NumPy-like namespace of traced functions (``TRACED.cos(x)`` binds the cos row): what the
+    rows' expressions are evaluated over when their inputs are traced."""
+
+    _ALIASES = {"abs": "absolute"}
+
+    def __getattr__(self, name):
+        row = _rows.get(self._ALIASES.get(name, name))
+        if row is None:
+            raise AttributeError(f"no elementwise row named {name!r}")
+        fn = row.bind
+        setattr(self, name, fn)
+        return fn
+
+
+TRACED = _TracedRows()
+
 
 POSITIVE = (0.5, 2.0)
 UNIT = (-0.9, 0.9)

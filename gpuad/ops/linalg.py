@@ -21,10 +21,9 @@ import string
 
 from .. import backend
 from ..core import aval, raw
-from ..rules import Custom, Linear, sum_to
+from ..rules import Custom, Linear
 from .elementwise import WHERE
-from .reductions import SUM
-from .structural import CONCATENATE, MATMUL, RESHAPE, TRANSPOSE
+from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, sum_to
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
 

@@ -1,6 +1,6 @@
-"""Rule table for the reductions: sum, max and min (amax, amin) and prod over a tuple of axes.
+"""Rule table for the nonlinear reductions: max and min (amax, amin) and prod over a tuple of axes.
 
-``sum`` is linear: its transpose broadcasts the cotangent back over the input (``expand_reduced``). max and min
+``sum`` is linear, so it is a row of ``gpuad.ops.linear`` (beside broadcast_to, its transpose). max and min
 have hand-written JVP/VJP in traced ops that share the derivative evenly among tied elements (as JAX does);
 prod's rules use the product of the others as ``out / x``, exact at every order for inputs without zeros
 (``gpuad.numpy.prod`` composes inputs holding a zero from multiplies instead). The statistics built from these
@@ -11,34 +11,7 @@ from __future__ import annotations
 from .. import backend
 from ..core import aval, raw
 from ..rules import Custom, Linear
-from .structural import BROADCAST_TO, RESHAPE
-
-
-def _axis_text(params):
-    return ", ".join(f"{k}={v!r}" for k, v in params.items() if v not in (None, False))
-
-
-def _call(name):
-    return lambda args, params: f"{name}({', '.join(args + ([_axis_text(params)] if _axis_text(params) else []))})"
-
-
-def keepdims_shape(shape, axis):
-    return tuple(1 if i in axis else n for i, n in enumerate(shape))
-
-
-def expand_reduced(value, axis, keepdims, shape):
-    """A reduced value (or its cotangent) broadcast back over the input ``shape``."""
-    if not keepdims:
-        value = RESHAPE.bind(value, shape=keepdims_shape(shape, axis))
-    return BROADCAST_TO.bind(value, shape=shape)
-
-
-SUM = Linear(
-    "sum",
-    lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
-    lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
-    format=_call("sum"),
-    adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")
+from .linear import SUM, call_format, expand_reduced, keepdims_shape
 
 
 def _extremum(name, reduce):

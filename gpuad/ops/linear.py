@@ -1,10 +1,11 @@
-"""Rule table for the linear structural primitives: reshape, transpose, broadcast_to, convert, getitem,
-scatter_add, concatenate and matmul.
+"""Rule table for the linear primitives: reshape, transpose, broadcast_to and its transpose sum, convert,
+getitem, scatter_add, concatenate, and matmul (linear in each operand).
 
 Each row is one primitive: its NumPy evaluation (on the array module the backend seam picks) and its transpose
 rule (linear ops: the JVP applies the op to the tangent; matmul is linear in each operand). Transposes are
-written with ``bind`` on these same primitives, so they are differentiable in turn. The reductions (sum, max,
-min, prod) are in ``reductions``, the scans in ``scans``.
+written with ``bind`` on these same primitives, so they are differentiable in turn. ``sum_to`` (the cotangent of
+a broadcast operand) is here too. The nonlinear reductions (max, min, prod) are in ``reductions``, the scans in
+``scans``.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy
 
 from .. import backend
 from ..core import aval
-from ..rules import Linear, sum_to
+from ..rules import Linear
 
 
 # ---- reshape / transpose / broadcast / convert ------------------------------------------------------------
@@ -50,6 +51,54 @@ CONVERT = Linear(
     _convert_transpose,
     format=lambda a, p: f"{a[0]}.astype({numpy.dtype(p['dtype']).name})",
     adjoint=lambda k, ct, a, p: f"{ct}.astype(<dtype of {a[0]}>)")
+
+
+def _params_text(params):
+    return ", ".join(f"{k}={v!r}" for k, v in params.items() if v not in (None, False))
+
+
+def call_format(name):
+    """How a reduction prints on the tape: ``sum(v1, axis=(0,))``."""
+    return lambda args, params: f"{name}({', '.join(args + ([_params_text(params)] if _params_text(params) else []))})"
+
+
+# ---- sum: broadcast_to's transpose ----------------------------------------------------------------------------
+
+def keepdims_shape(shape, axis):
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def expand_reduced(value, axis, keepdims, shape):
+    """A reduced value (or its cotangent) broadcast back over the input ``shape``."""
+    if not keepdims:
+        value = RESHAPE.bind(value, shape=keepdims_shape(shape, axis))
+    return BROADCAST_TO.bind(value, shape=shape)
+
+
+SUM = Linear(
+    "sum",
+    lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
+    lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
+    format=call_format("sum"),
+    adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")
+
+
+def sum_to(value, shape, dtype):
+    """``value`` summed over the axes along which an operand of ``shape`` was broadcast, cast to ``dtype``."""
+    vshape, vdtype = aval(value)
+    if vshape == shape and (vdtype == dtype or dtype is None or vdtype is None):
+        return value
+    if vshape != shape:
+        lead = len(vshape) - len(shape)
+        axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and vshape[i + lead] != 1)
+        if axes:
+            value = SUM.bind(value, axis=axes, keepdims=False)
+        if aval(value)[0] != shape:
+            value = RESHAPE.bind(value, shape=shape)
+    vdtype = aval(value)[1]
+    if dtype is not None and vdtype is not None and vdtype != dtype:
+        value = CONVERT.bind(value, dtype=dtype)
+    return value
 
 
 # ---- indexing ---------------------------------------------------------------------------------------------
