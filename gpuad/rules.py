@@ -5,7 +5,7 @@ Three kinds cover every op:
 * ``Elementwise`` rows give a forward expression and one partial-derivative expression per argument (in the
   language of ``gpuad.expr``). The JVP sums partial times tangent, the VJP multiplies the cotangent by each
   partial and sums over broadcast axes. The same rows, composed over a region of elementwise tape entries,
-  drive the fused backward pass (``gpuad.codegen``: generated CUDA kernels, and their NumPy rendering), for
+  drive the fused backward pass (``gpuad.fusion``: generated CUDA kernels, and their NumPy rendering), for
   which the tape saves a region's external arguments only; the per-op VJP runs when the backward pass is
   traced (higher order) or fusion is off, and then reads exactly what ``saves`` names.
 * ``Linear`` rows are ops linear in their differentiable arguments (reshape, sum, indexing, concatenate) or
@@ -21,7 +21,6 @@ from . import backend, expr
 from .core import Tensor, aval, bind, is_float_dtype, raw, traced_numpy as _gnp
 
 ARG_NAMES = ("x", "y", "z")
-_registry: dict[str, "Primitive"] = {}
 
 
 class Primitive:
@@ -32,7 +31,6 @@ class Primitive:
 
     def __init__(self, name):
         self.name = name
-        _registry[name] = self
 
     def bind(self, *args, **params):
         return bind(self, args, params)
@@ -273,10 +271,3 @@ def _zeros_like(p):
     v = raw(p)
     module = backend.array_module(v)
     return module.zeros(aval(v)[0], dtype=aval(v)[1] or module.float64)
-
-
-
-
-def registry():
-    return dict(_registry)
-

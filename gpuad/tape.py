@@ -8,28 +8,28 @@ ones are added into it (``+=``) once the buffer is known to be private. When an 
 the same rules run on traced values instead, so the backward pass is itself differentiable. ``Tape`` is both
 the context-manager API and the trace that ``grad``/``vjp`` use internally.
 
-Elementwise entries are grouped into regions as they are recorded: an argument is internal to a region when it
-is the output of an elementwise entry of the same shape and dtype on this tape. An elementwise entry saves only
-its external arguments, so a region's intermediates are freed during the forward pass and recomputed by the
-backward pass, which runs each region as one fused program (``gpuad.fusion``: one generated kernel on the GPU).
-A region only grows while no entry outside it has used its values, so every outside use comes after its last
-entry, and the reverse walk can run the whole region when it reaches that last entry (no path can leave the
-region and come back into it). When the backward pass is traced, elementwise entries run their per-op rules
-instead, on values recomputed with traced ops.
+Elementwise entries are grouped into regions as they are recorded, by the tape's ``RegionBuilder`` (package
+``gpuad.fusion``): the tape tells it of every entry (``join`` for elementwise ones, which says what the entry
+saves: only its region-external arguments, so a region's intermediates are freed during the forward pass;
+``close`` for the others). The backward pass asks it for the regions (``groups``) and runs each as one fused
+program when the reverse walk reaches its last entry (``run_region``: one generated kernel on the GPU, through
+the tape's launcher or the default one for the arrays). When the backward pass is traced, region entries run
+their per-op rules instead, on values recomputed with traced ops (``rule_inputs``).
 """
 from __future__ import annotations
 
 import os
 
-from . import backend, codegen, fusion
+from . import backend
 from .core import aval, bind, is_float_dtype, lower, raw, state, Tensor, Trace
+from .fusion.regions import RegionBuilder, rule_inputs
+from .fusion.render_cpp import kernel_source
+from .fusion.run import accumulate, run_region, spec_of
 from .rules import Elementwise
 
 # Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
-# its rule reads, as without fusion). A region stops growing at MAX_REGION entries: a kernel's straight-line
-# code keeps the values it recomputes in registers.
+# its rule reads, as without fusion).
 _fusion = os.environ.get("GPUAD_FUSION", "1").strip() not in ("0", "off", "false", "no")
-MAX_REGION = 128
 
 
 def set_fusion(enabled: bool) -> bool:
@@ -43,7 +43,7 @@ def set_fusion(enabled: bool) -> bool:
 class TapeEntry:
     """One line of the Wengert list: ``out = prim(args)`` with what the backward pass needs."""
 
-    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval", "region", "size", "closed")
+    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval")
 
     def __init__(self, prim, parents, saved, params, avals, out_aval, label=None):
         self.prim = prim          # None for an input
@@ -54,9 +54,6 @@ class TapeEntry:
         self.avals = avals        # (shape, dtype) of each argument
         self.out_aval = out_aval
         self.label = label        # "x1" for inputs; {position: value} of Python-scalar arguments otherwise
-        self.region = None        # elementwise region entries: union-find link towards the region's first entry
-        self.size = 1             # on a region's first entry: how many entries the region has
-        self.closed = False       # on a region's first entry: an entry outside the region has used its values
 
 
 _open_tapes: list["Tape"] = []  # Tapes inside their ``with`` block, outermost first
@@ -67,12 +64,16 @@ class Tape(Trace):
 
     ``with gpuad.Tape() as tape: y = f(tape.watch(x))`` then ``tape.gradient(y, x)``. A non-persistent tape
     frees its saved arrays after the first ``gradient`` call; ``persistent=True`` keeps them for more calls.
+    ``launcher`` runs the fused regions' kernels (``gpuad.fusion.HostLauncher()``: the CPU build of the
+    kernels on NumPy arrays); by default CuPy arrays use the CUDA launcher and NumPy arrays the Python rendering.
     """
 
-    def __init__(self, persistent=False):
+    def __init__(self, persistent=False, launcher=None):
         super().__init__()
         self.persistent = persistent
+        self.launcher = launcher
         self.entries: list[TapeEntry] = []
+        self.regions = RegionBuilder()  # the elementwise regions of the entries (gpuad.fusion.regions)
         self.freed = False  # a non-persistent tape drops its saved arrays after its first gradient()
         self._outputs: dict[int, str] = {}
         self._inputs = 0
@@ -142,63 +143,14 @@ class Tape(Trace):
             parents[k] = None
         entries = self.entries
         if _fusion and isinstance(prim, Elementwise):
-            entry = TapeEntry(prim, parents, None, params, [aval(p) for p in primals], out_aval, constants)
-            self._join_region(entry, primals)
-            entries.append(entry)
+            saved = self.regions.join(len(entries), parents, primals, out_aval)
+            entries.append(TapeEntry(prim, parents, saved, params, [aval(p) for p in primals], out_aval,
+                                     constants))
         else:
-            self._close_regions(parents)
+            self.regions.close(parents)
             entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
                                      [aval(p) for p in primals], out_aval, constants))
         return Tensor(self, out, len(entries) - 1)
-
-    def _join_region(self, entry, primals):
-        """Put a new elementwise entry in the region of its internal arguments (merging their regions), or start
-        a region; save its external arguments only. A region accepts members only while it is open: once any
-        entry outside it has used one of its values (an outside use closes it), joining is refused, and so it is
-        past MAX_REGION entries; a refused entry saves every argument and starts a region of its own."""
-        entries = self.entries
-        out_aval = entry.out_aval
-        roots = internal = None
-        for k, p in enumerate(entry.parents):
-            if p is None:
-                continue
-            pe = entries[p]
-            if pe.region is None:
-                continue
-            r = pe.region = region_root(entries, p)  # (path compression)
-            head = entries[r]
-            if head.closed or pe.out_aval != out_aval:
-                head.closed = True  # a use from outside the region
-            elif roots is None:
-                roots, internal = [r], [k]
-            else:
-                internal.append(k)
-                if r not in roots:
-                    roots.append(r)
-        if roots is not None:
-            size = 1
-            for r in roots:
-                size += entries[r].size
-            if size <= MAX_REGION:
-                first = min(roots)
-                for r in roots:
-                    entries[r].region = first
-                entries[first].size = size
-                saved = list(primals)
-                for k in internal:
-                    saved[k] = None
-                entry.saved, entry.region = tuple(saved), first
-                return
-            for r in roots:
-                entries[r].closed = True
-        entry.saved, entry.region = tuple(primals), len(entries)
-
-    def _close_regions(self, parents):
-        """Close the regions whose values a non-elementwise entry uses."""
-        entries = self.entries
-        for p in parents:
-            if p is not None and entries[p].region is not None:
-                entries[region_root(entries, p)].closed = True
 
     def _check_open(self, what):
         if self.freed:
@@ -236,7 +188,8 @@ class Tape(Trace):
                 raise ValueError(f"output_gradients entry has shape {aval(g)[0]}, but its target has shape {shape}")
             seeds.append((node, g))
         self._kernel_log = []
-        cts = backward(self.entries, seeds, src_nodes, self._kernel_log, recording=self.active)
+        cts = backward(self.entries, seeds, src_nodes, self._kernel_log, recording=self.active,
+                       regions=self.regions, launcher=self.launcher)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else _zeros(s) for g, s in zip(grads, src_leaves)]
         if not self.persistent:
@@ -280,10 +233,11 @@ class Tape(Trace):
         return self.format(adjoint=True)
 
     def kernel_specs(self):
-        """The ``codegen.KernelSpec`` of each fused region of the last ``gradient`` call, in the order they ran."""
+        """The ``gpuad.fusion.KernelSpec`` of each fused region of the last ``gradient`` call, in the order they
+        ran."""
         if self._kernel_log is None:
             raise RuntimeError("no backward pass has run on this Tape yet: call gradient() first")
-        return [fusion.spec_of(entry) for entry in self._kernel_log]
+        return [spec_of(entry) for entry in self._kernel_log]
 
     def kernels(self, target: str = "cuda") -> str:
         """The generated source of the fused backward kernels of the last ``gradient`` call, one per
@@ -293,7 +247,7 @@ class Tape(Trace):
         for spec in self.kernel_specs():
             if spec.name not in seen:
                 seen.add(spec.name)
-                parts.append(codegen.kernel_source(spec, target))
+                parts.append(kernel_source(spec, target))
         return "\n".join(parts)
 
 
@@ -312,20 +266,13 @@ def _zeros(like):
     return module.zeros(shape, dtype=dtype if is_float_dtype(dtype) else module.float64)
 
 
-def region_root(entries, i):
-    """The first entry of the region that entry ``i`` belongs to (regions are union-find trees of entries)."""
-    r = entries[i].region
-    while entries[r].region != r:
-        r = entries[r].region
-    return r
-
-
-def backward(entries, seeds, sources, log=None, recording=False):
+def backward(entries, seeds, sources, log=None, recording=False, *, regions, launcher=None):
     """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
 
     Returns {node: cotangent} for the sources reached. Entries that cannot reach a source are skipped, and the
-    cotangents of intermediates are dropped as soon as they have been propagated. Elementwise regions run as
-    one fused unit each when the walk reaches their first entry (``log`` collects their kernel specs).
+    cotangents of intermediates are dropped as soon as they have been propagated. Elementwise regions
+    (``regions``: the tape's ``RegionBuilder``) run as one fused unit each when the walk reaches their last
+    entry, through ``launcher`` (None: the default for the arrays); ``log`` collects their kernel specs.
     """
     wanted = {n for n in sources if n is not None}
     if not wanted or not seeds:
@@ -350,33 +297,20 @@ def backward(entries, seeds, sources, log=None, recording=False):
     owned = bytearray(n)
     module = None
     for node, g in seeds:
-        fusion.accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
+        accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
 
     # Fused regions (raw arrays only): group the region entries from the first source on by region (reaching
     # down to the first entry of every region that has one there); each runs at its last entry.
-    groups = None
-    low = first
-    if fast:
-        root_of = {i: region_root(entries, i) for i in range(first, n) if entries[i].region is not None}
-        if root_of:
-            groups = {r: [] for r in root_of.values()}
-            low = min(first, min(groups))
-            for i in range(low, first):
-                if entries[i].region is not None:
-                    r = region_root(entries, i)
-                    if r in groups:
-                        groups[r].append(i)
-            for i, r in root_of.items():
-                groups[r].append(i)
-            groups = {members[-1]: members for members in groups.values()}
+    low, groups = regions.groups(first, n) if fast else (first, None)
+    region_nodes = regions.nodes()
     values = None  # traced backward: region values recomputed with traced ops
 
     for i in range(n - 1, low - 1, -1):
         e = entries[i]
-        if groups is not None and e.region is not None:
+        if groups and i in region_nodes:
             group = groups.get(i)
             if group is not None:
-                fusion.run_region(entries, group, cts, owned, reaches, wanted, log)
+                run_region(entries, group, cts, owned, reaches, wanted, log, launcher)
             continue
         ct = cts[i]
         if ct is None or not reaches[i]:
@@ -390,50 +324,17 @@ def backward(entries, seeds, sources, log=None, recording=False):
         if not any(needed):
             continue
         saved = e.saved
-        if e.region is not None:  # a region entry run by its per-op rule: recompute what the rule reads
+        if i in region_nodes:  # a region entry run by its per-op rule: recompute what the rule reads
             if values is None:
                 values = {}
-            saved = _rule_inputs(entries, i, values)
+            saved = rule_inputs(entries, i, values)
         contribs = e.prim.vjp(ct, saved, e.params, e.avals, needed, fast)
         for p, c, need in zip(parents, contribs, needed):
             if need and c is not None:
                 if fast and module is None:
                     module = backend.array_module(c)
-                fusion.accumulate(cts, owned, p, c, c is not ct, module if fast else None)
+                accumulate(cts, owned, p, c, c is not ct, module if fast else None)
     return {s: cts[s] for s in wanted}
-
-
-def _arguments(entries, i, values):
-    """The argument values of region entry ``i``: saved, or recomputed (memoised in ``values``)."""
-    e = entries[i]
-    if not any(v is None for v in e.saved):
-        return e.saved
-    stack = [p for p, v in zip(e.parents, e.saved) if v is None and p not in values]
-    while stack:  # iterative: regions can be long chains
-        j = stack[-1]
-        if j in values:
-            stack.pop()
-            continue
-        ej = entries[j]
-        missing = [p for p, v in zip(ej.parents, ej.saved) if v is None and p not in values]
-        if missing:
-            stack.extend(missing)
-            continue
-        stack.pop()
-        values[j] = bind(ej.prim, [values[p] if v is None else v for p, v in zip(ej.parents, ej.saved)], {})
-    return [values[p] if v is None else v for p, v in zip(e.parents, e.saved)]
-
-
-def _rule_inputs(entries, i, values):
-    """What region entry ``i``'s rule reads (``prim.saves``), with its output recomputed when it is read."""
-    e = entries[i]
-    args = _arguments(entries, i, values)
-    out = None
-    if "out" in e.prim.saves:
-        out = values.get(i)
-        if out is None:
-            out = values[i] = bind(e.prim, list(args), {})
-    return e.prim.save(args, out)
 
 
 def format_tape(entries, outputs, adjoint=False):

@@ -145,7 +145,7 @@ def vjp(fun, *primals, has_aux=False):
                                  f"shape {shape}; a cotangent must have the output's shape")
             if node is not None:
                 seeds.append((node, _as_array(ct)))
-        cts = backward(tape.entries, seeds, sources)
+        cts = backward(tape.entries, seeds, sources, regions=tape.regions)
         grads, i = [], 0
         for treedef, boxes in zip(structures, boxed):
             leaf_grads = []

@@ -11,13 +11,15 @@ from hypothesis import given, settings, strategies as st
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad import codegen, fusion
+from gpuad import fusion
 from gpuad.core import bind
-from gpuad.rules import Elementwise, registry
-from gpuad.tape import MAX_REGION, set_fusion
+from gpuad.fusion import MAX_REGION
+from gpuad.ops import elementwise as elementwise_rows
+from gpuad.rules import Elementwise
+from gpuad.tape import set_fusion
 from gpuad.testing import check_grads
 
-ROWS = sorted((p for p in registry().values() if isinstance(p, Elementwise)), key=lambda p: p.name)
+ROWS = sorted((p for p in vars(elementwise_rows).values() if isinstance(p, Elementwise)), key=lambda p: p.name)
 
 
 def bench(x, w):
@@ -66,11 +68,11 @@ def make_args(shapes, dtype, seed=0):
     return [np.asarray(rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
 
 
-def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False):
-    """(gradients, tape) of fn at args, recorded with fusion on or off."""
+def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False, launcher=None):
+    """(gradients, tape) of fn at args, recorded with fusion on or off (its regions run by ``launcher``)."""
     previous = set_fusion(fused)
     try:
-        with gpuad.Tape(persistent=persistent) as tape:
+        with gpuad.Tape(persistent=persistent, launcher=launcher) as tape:
             xs = [tape.watch(a) for a in args]
             y = fn(*xs)
         return tape.gradient(y, xs, output_gradients=output_gradients), tape
@@ -209,14 +211,7 @@ def test_random_programs_fused_match_per_op(seed):
 # ---- what the tape records and keeps ----------------------------------------------------------------------------
 
 def _regions(tape):
-    groups = {}
-    for i, e in enumerate(tape.entries):
-        if e.region is not None:
-            r = e.region
-            while tape.entries[r].region != r:
-                r = tape.entries[r].region
-            groups.setdefault(r, []).append(e.prim.name)
-    return list(groups.values())
+    return [[tape.entries[i].prim.name for i in members] for members in tape.regions.regions()]
 
 
 def test_benchmark_function_is_one_region_saving_only_its_inputs():
@@ -308,7 +303,7 @@ def test_python_rendering_reuses_buffers():
         X, W = tape.watch(x), tape.watch(w)
         y = bench(X, W)
     tape.gradient(y, [X, W])
-    source = codegen.python_source(tape.kernel_specs()[0].region)[0]
+    source = fusion.python_source(tape.kernel_specs()[0].region)[0]
     assert "out=" in source and "+=" in source and "del " in source
 
 
