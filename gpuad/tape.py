@@ -143,9 +143,9 @@ class Tape(Trace):
             parents[k] = None
         entries = self.entries
         if _fusion and isinstance(prim, Elementwise):
-            saved = self.regions.join(len(entries), parents, primals, out_aval)
-            entries.append(TapeEntry(prim, parents, saved, params, [aval(p) for p in primals], out_aval,
-                                     constants))
+            avals = [aval(p) for p in primals]
+            saved = self.regions.join(len(entries), parents, primals, avals, out_aval)
+            entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         else:
             self.regions.close(parents)
             entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,

@@ -23,7 +23,7 @@ MAX_REGION = 128
 class RegionBuilder:
     """The regions of one tape's elementwise entries (see the module docstring).
 
-    Tape-facing API: ``join(node, parents, primals, out_aval)`` -> what the entry saves; ``close(parents)``;
+    Tape-facing API: ``join(node, parents, primals, avals, out_aval)`` -> what the entry saves; ``close(parents)``;
     ``node in builder`` or ``in builder.nodes()`` (is the entry a region entry, saving its arguments rather
     than what its rule reads);
     ``groups(first, stop)`` -> (lowest node to walk, {last member: members}); ``regions()`` for inspection.
@@ -32,8 +32,7 @@ class RegionBuilder:
     def __init__(self, max_size=MAX_REGION):
         self.max_size = max_size
         self._link: dict[int, int] = {}   # region entry -> union-find link towards its region's first entry
-        self._size: dict[int, int] = {}   # a region's first entry -> how many entries the region has
-        self._aval: dict[int, tuple] = {}  # region entry -> (shape, dtype) of its output
+        self._size: dict[int, int] = {}   # a region's first entry -> how many entries the region has (default 1)
         self._closed: set[int] = set()    # first entries of regions an entry outside them has used
 
     def __contains__(self, node):
@@ -52,23 +51,21 @@ class RegionBuilder:
         link[node] = r
         return r
 
-    def join(self, node, parents, primals, out_aval):
-        """Put elementwise entry ``node`` (with argument nodes ``parents``, None for constants, and values
-        ``primals``) in the region of its internal arguments, merging their regions, or start a region of its
-        own; returns what the entry saves: its arguments with None in place of the internal ones. A region
-        accepts members only while it is open and has fewer than ``max_size`` entries; a refused entry saves
-        every argument and starts a region of its own."""
-        link, closed, avals = self._link, self._closed, self._aval
+    def join(self, node, parents, primals, avals, out_aval):
+        """Put elementwise entry ``node`` (with argument nodes ``parents``, None for constants, values
+        ``primals`` and their (shape, dtype) ``avals``) in the region of its internal arguments, merging their
+        regions, or start a region of its own; returns what the entry saves: its arguments with None in place of
+        the internal ones. A region accepts members only while it is open and has fewer than ``max_size``
+        entries; a refused entry saves every argument and starts a region of its own."""
+        link, closed = self._link, self._closed
         roots = internal = None
         for k, p in enumerate(parents):
-            if p is None:
+            if p is None or p not in link:
                 continue
-            r = link.get(p)
-            if r is None:
-                continue
+            r = link[p]
             if link[r] != r:
                 r = self.root(p)
-            if r in closed or avals[p] != out_aval:
+            if r in closed or avals[k] != out_aval:
                 closed.add(r)  # a use from outside the region
             elif roots is None:
                 roots, internal = [r], [k]
@@ -76,25 +73,30 @@ class RegionBuilder:
                 internal.append(k)
                 if r not in roots:
                     roots.append(r)
-        avals[node] = out_aval
-        if roots is not None:
+        if roots is None:
+            link[node] = node
+            return tuple(primals)
+        sizes = self._size
+        if len(roots) == 1:
+            first = roots[0]
+            size = sizes.get(first, 1) + 1
+        else:
+            first = min(roots)
             size = 1
             for r in roots:
-                size += self._size[r]
-            if size <= self.max_size:
-                first = min(roots)
-                for r in roots:
-                    link[r] = first
-                self._size[first] = size
-                link[node] = first
-                saved = list(primals)
-                for k in internal:
-                    saved[k] = None
-                return tuple(saved)
+                size += sizes.get(r, 1)
+        if size > self.max_size:
             closed.update(roots)
-        link[node] = node
-        self._size[node] = 1
-        return tuple(primals)
+            link[node] = node
+            return tuple(primals)
+        for r in roots:
+            link[r] = first
+        sizes[first] = size
+        link[node] = first
+        saved = list(primals)
+        for k in internal:
+            saved[k] = None
+        return tuple(saved)
 
     def close(self, parents):
         """Close the regions whose values a non-elementwise entry uses (its argument nodes ``parents``)."""
@@ -110,7 +112,11 @@ class RegionBuilder:
         link = self._link
         if not link:
             return first, {}
-        root_of = {i: self.root(i) for i in range(first, stop) if i in link}
+        root_of = {}
+        for i in range(first, stop):
+            if i in link:
+                r = link[i]
+                root_of[i] = r if link[r] == r else self.root(i)
         if not root_of:
             return first, {}
         groups = {r: [] for r in root_of.values()}
