@@ -321,3 +321,94 @@ def test_fusion_can_be_turned_off():
     finally:
         set_fusion(previous)
     assert _regions(tape) == [] and tape.kernel_specs() == []
+
+
+# ---- the fusion package: names, launchers, the Python rendering's liveness, its place among the modules --------
+
+def test_kernel_names_hash_row_names():
+    """A kernel's name depends on the region's structure with its rows by name, never on object identity: the
+    same in every process (CuPy's disk cache, the batch builds of the tests), and the same as before the rows
+    were held as objects."""
+    from gpuad.ops.elementwise import EXP, NEGATIVE
+    region = fusion.Region("float64", False, (("float64", True),), 0,
+                           ((NEGATIVE, (("i", 0),)), (EXP, (("v", 0),))), (1,), (("i", 0),))
+    full = np.zeros((3, 4))
+    spec = fusion.plan(region, (3, 4), [full], [full], [((3, 4), full.dtype)])[0]
+    assert spec.name == "gpuad_fused2_negative_exp_bwd_f64_4cf4d352"
+
+
+def _rendered_sources():
+    sources = []
+    for fn, shapes, dtype in [PROGRAMS["benchmark"], PROGRAMS["broadcast_row"], PROGRAMS["long_chain"],
+                              PROGRAMS["where_clip_maximum"], PROGRAMS["constants"]]:
+        _, tape = tape_gradient(fn, make_args(shapes, dtype))
+        sources += [fusion.python_source(s.region)[0] for s in tape.kernel_specs()]
+    for seed in range(20):
+        with np.errstate(all="ignore"):
+            _, tape = tape_gradient(random_program(seed), random_args(seed))
+        sources += [fusion.python_source(s.region)[0] for s in tape.kernel_specs()]
+    return sources
+
+
+def test_python_rendering_frees_every_local_after_its_last_use():
+    """Every local the rendered function makes (temporaries, forward values, adjoints) and does not return is
+    deleted once, after its last read, and never read again."""
+    import ast
+    for source in _rendered_sources():
+        body = ast.parse(source).body[0].body
+        returned = {e.id for e in body[-1].value.elts}
+        made, deleted = set(), {}
+        for n, stmt in enumerate(body):
+            if isinstance(stmt, ast.Delete):
+                for t in stmt.targets:
+                    assert t.id not in deleted, source
+                    deleted[t.id] = n
+                continue
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name):
+                    assert node.id not in deleted, f"{node.id} used after its del:\n{source}"
+                    if isinstance(node.ctx, ast.Store):
+                        made.add(node.id)
+        assert made - returned == set(deleted), source
+
+
+def test_regions_run_through_the_launcher_the_tape_was_given():
+    """One launcher interface: ``runs_on`` and ``launch(spec, kinds, values)``, passed to the Tape."""
+    class Recorder:
+        runs_on = "numpy"
+
+        def __init__(self):
+            self.calls = []
+
+        def launch(self, spec, kinds, values):
+            self.calls.append((spec, kinds, len(values)))
+
+    x, w = make_args([(3, 4), (4,)], np.float64)
+    recorder = Recorder()
+    tape_gradient(bench, [x, w], launcher=recorder)
+    assert [spec.name.split("_bwd")[0] for spec, _, _ in recorder.calls] == ["gpuad_fused8_sin_multiply_add_tanh",
+                                                                            "gpuad_fused2_negative_exp"]
+    for spec, kinds, count in recorder.calls:
+        assert kinds == fusion.kernel_param_kinds(spec) and count == len(kinds)
+    with pytest.raises(ValueError, match="runs cupy arrays"):
+        tape_gradient(bench, [x, w], launcher=fusion.CudaLauncher())
+
+
+def test_fusion_never_imports_the_tape_and_the_backend_no_fusion():
+    import ast
+    import pathlib
+    root = pathlib.Path(gpuad.__file__).parent
+
+    def imported(path):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names.add("." * node.level + (node.module or ""))
+                names.update(f"{'.' * node.level}{node.module or ''}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    for path in (root / "fusion").glob("*.py"):
+        assert not any("tape" in name for name in imported(path)), path.name
+    assert not any("fusion" in name or "codegen" in name for name in imported(root / "backend.py"))

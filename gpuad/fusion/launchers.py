@@ -1,6 +1,6 @@
 """The launchers: what runs a generated kernel (a ``program.KernelSpec``) on arrays, one interface, two devices.
 
-A launcher has ``array_module`` (the name of the array module whose arrays it runs on: "cupy" or "numpy") and
+A launcher has ``runs_on`` (the name of the array module whose arrays it runs on: "cupy" or "numpy") and
 ``launch(spec, kinds, values)``, which runs the kernel over ``values[0]`` elements with the argument list
 ``layout``/``run`` build (``kinds`` from ``render_cpp.kernel_param_kinds``: "ptr" an array, "i64"/"u32"/"f32"/
 "f64" a scalar of that C type).
@@ -34,7 +34,7 @@ from .render_cpp import kernel_source
 class CudaLauncher:
     """Runs generated kernels on the GPU, as CuPy ``RawKernel`` s (one per kernel name, compiled on first use)."""
 
-    array_module = "cupy"
+    runs_on = "cupy"
     _SCALARS = {"i64": numpy.int64, "u32": numpy.uint32, "f32": numpy.float32, "f64": numpy.float64}
     BLOCK = 256
 
@@ -102,7 +102,7 @@ def build(specs, folder=None) -> ctypes.CDLL:
 class HostLauncher:
     """Runs generated kernels on the CPU: from libraries built ahead (``preload``), else compiled one by one."""
 
-    array_module = "numpy"
+    runs_on = "numpy"
 
     def __init__(self, folder=None):
         self.folder = folder

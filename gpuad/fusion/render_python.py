@@ -21,9 +21,8 @@ from .program import Region, describe, local, program
 
 _UFUNC_OPS = {ast.Add: ("add", "+"), ast.Sub: ("subtract", "-"), ast.Mult: ("multiply", "*"),
               ast.Div: ("divide", "/")}
-_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
-_COMPARE_UFUNCS = {ast.Lt: "less", ast.LtE: "less_equal", ast.Gt: "greater", ast.GtE: "greater_equal",
-                   ast.Eq: "equal", ast.NotEq: "not_equal"}
+_COMPARE = {ast.Lt: ("less", "<"), ast.LtE: ("less_equal", "<="), ast.Gt: ("greater", ">"),
+            ast.GtE: ("greater_equal", ">="), ast.Eq: ("equal", "=="), ast.NotEq: ("not_equal", "!=")}
 _FRESH_CALLS = {"where", "clip", "nan_to_num"}  # non-ufuncs that always return a new array
 
 
@@ -123,9 +122,10 @@ class _PythonWriter:
             return self.ufunc(fname, [left, right], f"{left.text} {sym} {right.text}")
         if isinstance(node, ast.Compare):
             left, right = self.expr(node.left, env), self.expr(node.comparators[0], env)
-            probe = _ask_numpy(getattr(numpy, _COMPARE_UFUNCS[type(node.ops[0])]), [left, right])
-            return self.new_temp(f"{left.text} {_COMPARE[type(node.ops[0])]} {right.text}", [left, right],
-                                 left.full or right.full, False, probe)
+            fname, sym = _COMPARE[type(node.ops[0])]
+            probe = _ask_numpy(getattr(numpy, fname), [left, right])
+            return self.new_temp(f"{left.text} {sym} {right.text}", [left, right], left.full or right.full,
+                                 False, probe)
         if isinstance(node, ast.Call):
             fname = expr.FUNCTIONS[node.func.id][0]
             args = [self.expr(a, env) for a in node.args]
@@ -192,9 +192,10 @@ def python_source(region: Region):
         env["out"] = values.get(k) or _Val(f"v{k}", True, False, t)
         return env
 
+    statements = prog.statements()
     ends = []  # per statement of the program: the index of its last line
     declared = set()
-    for kind, what, _ in prog.statements():
+    for kind, what, _ in statements:
         if kind == "value":
             k = what
             val = w.expr(prog.prims[k].forward.tree, env_of(k))
@@ -227,7 +228,7 @@ def python_source(region: Region):
     for name, line in w.temp_last.items():
         dead_after.setdefault(line, []).append(name)
     last = prog.last_reads()
-    for n, (kind, what, _) in enumerate(prog.statements()):
+    for n, (kind, what, _) in enumerate(statements):
         made = (("v", what) if kind == "value" else ("a", region.seeded[what]) if kind == "seed"
                 else local(what[0]))
         last.setdefault(made, n)

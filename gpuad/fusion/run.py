@@ -98,8 +98,8 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
     module = backend.array_module(*seeds)
     if launcher is None:
         launcher = default_launcher(module)
-    elif launcher.array_module != module.__name__:
-        raise ValueError(f"the launcher {type(launcher).__name__} runs {launcher.array_module} arrays, but this "
+    elif launcher.runs_on != module.__name__:
+        raise ValueError(f"the launcher {type(launcher).__name__} runs {launcher.runs_on} arrays, but this "
                          f"region's are {module.__name__} arrays")
     prog = program(region)
     if launcher is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
