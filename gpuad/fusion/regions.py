@@ -23,10 +23,10 @@ MAX_REGION = 128
 class RegionBuilder:
     """The regions of one tape's elementwise entries (see the module docstring).
 
-    Tape-facing API: ``join(node, parents, primals, avals, out_aval)`` -> what the entry saves; ``close(parents)``;
-    ``node in builder`` or ``in builder.nodes()`` (is the entry a region entry, saving its arguments rather
-    than what its rule reads);
-    ``groups(first, stop)`` -> (lowest node to walk, {last member: members}); ``regions()`` for inspection.
+    Tape-facing API: while recording, ``join(node, parents, primals, avals, out_aval)`` for each elementwise
+    entry (returns what the entry saves) and ``close(parents)`` for every other entry; in the backward pass,
+    ``groups(first, stop)`` (the regions to run, by their last member) and ``node in builder.nodes()`` (the
+    entry is a region entry: it saved its arguments, not what its rule reads). ``regions()`` lists them all.
     """
 
     def __init__(self, max_size=MAX_REGION):
@@ -35,14 +35,11 @@ class RegionBuilder:
         self._size: dict[int, int] = {}   # a region's first entry -> how many entries the region has (default 1)
         self._closed: set[int] = set()    # first entries of regions an entry outside them has used
 
-    def __contains__(self, node):
-        return node in self._link
-
     def nodes(self):
         """The region entries (a live set-like view: ``node in builder.nodes()`` without a method call)."""
         return self._link.keys()
 
-    def root(self, node):
+    def _root(self, node):
         """The first entry of ``node``'s region (compressing ``node``'s link)."""
         link = self._link
         r = link[node]
@@ -64,7 +61,7 @@ class RegionBuilder:
                 continue
             r = link[p]
             if link[r] != r:
-                r = self.root(p)
+                r = self._root(p)
             if r in closed or avals[k] != out_aval:
                 closed.add(r)  # a use from outside the region
             elif roots is None:
@@ -103,7 +100,7 @@ class RegionBuilder:
         link = self._link
         for p in parents:
             if p is not None and p in link:
-                self._closed.add(self.root(p))
+                self._closed.add(self._root(p))
 
     def groups(self, first, stop):
         """The regions the backward pass runs over nodes ``first`` .. ``stop - 1``: (the lowest node the reverse
@@ -116,14 +113,14 @@ class RegionBuilder:
         for i in range(first, stop):
             if i in link:
                 r = link[i]
-                root_of[i] = r if link[r] == r else self.root(i)
+                root_of[i] = r if link[r] == r else self._root(i)
         if not root_of:
             return first, {}
         groups = {r: [] for r in root_of.values()}
         low = min(first, min(groups))
         for i in range(low, first):
             if i in link:
-                r = self.root(i)
+                r = self._root(i)
                 if r in groups:
                     groups[r].append(i)
         for i, r in root_of.items():
@@ -134,7 +131,7 @@ class RegionBuilder:
         """Every region's members (tape nodes, ascending), ordered by their first entry."""
         out = {}
         for i in sorted(self._link):
-            out.setdefault(self.root(i), []).append(i)
+            out.setdefault(self._root(i), []).append(i)
         return list(out.values())
 
 
