@@ -27,7 +27,7 @@ class Elementwise(Primitive):
     names (x, y, z) and ``out``; None marks an argument that carries no derivative (a condition, an integer
     result). ``domain`` tells the tests where the op is differentiable: one (low, high) interval per argument,
     or "nonzero" for |value| in (0.5, 2) with either sign. The tape groups these entries into fused regions
-    (see ``gpuad.tape``); ``vjp`` is the per-op rule the traced backward pass uses.
+    (see ``gpuad.fusion.regions``); ``vjp`` is the per-op rule the traced backward pass uses.
     """
 
     def __init__(self, name, forward, partials, domain=None, symbol=None):
