@@ -165,7 +165,7 @@ class Tape(Trace):
         return len(self.entries) - 1
 
     def process(self, prim, args, params):
-        if no_grad_active():
+        if self._stack.no_grad:  # (the stack of this thread: process runs only while this trace is live)
             return bind(prim, [lower(a, self) for a in args], params)
         primals, parents = [], []
         constants = None  # Python-scalar arguments, kept only to print the tape
