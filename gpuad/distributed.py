@@ -30,16 +30,20 @@ deadlocking or reducing mismatched buffers.
 **Failures.** ``init()`` (in a world of more than one process) installs a ``sys.excepthook``: an exception that
 escapes on any rank prints its traceback and ``gpuad.distributed: rank R of N failed: ...`` and calls
 ``MPI_Abort``, which makes ``mpiexec`` end every rank, with a non-zero status, within seconds, rather than
-leaving the others waiting forever in their next collective. (``init(abort_on_error=False)`` leaves the hook
-alone.)
+leaving the others waiting forever in their next collective (``init(abort_on_error=False)`` leaves the hook
+alone). ``with guard():`` around a script's body does the same for ``sys.exit(non-zero)`` and exceptions that
+would otherwise be caught further out. (A rank that dies outright, killed or ``os._exit``, ends the job too:
+``mpiexec`` does that itself.)
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as _np
@@ -47,7 +51,7 @@ import numpy as _np
 from . import backend
 from . import tree as _tree
 
-__all__ = ["World", "init", "world", "allreduce", "broadcast", "shard", "shard_bounds", "barrier",
+__all__ = ["World", "init", "world", "guard", "allreduce", "broadcast", "shard", "shard_bounds", "barrier",
            "value_and_grad"]
 
 # environment variables that launchers set for each process: a world of more than one process without mpi4py
@@ -73,6 +77,7 @@ class World:
         return "mpi" if self.comm is not None else "none (one process)"
 
 
+_ABORT_GRACE_S = 1.0  # seconds between printing a rank's failure and aborting the job
 _world: World | None = None
 _hook_installed = False
 
@@ -132,19 +137,49 @@ def _install_excepthook():
 
     def abort_everyone(kind, value, tb):
         w = _world
-        try:
-            traceback.print_exception(kind, value, tb)
-            sys.stderr.write(f"gpuad.distributed: rank {w.rank} of {w.size} failed: {kind.__name__}: {value}; "
-                             f"aborting every rank\n")
-            sys.stderr.flush()
-            sys.stdout.flush()
-        finally:
-            if w is not None and w.comm is not None and w.size > 1:
-                w.comm.Abort(1)
-            previous(kind, value, tb)
+        if w is not None and w.comm is not None and w.size > 1:
+            _abort(w, kind, value, tb)
+        previous(kind, value, tb)
 
     sys.excepthook = abort_everyone
     _hook_installed = True
+
+
+def _abort(w, kind, value, tb):
+    """Print what failed on this rank, then end the whole job (MPI_Abort) with status 1."""
+    try:
+        line = f"gpuad.distributed: rank {w.rank} of {w.size} failed: {kind.__name__}: {value}\n"
+        text = "".join(traceback.format_exception(kind, value, tb))
+        sys.stdout.flush()
+        sys.stderr.write(line + text + line.replace("\n", "; aborting every rank\n"))  # one write: not cut up
+        sys.stderr.flush()
+        time.sleep(_ABORT_GRACE_S)  # let mpiexec forward the message before it tears the job down
+    finally:
+        w.comm.Abort(1)
+
+
+@contextlib.contextmanager
+def guard():
+    """Abort the whole job if the block ends with any exception other than ``SystemExit(0)``.
+
+    The excepthook that ``init()`` installs covers uncaught exceptions; this also covers ``sys.exit(non-zero)``
+    and ``KeyboardInterrupt`` on one rank (which would otherwise leave that rank waiting in ``MPI_Finalize`` and
+    the others in their next collective), and exceptions that a caller further out would swallow. Use it
+    around the body of a training script (``with dist.guard(): main()``); a no-op in a one-process world.
+    """
+    try:
+        yield
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            w = _world
+            if w is not None and w.comm is not None and w.size > 1:
+                _abort(w, type(e), e, e.__traceback__)
+        raise
+    except BaseException as e:
+        w = _world
+        if w is not None and w.comm is not None and w.size > 1:
+            _abort(w, type(e), e, e.__traceback__)
+        raise
 
 
 def barrier():

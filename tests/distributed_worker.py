@@ -4,10 +4,13 @@
     mpiexec -n 3 python tests/distributed_worker.py trees      # allreduce/broadcast of mixed-dtype pytrees
     mpiexec -n 3 python tests/distributed_worker.py mismatch   # disagreeing ranks: a ValueError on every rank
     mpiexec -n 3 python tests/distributed_worker.py fail       # rank 1 raises: the whole job ends, naming it
+    mpiexec -n 3 python tests/distributed_worker.py exit       # rank 1 calls sys.exit(3) inside dist.guard()
+    mpiexec -n 3 python tests/distributed_worker.py crash      # rank 1 dies with os._exit(3)
 
 Each rank prints ``rank R: OK <scenario>`` at the end of a scenario that passed (checks are asserts: a failed
 check is an uncaught exception, which aborts the job).
 """
+import os
 import sys
 
 import numpy as np
@@ -228,10 +231,28 @@ def fail(w):
     raise AssertionError("unreachable: rank 1 failed")
 
 
+def exit_(w):
+    with dist.guard():
+        dist.allreduce(np.ones(2))
+        if w.rank == 1:
+            sys.exit(3)
+        dist.allreduce(np.ones(2))  # the other ranks wait here for rank 1
+        raise AssertionError("unreachable: rank 1 exited")
+
+
+def crash(w):
+    dist.allreduce(np.ones(2))
+    if w.rank == 1:
+        os._exit(3)  # no Python exception at all: mpiexec itself ends the job
+    dist.allreduce(np.ones(2))
+    raise AssertionError("unreachable: rank 1 died")
+
+
 def main():
     scenario = sys.argv[1]
     w = dist.init()
-    {"grads": grads, "trees": trees, "mismatch": mismatch, "fail": fail}[scenario](w)
+    scenarios = {"grads": grads, "trees": trees, "mismatch": mismatch, "fail": fail, "exit": exit_, "crash": crash}
+    scenarios[scenario](w)
     dist.barrier()
     print(f"rank {w.rank}: OK {scenario} (size {w.size})", flush=True)
 
