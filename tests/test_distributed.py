@@ -117,6 +117,23 @@ def test_many_processes_need_mpi4py():
     assert out.count("this process is one of 2 started by a launcher, but mpi4py cannot be imported") == 2, out
 
 
+@needs_mpi
+def test_readme_example(tmp_path):
+    """The README's complete example script: the same losses with 3 processes as with one."""
+    text = (HERE.parent / "README.md").read_text()
+    start = text.index("```python\n", text.index("<!-- distributed-example")) + len("```python\n")
+    script = tmp_path / "train.py"
+    script.write_text(text[start:text.index("```", start)])
+    code, out, _ = launch(3, sys.executable, str(script))
+    assert code == 0, out
+    alone = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=TIMEOUT,
+                           env=_env(), cwd=tmp_path)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    losses = [line.split("(")[0] for line in out.splitlines() if line.startswith("step")]
+    assert len(losses) == 3 and losses == [line.split("(")[0] for line in alone.stdout.splitlines()], (out, alone)
+    assert "(3 processes)" in out
+
+
 def test_script_runs_without_mpiexec():
     """The worker's gradient and tree checks, as a plain script: a one-process world (mpi4py's singleton)."""
     for scenario in ("grads", "trees"):
