@@ -72,10 +72,6 @@ class World:
     local_size: int = 1
     comm: object = dataclasses.field(default=None, repr=False, compare=False)
 
-    @property
-    def transport(self) -> str:
-        return "mpi" if self.comm is not None else "none (one process)"
-
 
 _ABORT_GRACE_S = 1.0  # seconds between printing a rank's failure and aborting the job
 _world: World | None = None
@@ -103,18 +99,24 @@ def init(comm=None, *, abort_on_error: bool = True) -> World:
     if _world is not None and comm is None:
         return _world
     if comm is None:
+        launched = _launcher_size()
         try:
             from mpi4py import MPI
-        except ImportError as e:
-            launched = _launcher_size()
+        except Exception as e:  # ImportError, or an mpi4py that finds no MPI library (RuntimeError)
             if launched > 1:
                 raise RuntimeError(
                     f"gpuad.distributed: this process is one of {launched} started by a launcher, but mpi4py "
-                    f"cannot be imported ({e}); install the MPI extra (pip install 'gpuad[mpi]') so that the "
-                    f"processes can talk to each other") from None
+                    f"cannot be imported ({type(e).__name__}: {e}); install the MPI extra (pip install "
+                    f"'gpuad[mpi]') so that the processes can talk to each other") from None
             _world = World()
             return _world
         comm = MPI.COMM_WORLD
+        if comm.Get_size() == 1 and launched > 1:
+            raise RuntimeError(
+                f"gpuad.distributed: this process is one of {launched} started by a launcher, but MPI sees a "
+                f"world of one: the mpiexec that started it belongs to another MPI than mpi4py's library "
+                f"({MPI.Get_library_version().splitlines()[0].strip()}); start it with that MPI's mpiexec (the "
+                f"mpich wheel puts one beside python)")
     from mpi4py import MPI
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
     _world = World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), local.Get_size(), comm)

@@ -134,6 +134,14 @@ def test_readme_example(tmp_path):
     assert "(3 processes)" in out
 
 
+@needs_mpi
+def test_launcher_of_another_mpi_is_caught():
+    """Started as one of several processes (PMI_SIZE=2) but MPI sees one: a clear error, not two lone worlds."""
+    done = subprocess.run([sys.executable, "-c", "import gpuad.distributed as d; d.init()"], capture_output=True,
+                          text=True, timeout=60, env=_env(PMI_SIZE="2"))
+    assert done.returncode != 0 and "MPI sees a world of one" in done.stderr, done.stdout + done.stderr
+
+
 def test_script_runs_without_mpiexec():
     """The worker's gradient and tree checks, as a plain script: a one-process world (mpi4py's singleton)."""
     for scenario in ("grads", "trees"):
