@@ -367,9 +367,17 @@ def _cupy_bcast(w, buffer, root):
             _mpi_bcast(w, host, root)
             buffer.set(host)
         return buffer
-    raw = buffer.view(cupy.uint8)
+    # a broadcast copies bits: send them as unsigned words, in pieces whose count fits bcast's C int
+    words = {1: (cupy.uint8, nccl.NCCL_UINT8), 2: (cupy.float16, nccl.NCCL_FLOAT16),
+             4: (cupy.uint32, nccl.NCCL_UINT32)}
+    kind, datatype = words.get(buffer.dtype.itemsize, (cupy.uint64, nccl.NCCL_UINT64))
+    words = buffer.view(kind)
     stream = cupy.cuda.get_current_stream()
-    _nccl_comm(w, cupy, nccl).bcast(raw.data.ptr, raw.size, nccl.NCCL_UINT8, root, stream.ptr)
+    comm = _nccl_comm(w, cupy, nccl)
+    piece = 1 << 30
+    for start in range(0, words.size, piece):
+        count = min(piece, words.size - start)
+        comm.bcast(words.data.ptr + start * words.itemsize, count, datatype, root, stream.ptr)
     stream.synchronize()
     return buffer
 

@@ -227,6 +227,86 @@ def test_clear_errors(one_process):
 
 # ---- the NCCL path ----------------------------------------------------------------------------------------
 
+class _FakeNcclComm:
+    """Stands in for cupy.cuda.nccl.NcclCommunicator: checks each call's pointer and count against the arrays."""
+    calls = []
+
+    def __init__(self, ndev, uid, rank):
+        assert (ndev, rank) == (1, 0) and uid == ("uid",)
+
+    def allReduce(self, send, recv, count, datatype, op, stream):
+        self.calls.append(("allReduce", send, recv, count, datatype, op, stream))
+
+    def bcast(self, buff, count, datatype, root, stream):
+        self.calls.append(("bcast", buff, count, datatype, root, stream))
+
+
+def _fake_cupy():
+    """A CuPy look-alike on NumPy (arrays of a class from a module named cupy), with a fake NCCL."""
+    import types
+    cupy = types.ModuleType("cupy")
+    cuda = types.ModuleType("cupy.cuda")
+    nccl = types.ModuleType("cupy.cuda.nccl")
+
+    class Pointer:
+        def __init__(self, ptr):
+            self.ptr = ptr
+
+    class ndarray(np.ndarray):
+        @property
+        def data(self):
+            return Pointer(self.__array_interface__["data"][0])
+
+    ndarray.__module__ = "cupy"
+    wrap = lambda a: np.asarray(a).view(ndarray)  # noqa: E731
+    cupy.ndarray = ndarray
+    cupy.array = lambda a, dtype=None, copy=True: wrap(np.array(a, dtype=dtype, copy=copy))
+    cupy.asarray = lambda a, dtype=None: wrap(np.asarray(a, dtype=dtype))
+    cupy.concatenate = lambda parts: wrap(np.concatenate([np.asarray(p) for p in parts]))
+    cupy.ravel = lambda a: wrap(np.ravel(a))
+    cupy.asnumpy = lambda a: np.array(a)
+    for name in ("uint8", "float16", "uint32", "uint64", "float32", "float64"):
+        setattr(cupy, name, getattr(np, name))
+    stream = types.SimpleNamespace(ptr=0, synchronize=lambda: None)
+    cuda.get_current_stream = lambda: stream
+    cuda.Device = lambda: types.SimpleNamespace(id=0)
+    names = ["INT8", "UINT8", "INT32", "UINT32", "INT64", "UINT64", "FLOAT16", "FLOAT32", "FLOAT64"]
+    for i, name in enumerate(names):
+        setattr(nccl, f"NCCL_{name}", i)
+    nccl.NCCL_SUM = 0
+    nccl.NcclCommunicator = _FakeNcclComm
+    nccl.get_unique_id = lambda: ("uid",)
+    cupy.cuda, cuda.nccl = cuda, nccl
+    return cupy, {"cupy": cupy, "cupy.cuda": cuda, "cupy.cuda.nccl": nccl}
+
+
+def test_nccl_calls_with_a_stand_in_cupy(one_process, monkeypatch):
+    """The NCCL path's calls (pointers, counts, datatypes, widening, pieces) on the CPU, with a stand-in CuPy:
+    the GPU test below runs the real one where there is a GPU."""
+    cupy, modules = _fake_cupy()
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(dist, "_nccl_comms", {})
+    _FakeNcclComm.calls = []
+    tree = {"f32": cupy.asarray(np.arange(6, dtype=np.float32).reshape(2, 3)), "c128": cupy.asarray([1 + 2j, 3j]),
+            "i16": cupy.asarray(np.arange(3, dtype=np.int16)), "host": np.ones(2)}
+    assert gpuad.backend.array_module(tree["f32"]) is cupy
+    out = dist.allreduce(tree)
+    for k in tree:
+        assert type(out[k]) is type(tree[k]) and out[k].dtype == tree[k].dtype and np.array_equal(out[k], tree[k])
+    nccl = modules["cupy.cuda.nccl"]
+    calls = sorted(_FakeNcclComm.calls, key=lambda c: c[3])
+    assert [(c[0], c[3], c[4]) for c in calls] == [  # complex as float pairs; int16 widened to int32
+        ("allReduce", 3, nccl.NCCL_INT32), ("allReduce", 4, nccl.NCCL_FLOAT64), ("allReduce", 6, nccl.NCCL_FLOAT32)]
+    assert all(c[1] == c[2] and c[1] != 0 for c in calls)
+    _FakeNcclComm.calls = []
+    out = dist.broadcast(dict(tree, mask=cupy.asarray([True, False])))
+    assert np.array_equal(out["mask"], [True, False]) and out["mask"].dtype == bool
+    counts = sorted((c[2], c[3]) for c in _FakeNcclComm.calls)  # bits as words: 1, 2, 4 or 8 bytes
+    assert counts == [(2, nccl.NCCL_UINT8), (3, nccl.NCCL_FLOAT16), (4, nccl.NCCL_UINT64), (6, nccl.NCCL_UINT32)]
+    assert len(dist._nccl_comms) == 1
+
+
 @pytest.mark.gpu
 def test_nccl_in_one_process(one_process):
     """CuPy arrays go over NCCL (a one-rank communicator: the same packing, NCCL calls and stream sync)."""
