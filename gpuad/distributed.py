@@ -202,7 +202,8 @@ def _exchange(w: World, what: str, parts: list[str], count: int = 0):
 
     ``parts``: this rank's description (operation, structure, one entry per leaf). One Allgather of two int64
     per rank; only when the fingerprints differ are the descriptions gathered, to name the first difference.
-    Returns the counts of all ranks (a NumPy int64 array), or None in a world without a communicator.
+    Returns the counts of all ranks (a NumPy int64 array; just this rank's in a world without a communicator).
+    On a mismatch, every rank raises the same ValueError naming the ranks that differ from the majority.
     """
     if w.comm is None:
         return _np.array([count], _np.int64)
@@ -212,17 +213,18 @@ def _exchange(w: World, what: str, parts: list[str], count: int = 0):
     if (every[:, 0] == every[0, 0]).all():
         return every[:, 1]
     descriptions = w.comm.allgather(parts)  # every rank saw the mismatch, so every rank gets here
-    differing = [r for r in range(w.size) if every[r, 0] != every[0, 0]]
-    other = descriptions[differing[0]]
-    first = descriptions[0]
+    hashes = [int(h) for h in every[:, 0]]
+    ref = max(range(w.size), key=lambda r: (hashes.count(hashes[r]), -r))  # the majority (ties: lowest rank)
+    differing = [r for r in range(w.size) if hashes[r] != hashes[ref]]
+    first, other = descriptions[ref], descriptions[differing[0]]
     i = next((i for i, (a, b) in enumerate(zip(first, other)) if a != b), min(len(first), len(other)))
     a = first[i] if i < len(first) else "(nothing)"
     b = other[i] if i < len(other) else "(nothing)"
     names = ", ".join(map(str, differing))
     raise ValueError(
         f"gpuad.distributed.{what}: the ranks disagree: rank{'s' if len(differing) > 1 else ''} {names} passed "
-        f"a different operation, tree structure, shape or dtype than rank 0 (every rank must pass the same). "
-        f"First difference, rank 0: {a}; rank {differing[0]}: {b}")
+        f"a different operation, tree structure, shape or dtype than rank {ref} (every rank must pass the same). "
+        f"First difference, rank {ref}: {a}; rank {differing[0]}: {b}")
 
 
 # ---- packing ------------------------------------------------------------------------------------------------

@@ -211,6 +211,8 @@ def mismatch(w):
     expect_error(w, "shape", lambda: dist.allreduce(tree), f"rank {last} passed", "(4,)", "(3,)")
     tree = {"a": np.ones(3, np.float32 if r == 1 else np.float64), "b": base["b"]}
     expect_error(w, "dtype", lambda: dist.allreduce(tree), "rank 1 passed", "float32")
+    tree = {"a": np.ones(3, np.float32 if r == 0 else np.float64), "b": base["b"]}  # rank 0 is the odd one
+    expect_error(w, "rank 0", lambda: dist.allreduce(tree), "rank 0 passed" if w.size > 2 else "rank 1 passed")
     if r == 1:  # another operation altogether
         expect_error(w, "operation", lambda: dist.broadcast(base), "rank 1 passed", "broadcast")
     else:

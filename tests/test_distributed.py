@@ -81,7 +81,7 @@ def test_mpiexec(n, scenario):
     for r in range(n):
         assert f"rank {r}: OK {scenario} (size {n})" in out, out
     if scenario == "mismatch":
-        for case in ("structure", "shape", "dtype", "operation", "empty shard"):
+        for case in ("structure", "shape", "dtype", "rank 0", "operation", "empty shard"):
             assert sum(f"rank {r}: {case}: ValueError" in out for r in range(n)) == n, (case, out)
 
 
