@@ -40,6 +40,7 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason=f"MPI tests: {NO_MPI}")
 
 def _env(**extra):
     env = dict(os.environ, GPUAD_BACKEND="numpy", PYTHONUNBUFFERED="1", **extra)
+    env.setdefault("HYDRA_LAUNCHER", "fork")  # MPICH: every process on this host, never ssh or a batch system
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
     return env
 
