@@ -443,7 +443,8 @@ def allreduce(tree, op: str = "sum"):
 
     Every rank must pass a tree of the same structure, leaf shapes, dtypes and backends (checked: a clear
     ValueError on every rank otherwise). Leaves are packed into one buffer per (backend, dtype) and reduced with
-    one collective each: NumPy arrays over MPI, CuPy arrays over NCCL. Returns a tree of the same structure of new
+    one collective each: NumPy arrays over MPI, CuPy arrays over NCCL (CuPy arrays must be on this process's
+    current device, where its NCCL communicator is made on first use). Returns a tree of the same structure of new
     arrays (Python numbers come back as numbers). In a one-process world the values come back unchanged.
     """
     if op not in ("sum", "mean"):
@@ -513,7 +514,8 @@ def value_and_grad(fun, argnums=0, batch_argnums=None, has_aux=False, *, reducti
       full-batch mean's value and gradient.
     - ``reduction="sum"``: ``fun`` returns the sum over its rows; values and gradients are summed as they are.
 
-    Terms of the loss that do not come from rows (a weight penalty, say) must be divided by the number of ranks
+    Keyword arguments are passed to ``fun`` unchanged on every rank (they are never batch arguments). Terms of the
+    loss that do not come from rows (a weight penalty, say) must be divided by the number of ranks
     for ``"sum"``, and are counted exactly once for ``"mean"`` (the weights add up to one). With
     ``has_aux=True`` the aux value is this rank's own, not reduced (``allreduce`` it if needed). Every rank needs
     at least one row. Returns ``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``) like
