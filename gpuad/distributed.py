@@ -252,7 +252,7 @@ def _leaves(value, what):
 
 
 def _describe(what, arrays, treedef):
-    parts = [what, _tree.describe(treedef)]
+    parts = [what, getattr(_tree, "describe", repr)(treedef)]
     parts += [f"leaf {i}: {backend.array_module(a).__name__} {a.dtype} {tuple(a.shape)}" for i, a in enumerate(arrays)]
     return parts
 
