@@ -17,9 +17,13 @@ _module_by_type: dict[type, object] = {
     bool: _SCALAR, int: _SCALAR, float: _SCALAR, complex: _SCALAR, list: _SCALAR, tuple: _SCALAR,
     type(None): _SCALAR, numpy.ndarray: numpy,
 }
+_BUILTIN_TYPES = dict(_module_by_type)
 
 
 def _classify(cls):
+    for array_type, module in _registered.items():
+        if issubclass(cls, array_type):
+            return module
     if cls.__module__.split(".")[0] in ("cupy", "cupyx"):
         import cupy
         return cupy
@@ -70,9 +74,51 @@ def scatter_add(target, index, values):
     if module is numpy:
         numpy.add.at(target, index, values)
     else:  # CuPy spells unbuffered scatter-add this way
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+        _cupyx(module).scatter_add(target, index, values)
     return target
+
+
+def scatter_max(target, index, values):
+    """``target[index] = maximum(target[index], values)`` with repeated indices all taking part, in place (the
+    deterministic way to let one of several writes to the same element win)."""
+    module = array_module(target)
+    if module is numpy:
+        numpy.maximum.at(target, index, values)
+    else:
+        _cupyx(module).scatter_max(target, index, values)
+    return target
+
+
+# ---- the explicit hook for a stand-in CuPy (the test suite's emulated CuPy) ---------------------------------
+
+_registered: dict[type, object] = {}  # array type -> the module that owns its arrays
+_cupyx_of: dict[int, object] = {}  # id(module) -> its cupyx (scatter_add, scatter_max)
+
+
+def register_cupy_like(array_type, module, cupyx_module):
+    """Make ``module`` the backend of arrays of ``array_type`` (and its subclasses), taking CuPy's code paths:
+    ``module`` stands in for ``cupy`` and ``cupyx_module`` for ``cupyx``. The test suite registers its emulated
+    CuPy this way (NumPy-held arrays, CuPy's signatures) so that gpuad's CuPy path runs without a GPU. Returns a
+    function that undoes the registration."""
+    _registered[array_type] = module
+    _cupyx_of[id(module)] = cupyx_module
+    _module_by_type.clear()
+    _module_by_type.update(_BUILTIN_TYPES)
+
+    def undo():
+        _registered.pop(array_type, None)
+        _cupyx_of.pop(id(module), None)
+        _module_by_type.clear()
+        _module_by_type.update(_BUILTIN_TYPES)
+    return undo
+
+
+def _cupyx(module):
+    found = _cupyx_of.get(id(module))
+    if found is not None:
+        return found
+    import cupyx
+    return cupyx
 
 
 def to_numpy(value):
@@ -83,6 +129,14 @@ def to_numpy(value):
 
 
 _default = None
+
+
+def set_default_module(module):
+    """Choose the module for functions with no array argument (overriding ``GPUAD_BACKEND``); None restores the
+    automatic choice. Returns the previous choice (None when it was automatic)."""
+    global _default
+    previous, _default = _default, module
+    return previous
 
 
 def default_module():

@@ -14,7 +14,8 @@ A launcher has ``runs_on`` (the name of the array module whose arrays it runs on
   generated code against the Python rendering this way, without a GPU.
 
 ``default_launcher(module)`` is the choice when the caller passes none: CUDA for CuPy arrays, None for NumPy
-(the Python rendering of the same program runs instead).
+(the Python rendering of the same program runs instead); ``use_launcher`` sets it for a module standing in for
+CuPy (the tests' emulated CuPy runs the host build).
 """
 from __future__ import annotations
 
@@ -62,9 +63,25 @@ class CudaLauncher:
 CUDA = CudaLauncher()
 
 
+_launcher_of: dict[int, object] = {}  # id(module) -> launcher, for modules standing in for CuPy
+
+
 def default_launcher(module):
-    """The launcher for ``module``'s arrays when the caller chose none: CUDA for CuPy, None for NumPy."""
-    return None if module is numpy else CUDA
+    """The launcher for ``module``'s arrays when the caller chose none: CUDA for CuPy, None for NumPy, and the
+    one ``use_launcher`` set for a module standing in for CuPy."""
+    if module is numpy:
+        return None
+    return _launcher_of.get(id(module), CUDA)
+
+
+def use_launcher(module, launcher):
+    """Make ``launcher`` the default for ``module``'s arrays (None: undo). The test suite's emulated CuPy (NumPy
+    arrays under CuPy's signatures, ``backend.register_cupy_like``) runs its kernels through their host build
+    this way."""
+    if launcher is None:
+        _launcher_of.pop(id(module), None)
+    else:
+        _launcher_of[id(module)] = launcher
 
 
 _C_ARGS = {"i64": ctypes.c_longlong, "u32": ctypes.c_uint32, "f32": ctypes.c_float, "f64": ctypes.c_double}

@@ -1,0 +1,395 @@
+"""An emulated CuPy: gpuad's CuPy code path, end to end, on a machine without a GPU.
+
+The real ``cupy`` package (cupy-cuda13x) imports without a GPU, but it cannot make an array there. This module
+builds a stand-in that gpuad's backend treats as CuPy (``backend.register_cupy_like``), with
+
+* **CuPy's real signatures**: every function of ``cupy`` (``cupy.linalg``, ``cupyx``, ...) is NumPy's function of
+  the same name, but each call is first bound against the real CuPy function's ``inspect.signature``. A name CuPy
+  lacks raises AttributeError and a keyword (or positional argument) it does not accept raises TypeError, as on
+  the GPU; a few documented value rules (``subok`` must be None) are checked too. CuPy's ufuncs take only
+  ``out``, ``dtype`` and ``casting``. Array attributes CuPy's ndarray lacks (``ctypes``, ``resize``, ...) raise
+  AttributeError, NumPy functions called on an emulated array dispatch to (emulated) CuPy's function as CuPy's
+  ``__array_function__`` does, and mixing an emulated array with a NumPy array in an operator raises TypeError.
+* **Arrays held by NumPy**: ``ndarray`` is a subclass of ``numpy.ndarray``; reductions give 0-d arrays, never
+  scalars (as CuPy's do).
+* **Device-to-host transfers detected**: ``bool()``, ``float()``, ``int()``, ``complex()``, ``.item()``,
+  ``.tolist()``, ``.get()``, ``cupy.asnumpy``, iteration of a 0-d array and boolean-mask indexing (its result
+  size must reach the host) each count one transfer in ``HOST_SYNCS``; inside ``no_host_sync()`` they raise
+  ``HostSyncError`` instead, naming the operation.
+* **Generated kernels run by their host build** through the launcher interface (``EmulatedLauncher``: the
+  ``HostLauncher`` of ``gpuad.fusion`` for these arrays), chosen as the emulated module's default launcher.
+
+``install()`` registers it (idempotent); ``emulated()`` also makes it the default backend for a block, like a
+machine with a GPU. ``AVAILABLE``/``REASON`` say whether the real CuPy package could be imported.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import tempfile
+import types
+
+import numpy as np
+
+try:
+    import cupy as _real_cupy
+    import cupyx as _real_cupyx
+    AVAILABLE, REASON = True, ""
+except Exception as e:  # no cupy-cuda13x installed (e.g. not Linux x86_64)
+    _real_cupy = _real_cupyx = None
+    AVAILABLE, REASON = False, f"the cupy package does not import here ({type(e).__name__}: {e})"
+
+
+class HostSyncError(AssertionError):
+    """A device-to-host transfer (a value read by the host) where none is allowed."""
+
+
+HOST_SYNCS: list[str] = []  # every transfer, in order (cleared by the tests that count them)
+_forbidden = [0]
+
+
+@contextlib.contextmanager
+def no_host_sync():
+    """A block in which any device-to-host transfer of an emulated array raises ``HostSyncError``."""
+    _forbidden[0] += 1
+    try:
+        yield
+    finally:
+        _forbidden[0] -= 1
+
+
+def _host_sync(what):
+    if _forbidden[0]:
+        raise HostSyncError(f"device-to-host transfer: {what} (it would stall the GPU stream)")
+    HOST_SYNCS.append(what)
+
+
+# ---- conversion between emulated and plain NumPy arrays --------------------------------------------------------
+
+def _plain(x):
+    """Arguments as NumPy sees them: emulated arrays become plain views (recursively in lists and tuples)."""
+    if isinstance(x, ndarray):
+        return x.view(np.ndarray)
+    if type(x) in (list, tuple):
+        return type(x)(_plain(v) for v in x)
+    return x
+
+
+def _emulated(x):
+    """Results as CuPy gives them: arrays become emulated arrays, NumPy scalars 0-d arrays."""
+    if isinstance(x, np.ndarray):
+        return x if isinstance(x, ndarray) else x.view(ndarray)
+    if isinstance(x, np.generic):
+        return np.asarray(x).view(ndarray)
+    if isinstance(x, tuple):
+        values = [_emulated(v) for v in x]
+        return type(x)(*values) if hasattr(x, "_fields") else tuple(values)
+    if type(x) is list:
+        return [_emulated(v) for v in x]
+    return x
+
+
+def _reject_numpy(values, what):
+    for v in values:
+        if type(v) is np.ndarray:
+            raise TypeError(f"Unsupported type {type(v)} in {what}: a NumPy array cannot meet a CuPy array "
+                            f"(move it with cupy.asarray first)")
+
+
+# ---- the array type ----------------------------------------------------------------------------------------
+
+class _Missing:
+    """An attribute NumPy's ndarray has and CuPy's lacks."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        raise AttributeError(f"'cupy.ndarray' object has no attribute '{self.name}' (emulated CuPy)")
+
+
+class ndarray(np.ndarray):
+    """CuPy's ndarray, emulated: NumPy memory, CuPy's behaviour where gpuad can observe the difference."""
+
+    __module__ = "cupy"  # what CuPy's arrays say (gpuad never decides by it: the backend hook registers the type)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _reject_numpy(inputs, f"cupy.{ufunc.__name__}")
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = _plain(out)
+        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        if out is not None:
+            return out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        return _emulated(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        # CuPy implements NEP 18: numpy.f(cupy_array) runs cupy.f, or fails when CuPy has no f.
+        parts = func.__module__.split(".")[1:]
+        module = cupy
+        try:
+            for part in parts:
+                if part in ("_core", "lib") or part.startswith("_"):
+                    continue
+                module = getattr(module, part)
+            target = getattr(module, func.__name__)
+        except AttributeError:
+            return NotImplemented
+        return target(*args, **kwargs)
+
+    def __getitem__(self, index):
+        if _has_mask(index):
+            _host_sync("boolean-mask indexing (the result's size)")
+        return _emulated(super().__getitem__(index))
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(len(self)))
+
+    # device-to-host transfers
+    def __bool__(self):
+        _host_sync("bool() of an array")
+        return super().__bool__()
+
+    def __float__(self):
+        _host_sync("float() of an array")
+        return super().__float__()
+
+    def __int__(self):
+        _host_sync("int() of an array")
+        return super().__int__()
+
+    def __complex__(self):
+        _host_sync("complex() of an array")
+        return super().__complex__()
+
+    def item(self, *args):
+        _host_sync(".item()")
+        return super().item(*args)
+
+    def tolist(self):
+        _host_sync(".tolist()")
+        return super().tolist()
+
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        _host_sync(".get()")
+        return np.array(self.view(np.ndarray), order=order)
+
+    def __index__(self):
+        raise TypeError("only integer scalar arrays can be converted to a scalar index (cupy.ndarray has no "
+                        "__index__)")
+
+    def __repr__(self):
+        return "emulated cupy " + repr(self.view(np.ndarray))
+
+    ctypes, resize, getfield, setfield = _Missing(), _Missing(), _Missing(), _Missing()
+    setflags, to_device, __contains__ = _Missing(), _Missing(), _Missing()
+
+
+def _has_mask(index):
+    for i in index if isinstance(index, tuple) else (index,):
+        if isinstance(i, np.ndarray) and i.dtype == np.bool_ and i.ndim > 0:
+            return True
+        if type(i) is list and i and all(type(v) is bool for v in i):
+            return True
+    return False
+
+
+# ---- the module ----------------------------------------------------------------------------------------------
+
+# Value rules CuPy checks in the function body (not visible in its signature): name -> {keyword: allowed value}
+_VALUE_RULES = {name: {"subok": None} for name in ("full_like", "zeros_like", "ones_like", "empty_like")}
+_UFUNC_KEYWORDS = {"out", "dtype", "casting"}
+
+
+def _signature(fn):
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _function(qualname, real, numpy_fn):
+    """NumPy's ``numpy_fn`` called as CuPy's ``real`` would be: arguments bound to its signature first."""
+    signature = _signature(real)
+    rules = _VALUE_RULES.get(qualname.rsplit(".", 1)[-1], {})
+
+    @functools.wraps(numpy_fn)
+    def call(*args, **kwargs):
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"{qualname}(): {e} (CuPy's signature is {qualname}{signature})") from None
+        for key, allowed in rules.items():
+            if key in kwargs and kwargs[key] is not allowed:
+                raise TypeError(f"{qualname}(): {key}={kwargs[key]!r} is not supported (CuPy needs {allowed!r})")
+        return _emulated(numpy_fn(*_plain(args), **_plain_kwargs(kwargs)))
+
+    call.__qualname__ = call.__name__ = qualname.rsplit(".", 1)[-1]
+    return call
+
+
+def _plain_kwargs(kwargs):
+    return {k: _plain(v) for k, v in kwargs.items()}
+
+
+class _Ufunc:
+    """A CuPy ufunc: NumPy's, taking only CuPy's keywords, with the methods CuPy's has."""
+
+    def __init__(self, qualname, real, numpy_ufunc):
+        self._qualname, self._real, self._np = qualname, real, numpy_ufunc
+        self.__name__ = numpy_ufunc.__name__
+        self.nin, self.nout = numpy_ufunc.nin, numpy_ufunc.nout
+
+    def __call__(self, *args, **kwargs):
+        unknown = set(kwargs) - _UFUNC_KEYWORDS
+        if unknown:
+            raise TypeError(f"{self._qualname}() got unexpected keyword argument(s) {sorted(unknown)} (CuPy's "
+                            f"ufuncs take {sorted(_UFUNC_KEYWORDS)})")
+        _reject_numpy(args, self._qualname)
+        out = kwargs.get("out")
+        result = self._np(*_plain(args), **_plain_kwargs(kwargs))
+        return out if out is not None else _emulated(result)
+
+    def __getattr__(self, name):
+        if name in ("reduce", "accumulate", "at", "outer", "reduceat"):
+            real = getattr(self._real, name)  # AttributeError where CuPy's ufunc lacks the method
+            fn = getattr(self._np, name)
+
+            def method(*args, **kwargs):
+                _reject_numpy(args, f"{self._qualname}.{name}")
+                return _emulated(fn(*_plain(args), **_plain_kwargs(kwargs)))
+            del real
+            return method
+        raise AttributeError(f"'cupy.ufunc' object has no attribute '{name}' (emulated CuPy)")
+
+
+class _Module(types.ModuleType):
+    """``cupy`` (or one of its submodules), emulated: attributes resolved on first use against the real one."""
+
+    def __init__(self, name, real, numpy_module, extra=None):
+        super().__init__(name)
+        self._real, self._numpy = real, numpy_module
+        self.__dict__.update(extra or {})
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        qualname = f"{self.__name__}.{name}"
+        try:
+            real = getattr(self._real, name)
+        except AttributeError:
+            raise AttributeError(f"module '{self.__name__}' has no attribute '{name}' (emulated CuPy: the real "
+                                 f"CuPy lacks it too)") from None
+        numpy_value = getattr(self._numpy, name, _ABSENT)
+        if isinstance(real, types.ModuleType):
+            if numpy_value is _ABSENT or not isinstance(numpy_value, types.ModuleType):
+                raise AttributeError(f"{qualname} is not emulated")
+            value = _Module(qualname, real, numpy_value)
+        elif numpy_value is _ABSENT:
+            raise AttributeError(f"{qualname} exists in CuPy but has no NumPy counterpart to emulate it with")
+        elif real is numpy_value or not callable(real) or isinstance(real, type):
+            value = numpy_value  # dtypes, constants, numpy.dtype, ...
+        elif isinstance(real, _real_cupy.ufunc):
+            value = _Ufunc(qualname, real, numpy_value)
+        else:
+            value = _function(qualname, real, numpy_value)
+        setattr(self, name, value)
+        return value
+
+
+_ABSENT = object()
+
+
+def _asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
+    if isinstance(a, ndarray):
+        return a.get(order=order)
+    return np.asarray(a, order=order)
+
+
+def _get_array_module(*args):
+    return cupy
+
+
+def _scatter(numpy_ufunc, name):
+    def fn(a, slices, value):
+        if not isinstance(a, ndarray):
+            raise TypeError(f"cupyx.{name}: the target must be a cupy.ndarray")
+        _reject_numpy((value,), f"cupyx.{name}")
+        numpy_ufunc.at(a.view(np.ndarray), _plain(slices), _plain(value))
+    fn.__name__ = name
+    return _function(f"cupyx.{name}", getattr(_real_cupyx, name), fn) if AVAILABLE else fn
+
+
+if AVAILABLE:
+    cupy = _Module("cupy", _real_cupy, np, {
+        "ndarray": ndarray, "asnumpy": _asnumpy, "get_array_module": _get_array_module,
+        "__version__": _real_cupy.__version__})
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scatter_add = _scatter(np.add, "scatter_add")
+    cupyx.scatter_max = _scatter(np.maximum, "scatter_max")
+    cupyx.scatter_min = _scatter(np.minimum, "scatter_min")
+else:  # pragma: no cover - the tier skips
+    cupy = cupyx = None
+
+
+# ---- kernels and registration -------------------------------------------------------------------------------
+
+def _launcher_class():
+    from gpuad.fusion import HostLauncher
+
+    class EmulatedLauncher(HostLauncher):
+        """The generated kernels' host build (the same generated text the CUDA launcher compiles), run on the
+        NumPy memory under emulated CuPy arrays: this is the emulated GPU."""
+
+        runs_on = "cupy"
+
+        def launch(self, spec, kinds, values):
+            values = [v.view(np.ndarray) if isinstance(v, ndarray) else v for v in values]
+            for kind, v in zip(kinds, values):
+                if kind == "ptr" and not isinstance(v, np.ndarray):
+                    raise TypeError(f"kernel {spec.name}: a pointer argument is a {type(v).__name__}, not an "
+                                    f"array")
+            super().launch(spec, kinds, values)
+
+    return EmulatedLauncher
+
+
+LAUNCHER = None
+_installed = []
+
+
+def install():
+    """Register the emulated CuPy with gpuad's backend (its arrays take the CuPy path) and its launcher."""
+    global LAUNCHER
+    if _installed or not AVAILABLE:
+        return
+    from gpuad import backend
+    from gpuad.fusion import launchers
+    folder = os.path.join(tempfile.gettempdir(), f"gpuad-emulated-kernels-{os.getuid()}")
+    os.makedirs(folder, exist_ok=True)
+    LAUNCHER = _launcher_class()(folder)
+    undo = backend.register_cupy_like(ndarray, cupy, cupyx)
+    launchers.use_launcher(cupy, LAUNCHER)
+    _installed.append(undo)
+
+
+@contextlib.contextmanager
+def emulated():
+    """A block run as on a machine with a GPU: the emulated CuPy is the default backend (gnp.zeros, ...)."""
+    from gpuad import backend
+    install()
+    previous = backend.set_default_module(cupy)
+    try:
+        yield cupy
+    finally:
+        backend.set_default_module(previous)
+
+
+def asarray(x, dtype=None):
+    """A NumPy value as an emulated CuPy array (a host-to-device copy)."""
+    return np.array(x, dtype=dtype).view(ndarray)
