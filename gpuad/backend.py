@@ -7,6 +7,7 @@ NumPy and CuPy spell differently (scatter-add, moving an array to the host) live
 """
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy
@@ -52,6 +53,43 @@ def array_module(*values):
                 f"cannot mix a {found.__name__} array and a {module.__name__} array in one operation; move one "
                 f"of them first (cupy.asarray(x) to the GPU, cupy.asnumpy(x) to the CPU)")
     return numpy if found is None else found
+
+
+_parameters: dict = {}  # backend function -> (keyword names or None: any, positional capacity or None: any)
+
+
+def accepts(function, args=(), kwargs=()) -> bool:
+    """Whether the backend ``function`` (NumPy's or CuPy's) takes ``len(args)`` positional arguments and the
+    keywords ``kwargs`` (a dict or names), by its signature (read once; a function without one takes anything).
+    gpuad runs its own composition where CuPy's function lacks a keyword NumPy's has."""
+    info = _parameters.get(function)
+    if info is None:
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            info = (None, None)
+        else:
+            kinds = [p.kind for p in signature.parameters.values()]
+            keywords = None if inspect.Parameter.VAR_KEYWORD in kinds else frozenset(
+                p.name for p in signature.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+            positional = None if inspect.Parameter.VAR_POSITIONAL in kinds else sum(
+                k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in kinds)
+            info = (keywords, positional)
+        try:
+            _parameters[function] = info
+        except TypeError:  # unhashable callable: not cached
+            pass
+    keywords, positional = info
+    if positional is not None and len(args) > positional:
+        return False
+    return keywords is None or all(k in keywords for k in kwargs)
+
+
+def on_host(module) -> bool:
+    """Whether ``module``'s arrays live in host memory, so reading a value (for a check that only raises a
+    clearer error) costs no device-to-host transfer. Traced code never reads device values to choose a path."""
+    return module is numpy
 
 
 def is_private_buffer(value, module) -> bool:

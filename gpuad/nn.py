@@ -179,7 +179,7 @@ def _one_hot(labels, shape, axis):
                          f"without the class axis, {expected}, but they have shape {tuple(labels.shape)}; for "
                          f"probabilities pass a floating-point array")
     classes = shape[axis]
-    if labels.size:
+    if labels.size and backend.on_host(xp):  # checked where reading the labels costs no device-to-host transfer
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= classes:
             raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "

@@ -116,6 +116,8 @@ class ndarray(np.ndarray):
     __module__ = "cupy"  # what CuPy's arrays say (gpuad never decides by it: the backend hook registers the type)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if any(_foreign(v) for v in inputs):
+            return NotImplemented  # another array type (a gpuad Tensor) handles the operation
         _reject_numpy(inputs, f"cupy.{ufunc.__name__}")
         out = kwargs.get("out")
         if out is not None:
@@ -127,6 +129,8 @@ class ndarray(np.ndarray):
 
     def __array_function__(self, func, types, args, kwargs):
         # CuPy implements NEP 18: numpy.f(cupy_array) runs cupy.f, or fails when CuPy has no f.
+        if any(not issubclass(t, np.ndarray) for t in types):
+            return NotImplemented
         parts = func.__module__.split(".")[1:]
         module = cupy
         try:
@@ -189,6 +193,11 @@ class ndarray(np.ndarray):
     setflags, to_device, __contains__ = _Missing(), _Missing(), _Missing()
 
 
+def _foreign(value):
+    return not isinstance(value, np.ndarray) and hasattr(type(value), "__array_ufunc__") and not isinstance(
+        value, np.generic)
+
+
 def _has_mask(index):
     for i in index if isinstance(index, tuple) else (index,):
         if isinstance(i, np.ndarray) and i.dtype == np.bool_ and i.ndim > 0:
@@ -201,7 +210,8 @@ def _has_mask(index):
 # ---- the module ----------------------------------------------------------------------------------------------
 
 # Value rules CuPy checks in the function body (not visible in its signature): name -> {keyword: allowed value}
-_VALUE_RULES = {name: {"subok": None} for name in ("full_like", "zeros_like", "ones_like", "empty_like")}
+_VALUE_RULES = {name: {"subok": (None,)} for name in ("full_like", "zeros_like", "ones_like", "empty_like")}
+_VALUE_RULES.update({name: {"kind": (None, "stable")} for name in ("sort", "argsort")})
 _UFUNC_KEYWORDS = {"out", "dtype", "casting"}
 
 
@@ -225,11 +235,14 @@ def _function(qualname, real, numpy_fn):
             except TypeError as e:
                 raise TypeError(f"{qualname}(): {e} (CuPy's signature is {qualname}{signature})") from None
         for key, allowed in rules.items():
-            if key in kwargs and kwargs[key] is not allowed:
+            if key in kwargs and not any(kwargs[key] is a or kwargs[key] == a for a in allowed):
                 raise TypeError(f"{qualname}(): {key}={kwargs[key]!r} is not supported (CuPy needs {allowed!r})")
         return _emulated(numpy_fn(*_plain(args), **_plain_kwargs(kwargs)))
 
     call.__qualname__ = call.__name__ = qualname.rsplit(".", 1)[-1]
+    del call.__wrapped__  # inspect.signature(call) is CuPy's, not NumPy's
+    if signature is not None:
+        call.__signature__ = signature
     return call
 
 
@@ -316,13 +329,20 @@ def _get_array_module(*args):
 
 
 def _scatter(numpy_ufunc, name):
-    def fn(a, slices, value):
-        if not isinstance(a, ndarray):
-            raise TypeError(f"cupyx.{name}: the target must be a cupy.ndarray")
-        _reject_numpy((value,), f"cupyx.{name}")
-        numpy_ufunc.at(a.view(np.ndarray), _plain(slices), _plain(value))
+    def scatter(a, slices, value):  # arguments already plain
+        numpy_ufunc.at(a, slices, value)
+    scatter.__name__ = name
+    checked = _function(f"cupyx.{name}", getattr(_real_cupyx, name), scatter)
+
+    def fn(*args, **kwargs):
+        target = args[0] if args else kwargs.get("a")
+        if not isinstance(target, ndarray):
+            raise TypeError(f"cupyx.{name}: the target must be a cupy.ndarray, not {type(target).__name__}")
+        _reject_numpy(args[1:], f"cupyx.{name}")
+        checked(*args, **kwargs)
     fn.__name__ = name
-    return _function(f"cupyx.{name}", getattr(_real_cupyx, name), fn) if AVAILABLE else fn
+    fn.__signature__ = inspect.signature(checked)
+    return fn
 
 
 if AVAILABLE:

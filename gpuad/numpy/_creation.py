@@ -79,9 +79,11 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
     if not has_tensor((fill_value,)):
         v = raw(a)
         module = backend.array_module(v, raw(fill_value))
-        extra = {} if device is None else {"device": device}
+        # Only the options given differently from NumPy's defaults: CuPy's full_like takes no device= and raises
+        # on subok unless it is None.
+        extra = {k: v for k, v in (("subok", subok), ("device", device)) if v is not (True if k == "subok" else None)}
         return module.full_like(v if hasattr(v, "shape") else module.asarray(v), fill_value, dtype=dtype,
-                                order=order, subok=subok, shape=shape, **extra)
+                                order=order, shape=shape, **extra)
     target = aval(a)[0] if shape is None else ((shape,) if isinstance(shape, int) else tuple(shape))
     dtype = _np.dtype(dtype) if dtype is not None else aval(a)[1] or _np.asarray(raw(a)).dtype
     return broadcast_to(astype(asarray(fill_value), dtype), target)

@@ -46,7 +46,11 @@ def is_backend_array(value):
 def traceable(fn, submodule=None):
     """Run ``fn`` (the traced implementation) when an argument is a gpuad Tensor; otherwise call the backend
     module's function of the same name (in its ``submodule``, e.g. "linalg", when given), so plain arrays get
-    NumPy's (or CuPy's) exact behaviour."""
+    NumPy's (or CuPy's) exact behaviour.
+
+    Where the backend lacks the function (CuPy has no ``linalg.vector_norm``, ``linalg.svdvals``, ...) or does
+    not take these arguments (``linalg.cholesky(upper=)``, ...), ``fn`` itself runs on the plain arrays: gpuad's
+    own composition, whose primitives evaluate on the backend's arrays. This is the one place that decides it."""
     name = fn.__name__
 
     @functools.wraps(fn)
@@ -54,9 +58,18 @@ def traceable(fn, submodule=None):
         if has_tensor(args) or has_tensor(kwargs.values()):
             return fn(*args, **kwargs)
         module = module_of((*args, *kwargs.values()))
-        return getattr(getattr(module, submodule) if submodule else module, name)(*args, **kwargs)
+        target = getattr(getattr(module, submodule, None) if submodule else module, name, None)
+        if target is None or not backend.accepts(target, args, kwargs):
+            return fn(*args, **kwargs)
+        return target(*args, **kwargs)
 
     return wrapper
+
+
+def supported_options(function, **options):
+    """The ``options`` (keywords that only choose an algorithm, such as sort's ``stable`` or partition's
+    ``kind``) that the backend ``function`` takes; the others are dropped (CuPy's sort is always stable)."""
+    return {k: v for k, v in options.items() if backend.accepts(function, (), (k,))}
 
 
 def no_out(name, **unsupported):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from .. import backend
 from ..core import aval, raw, Tensor
 from ..ops.linear import GETITEM, SCATTER_ADD
 from ._dispatch import is_backend_array, module_of
@@ -79,12 +80,13 @@ class IndexUpdateAt:
         and only that value gets a derivative."""
         module, shape, dtype, selected = self._selection()
         values = self._values(values, module, dtype, selected)
-        # Number the selected positions and assign the numbers: each element keeps the number of the write that
-        # NumPy's own assignment lets win; -1 marks the elements not selected at all.
+        # Number the selected positions (in the selection's C order) and keep, per element, the largest number
+        # written to it (a scatter-max, deterministic on every backend, where a plain assignment with repeated
+        # indices leaves the winner undefined on the GPU): the last write wins, as in NumPy's assignment. -1 marks
+        # the elements not selected at all. No value is read back to the host: the mask is applied always.
         order = module.arange(math.prod(selected)).reshape(selected)
         winner = module.full(shape, -1, dtype=order.dtype)
-        winner[self.index] = order
+        backend.scatter_max(winner, self.index, order)
         chosen = winner[self.index] == order
-        if not bool(chosen.all()):
-            values = where(chosen, values, 0)
+        values = where(chosen, values, 0)
         return where(winner < 0, self.array, 0) + SCATTER_ADD.bind(values, index=self.index, shape=shape)

@@ -21,7 +21,7 @@ from ..core import aval, raw, Tensor
 from ..ops.linear import SCATTER_ADD
 
 from ._creation import asarray, asarray_like
-from ._dispatch import has_tensor, no_out, normalize_axes, traceable
+from ._dispatch import has_tensor, is_backend_array, no_out, normalize_axes, supported_options, traceable
 from ._elementwise import where
 from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpose
 
@@ -370,8 +370,9 @@ def _pad_constant(array, shape, dtype, widths, constant_values):
         return body + astype(constant_values, dtype) * outside
     if has_tensor((constant_values,)):
         raise NotImplementedError("gpuad.numpy.pad: traced constant_values must be a single scalar Tensor")
-    if _np.all(_np.asarray(backend.to_numpy(constant_values)) == 0):
-        return body
+    if not is_backend_array(constant_values) or backend.on_host(backend.array_module(constant_values)):
+        if _np.all(_np.asarray(constant_values) == 0):  # read on the host only: no device value decides a path
+            return body
     return body + xp.pad(xp.zeros(shape, dtype=dtype), widths, constant_values=constant_values)
 
 
@@ -418,7 +419,8 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
-    return take_along_axis(a, _xp(a).argsort(raw(a), axis=axis, **options), axis)
+    argsort = _xp(a).argsort  # CuPy's takes no stable= (it always sorts stably)
+    return take_along_axis(a, argsort(raw(a), axis=axis, **supported_options(argsort, **options)), axis)
 
 
 @traceable
@@ -429,7 +431,9 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     if axis is None:
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
-    return take_along_axis(a, _xp(a).argpartition(raw(a), kth, axis=axis, kind=kind), axis)
+    argpartition = _xp(a).argpartition  # CuPy's takes no kind= (it sorts fully)
+    return take_along_axis(a, argpartition(raw(a), kth, axis=axis, **supported_options(argpartition, kind=kind)),
+                           axis)
 
 
 def _integer_indices(a, indices, error):
@@ -476,7 +480,7 @@ def take_along_axis(arr, indices, axis=-1):
     if index.ndim != len(shape):
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
     n = shape[axis]
-    if index.size:
+    if index.size and backend.on_host(_xp(arr)):  # NumPy's bounds error where reading the index costs no transfer
         low, high = int(index.min()), int(index.max())
         bad = high if high >= n else low if low < -n else None
         if bad is not None:

@@ -2,9 +2,9 @@
 
 sum, max/amax, min/amin and prod bind the rows of ``gpuad.ops.reductions`` after NumPy's argument checks, and
 cumsum and cumprod those of ``gpuad.ops.scans``; mean, var, std, average and ptp are compositions of them with
-elementwise rows, so their derivatives of every order follow. Products of inputs that hold a zero are composed
-from multiplies (a tree for prod, a log-depth scan for cumprod), since the rows' quotient-form rules would
-divide by the zero. Plain (untraced) arguments go straight to NumPy's (or CuPy's) function of the same name, and
+elementwise rows, so their derivatives of every order follow. Traced floating-point products are composed from
+multiplies (a tree for prod, a log-depth scan for cumprod), exact at every order with zeros too: the rows'
+quotient-form rules would divide by a zero, and looking for zeros would read device values back to the host. Plain (untraced) arguments go straight to NumPy's (or CuPy's) function of the same name, and
 traced ones follow NumPy's signatures, axis rules and dtype promotion.
 
 Conventions: ``std`` where the variance is exactly 0 (a constant slice) has derivative 0, a subgradient of the
@@ -19,6 +19,7 @@ import operator
 
 import numpy as _np
 
+from .. import backend
 from ..core import aval, raw
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
@@ -78,7 +79,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     if dtype is not None:
         a = astype(a, dtype)
     axes = _reduced_axes(axis, len(aval(a)[0]))
-    if has_zero(a):
+    if _differentiable(a):
         return tree_product(a, axes, builtins.bool(keepdims))
     return PROD.bind(a, axis=axes, keepdims=builtins.bool(keepdims))
 
@@ -117,10 +118,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 @traceable
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     variance = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    # Branch-free (no device value decides a path): where the variance is 0 (a constant slice), sqrt's derivative
+    # 0.5 / 0 times var's 0 would be nan; the sqrt sees 1 there instead and the result is 0, with derivative 0.
     zero = raw(variance) == 0
-    if not bool(module_of((zero,)).any(zero)):
-        return sqrt(variance)
-    # A constant slice: sqrt's derivative 0.5 / 0 times var's 0 would be nan; take derivative 0 there.
     return _select(zero, 0, sqrt(_select(zero, 1, variance)))
 
 
@@ -150,16 +150,17 @@ def cumsum(a, axis=None, dtype=None, out=None):
 def cumprod(a, axis=None, dtype=None, out=None):
     no_out("cumprod", out=out)
     a, axis = _scan_input("cumprod", a, axis, dtype)
-    if has_zero(a):
+    if _differentiable(a):
         return _scan_product(a, axis)
     return CUMPROD.bind(a, axis=axis)
 
 
-def has_zero(a) -> bool:
-    """Whether ``a`` holds a zero: its products are then composed from multiplies, since the quotient-form rules
-    of the prod and cumprod rows would divide by it."""
-    values = raw(a)
-    return bool(module_of((values,)).any(values == 0))
+def _differentiable(a) -> bool:
+    """Whether a traced product of ``a`` is composed from multiplies (a tree for prod, a log-depth scan for
+    cumprod): always for floating-point values, since the quotient-form rules of the prod and cumprod rows would
+    divide by a zero, and checking the values for zeros would read them back from the device (a stall). Integer
+    values (no derivative) take the rows."""
+    return aval(a)[1].kind in "fc"
 
 
 def _scan_product(a, axis):
@@ -228,7 +229,11 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
         a, weights = astype(a, result), astype(weights, result)
         weights = _weights_like(weights, shape, axis, axes)
         scale = sum(broadcast_to(weights, shape), axes, keepdims=keepdims)
-        if bool(module_of((raw(scale),)).any(raw(scale) == 0)):
+        scale_values = raw(scale)
+        xp = module_of((scale_values,))
+        # NumPy's error for weights summing to zero, where reading them costs no device-to-host transfer (on
+        # the GPU the quotient is inf/nan instead: no stall to check it)
+        if backend.on_host(xp) and builtins.bool(xp.any(scale_values == 0)):
             raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
         avg = sum(a * weights, axes, keepdims=keepdims) / scale
     if not returned:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 import string
 
+import numpy
+
 from .. import backend
 from ..core import aval, raw
 from ..rules import Custom, Linear
@@ -232,7 +234,15 @@ SLOGDET = Custom("slogdet", _slogdet_impl, _slogdet_jvp, _slogdet_vjp, saves=("x
 
 
 def _pinv_impl(xp, a, **options):
-    return xp.linalg.pinv(a, **options)
+    pinv = xp.linalg.pinv
+    if backend.accepts(pinv, (a,), options):
+        return pinv(a, **options)
+    # CuPy's pinv(a, rcond): hermitian only chooses NumPy's algorithm, rtol is rcond's Array API spelling
+    # (None: max(M, N) * eps), and NumPy's default cutoff is rcond=1e-15.
+    rcond = options.get("rcond")
+    if rcond is None and "rtol" in options:
+        rcond = options["rtol"] if options["rtol"] is not None else max(a.shape[-2:]) * numpy.finfo(a.dtype).eps
+    return pinv(a, rcond=1e-15 if rcond is None else rcond)
 
 
 def _pinv_jvp(primals, tangents, out, params):
