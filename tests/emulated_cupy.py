@@ -146,7 +146,10 @@ class ndarray(np.ndarray):
     def __getitem__(self, index):
         if _has_mask(index):
             _host_sync("boolean-mask indexing (the result's size)")
-        return _emulated(super().__getitem__(index))
+        return _emulated(super().__getitem__(_plain(index)))
+
+    def __setitem__(self, index, value):
+        super().__setitem__(_plain(index), _plain(value))  # a device-to-device copy (NumPy would read a 0-d value)
 
     def __iter__(self):
         if self.ndim == 0:

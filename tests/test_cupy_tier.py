@@ -1,0 +1,334 @@
+"""The emulated CuPy tier: gpuad's CuPy code path end to end on the CPU (see ``emulated_cupy``).
+
+Every call gpuad makes on a CuPy array is bound against the real CuPy's signature, arrays are NumPy's memory
+under an emulated ``cupy.ndarray``, the backward pass's generated kernels run their host build through the
+launcher interface, and device-to-host transfers are counted (forbidden in ``no_host_sync`` blocks). It checks:
+
+* the emulation itself fails on a wrong CuPy call, as the GPU would;
+* the known NumPy/CuPy mismatches (partition, sort, full_like, the linalg functions CuPy lacks or spells
+  differently) run, traced and on plain CuPy arrays, and agree with NumPy;
+* ``.at[index].set`` with repeated indices is deterministic (the last write wins, value and gradient);
+* no traced function reads device values to choose a path: recording and backward passes of the main
+  workloads make no device-to-host transfer;
+* a broad part of the table-driven tests (elementwise rows, reductions, scans, shapes, linalg) run here too:
+  forward values against NumPy, derivatives against central differences.
+
+The tier skips, with the reason shown, where the ``cupy`` package does not import (it is installed by the
+``test`` extra on Linux x86_64).
+"""
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad import backend
+from gpuad.testing import check_grads
+
+import emulated_cupy as ec
+
+pytestmark = pytest.mark.skipif(not ec.AVAILABLE, reason=f"emulated CuPy tier: {ec.REASON}")
+
+
+@pytest.fixture(autouse=True)
+def cp():
+    """Every test here runs as on a GPU machine: the emulated CuPy is the default backend."""
+    with ec.emulated() as module:
+        yield module
+
+
+def dev(x, dtype=None):
+    return ec.asarray(x, dtype)
+
+
+def host(x):
+    if isinstance(x, (list, tuple)):
+        return type(x)(host(v) for v in x) if not hasattr(x, "_fields") else [host(v) for v in x]
+    return np.asarray(x.view(np.ndarray) if isinstance(x, ec.ndarray) else x)
+
+
+def assert_on_device(x):
+    for v in x if isinstance(x, (list, tuple)) else (x,):
+        assert isinstance(v, ec.ndarray), f"expected an (emulated) CuPy array, got {type(v).__name__}"
+
+
+def on_numpy(fn, *args):
+    """``fn`` evaluated on NumPy (the default backend too, for its constants)."""
+    previous = backend.set_default_module(np)
+    try:
+        return fn(*args)
+    finally:
+        backend.set_default_module(previous)
+
+
+def record_and_backprop(fn, *args):
+    """Record ``fn`` and run its backward pass with no device-to-host transfer allowed; the value and grads."""
+    with ec.no_host_sync():
+        out, pullback = gpuad.vjp(fn, *args)
+        leaves = out if isinstance(out, (list, tuple)) else [out]
+        seed = [gnp.ones_like(v) for v in leaves]
+        grads = pullback(type(out)(seed) if isinstance(out, (list, tuple)) else seed[0])
+    return out, grads
+
+
+RNG = np.random.default_rng(3)
+
+
+# ---- the emulation enforces CuPy -----------------------------------------------------------------------------
+
+def test_emulated_arrays_take_the_cupy_path(cp):
+    x = dev([1.0, 2.0])
+    assert backend.array_module(x) is cp and backend.default_module() is cp
+    assert_on_device(gnp.zeros(3))
+    assert_on_device(cp.sum(x))  # reductions give 0-d arrays, as CuPy's do
+    with pytest.raises(TypeError, match="cannot mix"):
+        gnp.add(x, np.ones(2))
+
+
+@pytest.mark.parametrize("call,error", [
+    (lambda cp, x: cp.argpartition(x, 1, kind="introselect"), TypeError),
+    (lambda cp, x: cp.argsort(x, stable=True), TypeError),
+    (lambda cp, x: cp.full_like(x, 1.0, subok=True), TypeError),
+    (lambda cp, x: cp.linalg.svdvals(x), AttributeError),
+    (lambda cp, x: cp.linalg.cholesky(x, upper=True), TypeError),
+    (lambda cp, x: cp.linalg.pinv(x, hermitian=True), TypeError),
+    (lambda cp, x: cp.add(x, x, where=x > 0), TypeError),
+    (lambda cp, x: cp.sum(x, where=x > 0), TypeError),
+    (lambda cp, x: x.ctypes, AttributeError),
+    (lambda cp, x: x + np.ones(x.shape), TypeError),
+    (lambda cp, x: range(cp.asarray(3)), TypeError),
+], ids=["argpartition-kind", "argsort-stable", "full_like-subok", "linalg.svdvals", "cholesky-upper",
+        "pinv-hermitian", "ufunc-where", "sum-where", "ndarray.ctypes", "numpy-operand", "no-__index__"])
+def test_a_call_cupy_rejects_fails_here(cp, call, error):
+    with pytest.raises(error):
+        call(cp, dev(np.eye(3) * 2.0))
+
+
+def test_a_deliberately_wrong_cupy_call_in_gpuad_fails(monkeypatch):
+    """The tier catches a regression: partition passing NumPy's kind= to cupy.argpartition again."""
+    from gpuad.numpy import _rearranging
+    monkeypatch.setattr(_rearranging, "supported_options", lambda function, **options: options)
+    with pytest.raises(TypeError, match="argpartition.*kind"):
+        gpuad.grad(lambda x: gnp.sum(gnp.partition(x, 1)))(dev([3.0, 1.0, 2.0]))
+
+
+def test_host_transfers_are_detected():
+    x = dev([1.0, 0.0])
+    ec.HOST_SYNCS.clear()
+    assert bool(x.any()) and float(x[0]) == 1.0
+    assert ec.HOST_SYNCS == ["bool() of an array", "float() of an array"]
+    with ec.no_host_sync(), pytest.raises(ec.HostSyncError, match="item"):
+        x[0].item()
+
+
+def test_kernels_run_through_the_launcher_as_host_builds():
+    x = dev(RNG.uniform(-1, 1, (3, 4)))
+    before = len(ec.LAUNCHER.launched)
+    f = lambda x: gnp.sum(gnp.tanh(x * 2.0 + 1.0) * gnp.exp(x) / (1.0 + x * x))  # noqa: E731
+    _, (g,) = record_and_backprop(f, x)
+    assert len(ec.LAUNCHER.launched) > before, "the fused region did not run as a generated kernel"
+    assert_on_device(g)
+    expected = gpuad.grad(f)(host(x))  # NumPy: the Python rendering of the same program
+    np.testing.assert_allclose(host(g), expected, rtol=1e-13)
+
+
+# ---- the known mismatches ------------------------------------------------------------------------------------
+
+MISMATCHES = [
+    ("partition", lambda m, x: m.partition(x, 2, axis=-1)),
+    ("partition-axis0", lambda m, x: m.partition(x, (0, 2), axis=0)),
+    ("sort-stable", lambda m, x: m.sort(x, stable=True)),
+    ("sort-kind-stable", lambda m, x: m.sort(x, axis=0, kind="stable")),
+    ("full_like", lambda m, x: m.full_like(x, 2.5) * x),
+    ("full_like-dtype", lambda m, x: m.full_like(x, 2, dtype=np.float32).astype(np.float64) + x),
+    ("svdvals", lambda m, x: m.linalg.svdvals(x)),
+    ("vector_norm", lambda m, x: m.linalg.vector_norm(x, ord=3, axis=1)),
+    ("matrix_norm", lambda m, x: m.linalg.matrix_norm(x, ord="nuc")),
+    ("multi_dot", lambda m, x: m.linalg.multi_dot([x, x.T, x])),
+    ("linalg.tensordot", lambda m, x: m.linalg.tensordot(x, x, axes=2)),
+    ("linalg.outer", lambda m, x: m.linalg.outer(x[0], x[1])),
+    ("vecdot", lambda m, x: m.linalg.vecdot(x, x)),
+    ("linalg.diagonal", lambda m, x: m.linalg.diagonal(x, offset=1)),
+    ("linalg.trace", lambda m, x: m.linalg.trace(x)),
+    ("cholesky-upper", lambda m, x: m.linalg.cholesky(x @ x.T + 4 * m.eye(4), upper=True)),
+    ("pinv-hermitian", lambda m, x: m.linalg.pinv(x + x.T, hermitian=True)),
+    ("pinv-rtol", lambda m, x: m.linalg.pinv(x, rtol=1e-10)),
+    ("pinv-rtol-None", lambda m, x: m.linalg.pinv(x, rtol=None)),
+    ("pinv-rcond", lambda m, x: m.linalg.pinv(x, rcond=1e-12)),
+]
+
+
+@pytest.mark.parametrize("name,fn", MISMATCHES, ids=[m[0] for m in MISMATCHES])
+def test_mismatches_traced_and_plain(name, fn):
+    x = RNG.uniform(-1, 1, (4, 4)) + 3 * np.eye(4)
+    expected = fn(np, x)
+    plain = fn(gnp, dev(x))  # plain CuPy arrays work wherever plain NumPy arrays do
+    assert_on_device(plain)
+    np.testing.assert_allclose(host(plain), expected, rtol=1e-10, atol=1e-12)
+    out, _ = record_and_backprop(lambda x: fn(gnp, x), dev(x))
+    np.testing.assert_allclose(host(out), expected, rtol=1e-10, atol=1e-12)
+    check_grads(lambda x: fn(gnp, x), [dev(x)], order=1)
+
+
+# ---- .at[index].set with repeated indices --------------------------------------------------------------------
+
+AT_CASES = [
+    ("1d-repeats", (8,), lambda: np.array([1, 3, 1, 5, 3, 1]), (6,)),
+    ("rows-repeats", (5, 3), lambda: np.array([4, 0, 4, 2, 0]), (5, 3)),
+    ("pairs-repeats", (4, 4), lambda: (np.array([0, 2, 0, 3, 2]), np.array([1, 1, 1, 0, 1])), (5,)),
+    ("slice-and-array", (3, 6), lambda: (slice(None), np.array([5, 0, 5, 5])), (3, 4)),
+    ("broadcast-value", (6,), lambda: np.array([2, 2, 4]), ()),
+]
+
+
+@pytest.mark.parametrize("on_device", [False, True], ids=["numpy", "cupy"])
+@pytest.mark.parametrize("name,shape,index,vshape", AT_CASES, ids=[c[0] for c in AT_CASES])
+def test_at_set_with_repeats_is_numpys_last_write(name, shape, index, vshape, on_device):
+    a = RNG.uniform(-1, 1, shape)
+    v = RNG.uniform(2, 3, vshape)
+    idx = index()
+    expected = a.copy()
+    expected[idx] = v  # NumPy: the last write wins
+    move = dev if on_device else np.asarray
+    didx = tuple(move(i) if isinstance(i, np.ndarray) else i for i in idx) if isinstance(idx, tuple) else move(idx)
+    f = lambda a, v: a.at[didx].set(v)  # noqa: E731
+    if on_device:
+        out, (ga, gv) = record_and_backprop(f, move(a), move(v))
+    else:
+        out, pullback = gpuad.vjp(f, a, v)
+        ga, gv = pullback(np.ones_like(expected))
+    np.testing.assert_array_equal(host(out), expected)
+    # gradient: the overwritten elements of a get none; of v, only the writes that won
+    written = np.zeros(shape, bool)
+    written[idx] = True
+    np.testing.assert_array_equal(host(ga), (~written).astype(float))
+    order = np.arange(np.broadcast_to(v, np.zeros(shape)[idx].shape).size).reshape(np.zeros(shape)[idx].shape)
+    winner = np.full(shape, -1)
+    winner[idx] = order  # NumPy's own rule, on the CPU
+    wins = (winner[idx] == order).astype(float)
+    np.testing.assert_array_equal(host(gv), wins.sum() if vshape == () else wins.reshape(vshape))
+
+
+# ---- no host synchronisation in traced code ------------------------------------------------------------------
+
+def _mlp_loss(w1, w2, x, labels):
+    h = gnp.tanh(x @ w1)
+    return gnp.mean(gpuad.nn.softmax_cross_entropy(h @ w2, labels))
+
+
+WORKLOADS = [
+    ("elementwise-chain", lambda x: gnp.sum(gnp.sin(x) * gnp.exp(-x * x) / (1.0 + gnp.abs(x)) ** 2), [(3, 4)]),
+    ("prod", lambda x: gnp.prod(x, axis=1), [(3, 4)]),
+    ("prod-with-zero", lambda x: gnp.prod(x * gnp.asarray([1.0, 0.0, 1.0, 1.0])), [(3, 4)]),
+    ("cumprod", lambda x: gnp.cumprod(x, axis=0), [(3, 4)]),
+    ("cumprod-with-zero", lambda x: gnp.cumprod(x * gnp.asarray([1.0, 0.0, 1.0, 1.0]), axis=1), [(3, 4)]),
+    ("std", lambda x: gnp.std(x, axis=0), [(3, 4)]),
+    ("std-constant-slice", lambda x: gnp.std(x * gnp.asarray([[1.0], [0.0], [1.0]]), axis=1), [(3, 4)]),
+    ("at-set", lambda x: x.at[gnp.asarray([0, 2, 0])].set(x[1] * 3.0), [(3, 4)]),
+    ("at-add", lambda x: x.at[gnp.asarray([0, 2, 0])].add(x[1] * 3.0), [(3, 4)]),
+    ("reductions", lambda x: gnp.sum(x) + gnp.mean(x, axis=0) + gnp.max(x, axis=1).sum() + gnp.min(x)
+     + gnp.var(x, ddof=1) + gnp.ptp(x, axis=0) + gnp.average(x, axis=0, weights=gnp.asarray([1.0, 2.0, 3.0])),
+     [(3, 4)]),
+    ("scans-sort", lambda x: gnp.cumsum(gnp.sort(x, axis=1), axis=0) + gnp.partition(x, 1, axis=1), [(3, 4)]),
+    ("indexing", lambda x: gnp.take_along_axis(x, gnp.asarray([[0, 1], [2, 3], [1, 1]]), axis=1).sum()
+     + x[gnp.asarray([2, 0]), 1:3].sum() + gnp.take(x, gnp.asarray([5, 1])).sum(), [(3, 4)]),
+    ("shapes", lambda x: gnp.pad(gnp.concatenate([x, x[::-1]], axis=0), 1).reshape(-1)[3:20]
+     + gnp.stack([x, x]).transpose(1, 2, 0).reshape(-1)[:17], [(3, 4)]),
+    ("linalg", lambda a: gnp.linalg.solve(a @ a.T + 4 * gnp.eye(4), a[:, 0]).sum() + gnp.linalg.det(a)
+     + gnp.linalg.slogdet(a + 4 * gnp.eye(4))[1] + gnp.linalg.inv(a + 4 * gnp.eye(4)).sum()
+     + gnp.linalg.norm(a) + gnp.linalg.eigh(a + a.T)[0].sum() + gnp.linalg.svd(a)[1].sum()
+     + gnp.linalg.qr(a)[1].sum() + gnp.linalg.cholesky(a @ a.T + gnp.eye(4)).sum(), [(4, 4)]),
+    ("einsum-matmul", lambda a, b: gnp.einsum("ij,jk->ik", a, b) @ b.T, [(3, 4), (4, 5)]),
+    ("mlp-loss", lambda w1, w2: _mlp_loss(w1, w2, gnp.asarray(np.linspace(-1, 1, 24).reshape(6, 4).tolist()),
+                                          gnp.asarray([0, 1, 2, 1, 0, 2])), [(4, 5), (5, 3)]),
+]
+
+
+@pytest.mark.parametrize("name,fn,shapes", WORKLOADS, ids=[w[0] for w in WORKLOADS])
+def test_no_host_sync_while_recording_and_backward(name, fn, shapes):
+    args = [dev(RNG.uniform(-1, 1, s)) for s in shapes]
+    out, grads = record_and_backprop(fn, *args)
+    assert_on_device(out)
+    assert_on_device(grads)
+    with ec.no_host_sync():  # forward mode and reverse over reverse too
+        gpuad.jvp(fn, tuple(args), tuple(gnp.ones_like(a) for a in args))
+        gpuad.grad(lambda *a: gnp.sum(gpuad.grad(lambda *b: gnp.sum(fn(*b)))(*a)))(*args)
+    expected = on_numpy(lambda *a: gpuad.vjp(fn, *a)[0], *[host(a) for a in args])
+    np.testing.assert_allclose(host(out), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_products_with_zeros_stay_exact_to_second_order():
+    for x in (np.array([2.0, 0.0, 3.0, -1.5]), np.array([0.0, 0.0, 3.0, 1.25]), np.array([1.5, -2.0, 0.5, 3.0])):
+        check_grads(lambda x: gnp.prod(x), [dev(x)], order=2)
+        check_grads(lambda x: gnp.cumprod(x), [dev(x)], order=2)
+
+
+# ---- the table-driven tests, on the emulated CuPy ------------------------------------------------------------
+
+import test_elementwise  # noqa: E402
+import test_linalg  # noqa: E402
+import test_reductions  # noqa: E402
+import test_shapes  # noqa: E402
+
+
+def _tier_check(fn, args, order=1):
+    """Forward value against NumPy's, recording and backward with no host transfer, derivatives numerically."""
+    expected = fn(np, *args)
+    out, _ = record_and_backprop(lambda *a: fn(gnp, *a), *[dev(a) for a in args])
+    if isinstance(expected, (list, tuple)):
+        for o, e in zip(out, expected):
+            np.testing.assert_allclose(host(o), e, rtol=1e-10, atol=1e-12)
+    else:
+        assert_on_device(out)
+        np.testing.assert_allclose(host(out), expected, rtol=1e-10, atol=1e-12)
+    check_grads(lambda *a: fn(gnp, *a), [dev(a) for a in args], order=order)
+
+
+@pytest.mark.parametrize("prim", test_elementwise.ROWS, ids=lambda p: p.name)
+def test_elementwise_rows(prim, cp):
+    for shapes in test_elementwise.SHAPES[prim.arity][1::2]:
+        f, args = test_elementwise.make_case(prim, shapes, xp=cp)
+        if args:
+            with ec.no_host_sync():
+                out, pullback = gpuad.vjp(f, *args)
+                pullback(gnp.ones_like(out))
+            check_grads(f, args, order=1)
+
+
+REDUCTION_CASES = [c for c in test_reductions.CASES
+                   if c[2] == (2, 3, 4) and c[3] in (None, 1, (0, 2), -1) and c[4] == (c[3] == 1)
+                   and c[0] != "average_weights"]  # its weights are NumPy arrays (the workloads weigh on device)
+SCAN_CASES = [c for c in test_reductions.SCAN_CASES if c[2] == (3, 4)]
+
+
+@pytest.mark.parametrize("case", REDUCTION_CASES + SCAN_CASES,
+                         ids=[test_reductions.case_id(c) for c in REDUCTION_CASES + SCAN_CASES])
+def test_reductions_and_scans(case):
+    name, call, shape, axis = case[:4]
+    keepdims = case[4] if len(case) > 4 else None
+    fn = (lambda m, x: call(m, x, axis, keepdims)) if len(case) > 4 else (lambda m, x: call(m, x, axis))
+    _tier_check(fn, [test_reductions.data(shape)])
+
+
+# The cases whose functions hold NumPy arrays as constants (index arrays, repeat counts, ...): CuPy rejects those
+# beside its own arrays, so they stay in the NumPy tier (gpuad moves such constants itself where NumPy does).
+NUMPY_CONSTANTS = {"repeat-size1-array", "diff-prepend-append", "take_along_axis-sorting", "take_along_axis-axis0",
+                   "take_along_axis-negative", "take_along_axis-none", "take_along_axis-broadcast", "select",
+                   "select-broadcast", "select-lists", "tile-0d-array-reps"}
+SHAPE_CASES = [c for c in test_shapes.CASES if c[0] not in NUMPY_CONSTANTS]
+
+
+@pytest.mark.parametrize("case", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
+def test_shapes_table(case):
+    _, fn, args = case
+    expected = fn(np, *args)
+    out, _ = record_and_backprop(lambda *a: fn(gnp, *a), *[dev(a) for a in args])
+    for o, e in zip(out if isinstance(expected, (list, tuple)) else [out],
+                    expected if isinstance(expected, (list, tuple)) else [expected]):
+        assert_on_device(o)
+        np.testing.assert_array_equal(host(o), e)
+    check_grads(lambda *a: fn(gnp, *a), [dev(a) for a in args], order=1)
+
+
+@pytest.mark.parametrize("name,fn,args", test_linalg.CASES, ids=[c[0] for c in test_linalg.CASES])
+def test_linalg_table(name, fn, args):
+    _tier_check(fn, args)
