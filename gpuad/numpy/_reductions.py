@@ -26,7 +26,7 @@ from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
 from ._creation import asarray, asarray_like, ones_like
 from ._dispatch import module_of, no_out, normalize_axes, traceable
-from ._elementwise import sqrt, where as _select  # the name `where` is a keyword argument of NumPy's reductions
+from ._elementwise import sqrt
 from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpose
 
 __all__ = ["sum", "mean", "max", "amax", "min", "amin", "prod", "var", "std", "cumsum", "cumprod", "average",
@@ -119,9 +119,11 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     variance = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
     # Branch-free (no device value decides a path): where the variance is 0 (a constant slice), sqrt's derivative
-    # 0.5 / 0 times var's 0 would be nan; the sqrt sees 1 there instead and the result is 0, with derivative 0.
-    zero = raw(variance) == 0
-    return _select(zero, 0, sqrt(_select(zero, 1, variance)))
+    # 0.5 / 0 times var's 0 would be nan; there the sqrt sees 0 + 1 and its result is multiplied by 0, so the
+    # value and every derivative are 0. Elsewhere var + 0 and * 1 are exact.
+    values = raw(variance)
+    constant = (values == 0).astype(values.dtype)
+    return sqrt(variance + constant) * (1 - constant)
 
 
 # ---- scans ------------------------------------------------------------------------------------------------
