@@ -238,6 +238,15 @@ WORKLOADS = [
      + gnp.linalg.norm(a) + gnp.linalg.eigh(a + a.T)[0].sum() + gnp.linalg.svd(a)[1].sum()
      + gnp.linalg.qr(a)[1].sum() + gnp.linalg.cholesky(a @ a.T + gnp.eye(4)).sum(), [(4, 4)]),
     ("einsum-matmul", lambda a, b: gnp.einsum("ij,jk->ik", a, b) @ b.T, [(3, 4), (4, 5)]),
+    ("nn", lambda x: gpuad.nn.logsumexp(x, axis=1, b=gnp.asarray([1.0, 2.0, 0.5, 1.0])).sum()
+     + gpuad.nn.softmax(x).sum() + gpuad.nn.log_softmax(x, axis=0).sum() + gpuad.nn.sigmoid(x).sum()
+     + gpuad.nn.log_sigmoid(x).sum() + gpuad.nn.relu(x).sum() + gpuad.nn.softplus(x).sum()
+     + gpuad.nn.softmax_cross_entropy(x, gpuad.nn.softmax(x * 2.0).data, reduction="sum"), [(3, 4)]),
+    ("selection", lambda x: gnp.clip(x, -0.5, 0.5) + gnp.where(x > 0, x, x * x) + gnp.maximum(x, 0.1)
+     + gnp.abs(x) + gnp.roll(x, 1, axis=1) + gnp.tril(gnp.tile(x, (1, 1))[:, :3], 0).sum(), [(3, 4)]),
+    ("structure", lambda x: gnp.kron(x[:2, :2], x[1:, 2:]).sum() + gnp.diag(x[:, :3]).sum()
+     + gnp.repeat(x, 2, axis=0).sum() + sum(p.sum() for p in gnp.split(x, 2, axis=1))
+     + gnp.trace(x) + gnp.diff(x, axis=1).sum() + gnp.flip(x).sum(), [(3, 4)]),
     ("mlp-loss", lambda w1, w2: _mlp_loss(w1, w2, gnp.asarray(np.linspace(-1, 1, 24).reshape(6, 4).tolist()),
                                           gnp.asarray([0, 1, 2, 1, 0, 2])), [(4, 5), (5, 3)]),
 ]

@@ -2,9 +2,10 @@
 
 sum, max/amax, min/amin and prod bind the rows of ``gpuad.ops.reductions`` after NumPy's argument checks, and
 cumsum and cumprod those of ``gpuad.ops.scans``; mean, var, std, average and ptp are compositions of them with
-elementwise rows, so their derivatives of every order follow. Traced floating-point products are composed from
-multiplies (a tree for prod, a log-depth scan for cumprod), exact at every order with zeros too: the rows'
-quotient-form rules would divide by a zero, and looking for zeros would read device values back to the host. Plain (untraced) arguments go straight to NumPy's (or CuPy's) function of the same name, and
+elementwise rows, so their derivatives of every order follow. Traced floating-point prods are composed from
+multiplies (a tree), and cumprod's rules are linear recurrences (``gpuad.ops.scans``): both exact at every order
+with zeros too, where a quotient-form rule would divide by a zero, and without looking for zeros (which would
+read device values back to the host). Plain (untraced) arguments go straight to NumPy's (or CuPy's) function of the same name, and
 traced ones follow NumPy's signatures, axis rules and dtype promotion.
 
 Conventions: ``std`` where the variance is exactly 0 (a constant slice) has derivative 0, a subgradient of the
@@ -152,31 +153,14 @@ def cumsum(a, axis=None, dtype=None, out=None):
 def cumprod(a, axis=None, dtype=None, out=None):
     no_out("cumprod", out=out)
     a, axis = _scan_input("cumprod", a, axis, dtype)
-    if _differentiable(a):
-        return _scan_product(a, axis)
-    return CUMPROD.bind(a, axis=axis)
+    return CUMPROD.bind(a, axis=axis)  # its rules are recurrences: exact with zeros, no look at the values
 
 
 def _differentiable(a) -> bool:
-    """Whether a traced product of ``a`` is composed from multiplies (a tree for prod, a log-depth scan for
-    cumprod): always for floating-point values, since the quotient-form rules of the prod and cumprod rows would
-    divide by a zero, and checking the values for zeros would read them back from the device (a stall). Integer
-    values (no derivative) take the rows."""
+    """Whether a traced prod of ``a`` is composed from multiplies (a tree): always for floating-point values,
+    since the quotient-form rules of the prod row would divide by a zero, and checking the values for zeros would
+    read them back from the device (a stall). Integer values (no derivative) take the row."""
     return aval(a)[1].kind in "fc"
-
-
-def _scan_product(a, axis):
-    """cumprod along ``axis`` as a log-depth (Hillis-Steele) scan: after the step with shift s, element i holds
-    the product of the 2s elements ending at i. Only multiplies and slices, so derivatives of every order are
-    exact, zeros included."""
-    n = aval(a)[0][axis]
-    head = (slice(None),) * axis
-    shift = 1
-    while shift < n:
-        a = concatenate([a[head + (slice(0, shift),)],
-                             a[head + (slice(shift, n),)] * a[head + (slice(0, n - shift),)]], axis=axis)
-        shift *= 2
-    return a
 
 
 def tree_product(a, axes, keepdims):

@@ -3,7 +3,8 @@
 ``sum`` is linear, so it is a row of ``gpuad.ops.linear`` (beside broadcast_to, its transpose). max and min
 have hand-written JVP/VJP in traced ops that share the derivative evenly among tied elements (as JAX does);
 prod's rules use the product of the others as ``out / x``, exact at every order for inputs without zeros
-(``gpuad.numpy.prod`` composes inputs holding a zero from multiplies instead). The statistics built from these
+(``gpuad.numpy.prod`` composes traced floating-point products from multiplies instead, so zeros need no check
+of the values: a check would read them back from the GPU). The statistics built from these
 (mean, var, std, average, ptp) are compositions in ``gpuad.numpy._reductions``.
 """
 from __future__ import annotations
@@ -54,6 +55,6 @@ def _prod_vjp(ct, saved, params, avals, needed):
 
 
 # prod's rules use the product of the others as out / x, exact at every order for inputs without zeros;
-# gpuad.numpy.prod records inputs that hold a zero as a tree of multiplies instead (exact there too).
+# gpuad.numpy.prod records traced floating-point inputs as a tree of multiplies instead (exact with zeros too).
 PROD = Custom("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
               _prod_jvp, _prod_vjp, saves=("x", "out"))
