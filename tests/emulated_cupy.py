@@ -7,7 +7,8 @@ builds a stand-in that gpuad's backend treats as CuPy (``backend.register_cupy_l
   the same name, but each call is first bound against the real CuPy function's ``inspect.signature``. A name CuPy
   lacks raises AttributeError and a keyword (or positional argument) it does not accept raises TypeError, as on
   the GPU; a few documented value rules (``subok`` must be None) are checked too. CuPy's ufuncs take only
-  ``out``, ``dtype`` and ``casting``. Array attributes CuPy's ndarray lacks (``ctypes``, ``resize``, ...) raise
+  ``out``, ``dtype`` and ``casting``; the array methods are bound against CuPy's (read from their Cython
+  docstrings). Array attributes CuPy's ndarray lacks (``ctypes``, ``resize``, ...) raise
   AttributeError, NumPy functions called on an emulated array dispatch to (emulated) CuPy's function as CuPy's
   ``__array_function__`` does, and mixing an emulated array with a NumPy array in an operator raises TypeError.
 * **Arrays held by NumPy**: ``ndarray`` is a subclass of ``numpy.ndarray``; reductions give 0-d arrays, never
@@ -28,6 +29,7 @@ import contextlib
 import functools
 import inspect
 import os
+import re
 import tempfile
 import types
 
@@ -201,6 +203,49 @@ def _foreign(value):
         value, np.generic)
 
 
+def _method_signature(name):
+    """CuPy's ndarray methods are Cython: their signature is the first line of the docstring (``embedsignature``),
+    e.g. ``_ndarray_base.sum(self, axis=None, dtype=None, out=None, keepdims=False)``. None where unreadable."""
+    lines = (getattr(_real_cupy.ndarray, name).__doc__ or "").strip().splitlines()
+    match = re.match(r"[\w.]+\((.*)\)\s*(->.*)?$", lines[0]) if lines else None
+    if match is None:
+        return None
+    params = []
+    for part in match.group(1).split(","):
+        declared, eq, default = part.strip().partition("=")
+        params.append(declared.split()[-1] + (f"={default}" if eq else ""))  # drop Cython types (int axis)
+    namespace = {}
+    try:
+        exec(f"def method({', '.join(params)}): pass", {}, namespace)
+    except SyntaxError:
+        return None
+    return inspect.signature(namespace["method"])
+
+
+def _checked_method(name, signature, numpy_method):
+    def method(self, *args, **kwargs):
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"cupy.ndarray.{name}(): {e} (CuPy's signature is {name}{signature})") from None
+        return _emulated(numpy_method(self, *_plain(args), **_plain_kwargs(kwargs)))
+    method.__name__ = name
+    return method
+
+
+def _check_methods():
+    """Bind the methods both ndarrays have to CuPy's signatures (a NumPy-only keyword fails, as on the GPU)."""
+    for name in dir(_real_cupy.ndarray):
+        if name.startswith("_") or name in ndarray.__dict__ or name in ("view",):
+            continue
+        numpy_method = getattr(np.ndarray, name, None)
+        if not callable(numpy_method):
+            continue
+        signature = _method_signature(name)
+        if signature is not None:
+            setattr(ndarray, name, _checked_method(name, signature, numpy_method))
+
+
 def _has_mask(index):
     for i in index if isinstance(index, tuple) else (index,):
         if isinstance(i, np.ndarray) and i.dtype == np.bool_ and i.ndim > 0:
@@ -349,6 +394,7 @@ def _scatter(numpy_ufunc, name):
 
 
 if AVAILABLE:
+    _check_methods()
     cupy = _Module("cupy", _real_cupy, np, {
         "ndarray": ndarray, "asnumpy": _asnumpy, "get_array_module": _get_array_module,
         "__version__": _real_cupy.__version__})

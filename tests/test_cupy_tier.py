@@ -93,11 +93,13 @@ def test_emulated_arrays_take_the_cupy_path(cp):
     (lambda cp, x: cp.linalg.pinv(x, hermitian=True), TypeError),
     (lambda cp, x: cp.add(x, x, where=x > 0), TypeError),
     (lambda cp, x: cp.sum(x, where=x > 0), TypeError),
+    (lambda cp, x: x.sum(where=x > 0), TypeError),
+    (lambda cp, x: x.std(correction=1), TypeError),
     (lambda cp, x: x.ctypes, AttributeError),
     (lambda cp, x: x + np.ones(x.shape), TypeError),
     (lambda cp, x: range(cp.asarray(3)), TypeError),
 ], ids=["argpartition-kind", "argsort-stable", "full_like-subok", "linalg.svdvals", "cholesky-upper",
-        "pinv-hermitian", "ufunc-where", "sum-where", "ndarray.ctypes", "numpy-operand", "no-__index__"])
+        "pinv-hermitian", "ufunc-where", "sum-where", "method-sum-where", "method-std-correction", "ndarray.ctypes", "numpy-operand", "no-__index__"])
 def test_a_call_cupy_rejects_fails_here(cp, call, error):
     with pytest.raises(error):
         call(cp, dev(np.eye(3) * 2.0))
