@@ -296,13 +296,14 @@ def _tier_check(fn, args, order=1):
 
 @pytest.mark.parametrize("prim", test_elementwise.ROWS, ids=lambda p: p.name)
 def test_elementwise_rows(prim, cp):
-    for shapes in test_elementwise.SHAPES[prim.arity][1::2]:
-        f, args = test_elementwise.make_case(prim, shapes, xp=cp)
-        if args:
-            with ec.no_host_sync():
-                out, pullback = gpuad.vjp(f, *args)
-                pullback(gnp.ones_like(out))
-            check_grads(f, args, order=1)
+    # one broadcasting case per row (each case compiles its own kernels' host build)
+    shapes = test_elementwise.SHAPES[prim.arity][{1: 2, 2: 3, 3: 2}[prim.arity]]
+    f, args = test_elementwise.make_case(prim, shapes, xp=cp)
+    if args:
+        with ec.no_host_sync():
+            out, pullback = gpuad.vjp(f, *args)
+            pullback(gnp.ones_like(out))
+        check_grads(f, args, order=1)
 
 
 REDUCTION_CASES = [c for c in test_reductions.CASES
