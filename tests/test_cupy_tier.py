@@ -148,7 +148,7 @@ MISMATCHES = [
     ("multi_dot", lambda m, x: m.linalg.multi_dot([x, x.T, x])),
     ("linalg.tensordot", lambda m, x: m.linalg.tensordot(x, x, axes=2)),
     ("linalg.outer", lambda m, x: m.linalg.outer(x[0], x[1])),
-    ("vecdot", lambda m, x: m.linalg.vecdot(x, x)),
+    ("linalg.vecdot", lambda m, x: m.linalg.vecdot(x, x)),
     ("linalg.diagonal", lambda m, x: m.linalg.diagonal(x, offset=1)),
     ("linalg.trace", lambda m, x: m.linalg.trace(x)),
     ("cholesky-upper", lambda m, x: m.linalg.cholesky(x @ x.T + 4 * m.eye(4), upper=True)),
@@ -156,6 +156,14 @@ MISMATCHES = [
     ("pinv-rtol", lambda m, x: m.linalg.pinv(x, rtol=1e-10)),
     ("pinv-rtol-None", lambda m, x: m.linalg.pinv(x, rtol=None)),
     ("pinv-rcond", lambda m, x: m.linalg.pinv(x, rcond=1e-12)),
+    ("vecdot", lambda m, x: m.vecdot(x, x[::-1])),
+    ("take-wrap", lambda m, x: m.take(x, [1, 17, -9], mode="wrap")),
+    ("take-clip", lambda m, x: m.take(x, [[1, 17], [-9, 3]], axis=1, mode="clip")),
+    ("std-correction", lambda m, x: m.std(x, axis=0, correction=1)),
+    ("var-correction", lambda m, x: m.var(x, correction=1, keepdims=True)),
+    ("reshape-shape", lambda m, x: m.reshape(x, shape=(2, 8))),
+    ("flip-m", lambda m, x: m.flip(m=x, axis=0)),
+    ("take_along_axis-arr", lambda m, x: m.take_along_axis(arr=x, indices=m.argsort(x, axis=1), axis=1)),
 ]
 
 
