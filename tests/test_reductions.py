@@ -190,6 +190,12 @@ def test_cumprod_jacobian_with_zeros():
     np.testing.assert_array_equal(np.array(cols).T, expected)
 
 
+@pytest.mark.parametrize("fname,fn", ZERO_CALLS, ids=[c[0] for c in ZERO_CALLS])
+def test_products_with_zeros_third_order(fname, fn):
+    """prod is a tree of multiplies and cumprod's rules are recurrences: exact at every order, zeros included."""
+    check_grads(fn, [dict(ZERO_CASES)["matrix_zeros"]], order=3, modes=("fwd", "rev"))
+
+
 def test_cumprod_second_order_away_from_zeros():
     check_grads(lambda x: gnp.cumprod(x, axis=1), [data((3, 4), seed=5)], order=3, modes=("fwd", "rev"))
 
@@ -268,3 +274,25 @@ def test_bad_input(name, fn, error, match):
     x = gpuad.tensor(data((3, 4)))
     with pytest.raises(error, match=match):
         fn(x)
+
+
+# ---- the linear recurrence under cumprod's rules -------------------------------------------------------------
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("shape,axis", [((7,), 0), ((3, 5), 1), ((4, 3), 0), ((1,), 0), ((0, 3), 0)])
+def test_recurrence_matches_a_loop_and_differentiates(reverse, shape, axis):
+    from gpuad.ops.scans import RECURRENCE
+    rng = np.random.default_rng(11)
+    a, b = rng.uniform(-1.5, 1.5, shape), rng.uniform(-1.5, 1.5, shape)
+    b.flat[::3] = 0.0  # zeros in the multipliers: no division anywhere
+    expected = np.zeros(shape)
+    order = range(shape[axis])[::-1] if reverse else range(shape[axis])
+    previous = np.zeros(shape[:axis] + shape[axis + 1:])
+    for i in order:
+        index = (slice(None),) * axis + (i,)
+        previous = a[index] + b[index] * previous
+        expected[index] = previous
+    f = lambda a, b: RECURRENCE.bind(a, b, axis=axis, reverse=reverse)  # noqa: E731
+    np.testing.assert_allclose(f(a, b), expected, rtol=1e-13, atol=1e-15)
+    if a.size:
+        check_grads(f, [a, b], order=2, modes=("fwd", "rev"))
