@@ -352,3 +352,27 @@ def test_shapes_table(case):
 @pytest.mark.parametrize("name,fn,args", test_linalg.CASES, ids=[c[0] for c in test_linalg.CASES])
 def test_linalg_table(name, fn, args):
     _tier_check(fn, args)
+
+
+# ---- random programs: the generated kernels (host build) against NumPy's Python rendering ----------------------
+
+import test_random_programs  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)  # fixed examples: their kernels' builds are cached
+@given(test_random_programs.programs(), test_random_programs.shapes, test_random_programs.shapes)
+def test_random_programs_match_numpy_without_host_sync(program, xs, ws):
+    try:
+        np.broadcast_shapes(xs, ws)
+    except ValueError:
+        return
+    rng = np.random.default_rng(len(program))
+    x, w = rng.uniform(-1.5, 1.5, xs), rng.uniform(-1.5, 1.5, ws)
+    f = lambda x, w: test_random_programs.run(program, x, w)  # noqa: E731
+    with ec.emulated():
+        out, grads = record_and_backprop(f, dev(x), dev(w))
+    expected, pullback = gpuad.vjp(f, x, w)
+    np.testing.assert_allclose(host(out), expected, rtol=1e-12, atol=1e-12)
+    for g, e in zip(grads, pullback(np.ones_like(expected))):
+        np.testing.assert_allclose(host(g), e, rtol=1e-11, atol=1e-12)
