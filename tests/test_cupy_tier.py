@@ -376,3 +376,23 @@ def test_random_programs_match_numpy_without_host_sync(program, xs, ws):
     np.testing.assert_allclose(host(out), expected, rtol=1e-12, atol=1e-12)
     for g, e in zip(grads, pullback(np.ones_like(expected))):
         np.testing.assert_allclose(host(g), e, rtol=1e-11, atol=1e-12)
+
+
+def test_tape_api_on_the_emulated_gpu():
+    """The explicit Tape (watch, persistent gradients, a leaf tensor, the kernels it would run) on CuPy arrays."""
+    x, w = dev(RNG.uniform(-1, 1, (4, 3))), dev(RNG.uniform(-1, 1, (3, 2)))
+    leaf = gpuad.tensor(w)
+    assert_on_device(leaf.data)
+    with ec.no_host_sync():
+        with gpuad.Tape(persistent=True) as tape:
+            xs = tape.watch(x)
+            y = gnp.sum(gnp.tanh(xs @ leaf) ** 2 + gnp.exp(-xs).sum(axis=1, keepdims=True))
+        gx, gw = tape.gradient(y, [xs, leaf])
+        again = tape.gradient(y, xs)
+    assert_on_device([gx, gw, again])
+    np.testing.assert_array_equal(host(again), host(gx))
+    expected = gpuad.grad(lambda x, w: gnp.sum(gnp.tanh(x @ w) ** 2 + gnp.exp(-x).sum(axis=1, keepdims=True)),
+                          (0, 1))(host(x), host(w))
+    np.testing.assert_allclose(host(gx), expected[0], rtol=1e-12)
+    np.testing.assert_allclose(host(gw), expected[1], rtol=1e-12)
+    assert "__global__" in tape.kernels()
