@@ -29,9 +29,11 @@ from ._shapes import *  # noqa: F401,F403
 from . import linalg  # noqa: F401
 from ._dispatch import traceable  # noqa: F401 (for extensions: NumPy's function on plain arguments)
 
-pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
-float16, float32, float64, int32, int64, bool_ = _np.float16, _np.float32, _np.float64, _np.int32, _np.int64, _np.bool_
-ndarray = _np.ndarray
+pi, e, euler_gamma, inf, nan, newaxis = _np.pi, _np.e, _np.euler_gamma, _np.inf, _np.nan, None
+dtype, finfo, iinfo, ndarray = _np.dtype, _np.finfo, _np.iinfo, _np.ndarray
+# Every scalar type (dtype name) NumPy exports: float64, int8, bool, complex128, intp, generic, floating, ...
+globals().update({_n: _v for _n, _v in vars(_np).items() if isinstance(_v, type) and issubclass(_v, _np.generic)
+                  and not _n.startswith("_") and _n not in globals()})
 
 # The public surface: what NumPy users call, not the helpers this module imports (PEP 562 keeps dir() clean).
 _INTERNAL = {"annotations", "traceable"}

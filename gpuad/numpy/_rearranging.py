@@ -27,7 +27,7 @@ from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpos
 
 __all__ = [
     "atleast_1d", "atleast_2d", "atleast_3d", "split", "array_split", "hsplit", "vsplit", "dsplit", "vstack",
-    "hstack", "dstack", "column_stack", "append", "tile", "repeat", "flip", "fliplr", "flipud",
+    "hstack", "dstack", "column_stack", "row_stack", "rollaxis", "append", "tile", "repeat", "flip", "fliplr", "flipud",
     "roll", "rot90", "pad", "diff", "sort", "partition", "take", "take_along_axis", "select",
 ]
 
@@ -171,6 +171,12 @@ def vstack(tup, *, dtype=None, casting="same_kind"):
     return _join(_as_list(atleast_2d(*tup)), 0, dtype, casting)
 
 
+def row_stack(tup, *, dtype=None, casting="same_kind"):
+    """numpy.row_stack, deprecated in NumPy 2 in favour of vstack: here an alias of vstack, without the warning
+    (plain arrays too)."""
+    return vstack(tup, dtype=dtype, casting=casting)
+
+
 @traceable
 def hstack(tup, *, dtype=None, casting="same_kind"):
     arrays = _as_list(atleast_1d(*tup))
@@ -290,6 +296,27 @@ def roll(a, shift, axis=None):
         s %= shape[ax]
         a = concatenate([a[_along(ax, slice(-s, None))], a[_along(ax, slice(None, -s))]], ax)
     return a
+
+
+@traceable
+def rollaxis(a, axis, start=0):
+    """numpy.rollaxis: ``axis`` moved to lie before position ``start`` (NumPy's rules for ``start``)."""
+    a = asarray(a)
+    n = _ndim(a)
+    axis = normalize_axes(axis, n)[0]
+    start = operator.index(start)
+    if not -n <= start <= n:
+        raise _np.exceptions.AxisError(f"'start' arg requires {-n} <= start < {n + 1}, but {start} was passed in")
+    if start < 0:
+        start += n
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    order = list(range(n))
+    order.remove(axis)
+    order.insert(start, axis)
+    return transpose(a, order)
 
 
 @traceable
