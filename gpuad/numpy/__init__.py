@@ -26,6 +26,7 @@ from ._products import *  # noqa: F401,F403
 from ._rearranging import *  # noqa: F401,F403
 from ._reductions import *  # noqa: F401,F403
 from ._shapes import *  # noqa: F401,F403
+from ._statistics import *  # noqa: F401,F403
 from . import linalg  # noqa: F401
 from ._dispatch import traceable  # noqa: F401 (for extensions: NumPy's function on plain arguments)
 

@@ -1,0 +1,110 @@
+"""The NumPy functions people reach for, table-driven: each case runs traced against NumPy's own function
+(forward value and shape), on plain arrays (gpuad.numpy gives NumPy's result), and is checked by check_grads
+(forward and reverse, order 2, float64) inside its domain. Then the conventions (ties, NaNs, UPLO) and errors."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad.testing import check_grads
+
+RNG = np.random.default_rng(0)
+S = RNG.uniform(-2, 2, ())
+V = RNG.uniform(-2, 2, 7)
+V5 = RNG.uniform(-2, 2, 5)
+M = RNG.uniform(-2, 2, (3, 4))
+T = RNG.uniform(-2, 2, (2, 3, 5))
+P = RNG.uniform(0.5, 2, (3, 4))        # positive
+TIES = M.copy()
+TIES[0, 1] = TIES[0, 2] = TIES[2, 2]
+NANS = M.copy()
+NANS[1, 2] = NANS[0, 0] = np.nan
+MASK = M > -1.2
+V3 = RNG.uniform(-2, 2, (4, 3))
+W3 = RNG.uniform(-2, 2, (4, 3))
+SQ = RNG.uniform(-1, 1, (3, 3)) + 3 * np.eye(3)
+SPD = SQ @ SQ.T
+REAL_SPECTRUM = np.array([[4.0, 1.0, 0.5], [0.3, 2.0, 0.2], [0.1, 0.4, -1.0]])
+XP = np.array([-1.5, -0.5, 0.2, 0.9, 1.7])
+FP = RNG.uniform(-2, 2, 5)
+X_IN = np.array([-1.9, -1.2, -0.3, 0.45, 1.1, 1.6, 2.3])   # inside and outside XP's range, never on a knot
+
+QUANTILE_METHODS = ["linear", "lower", "higher", "nearest", "midpoint", "hazen", "weibull", "median_unbiased",
+                    "normal_unbiased", "interpolated_inverted_cdf", "inverted_cdf", "averaged_inverted_cdf",
+                    "closest_observation"]
+
+# (id, function of (xp, *arrays), arrays[, check derivatives])
+CASES = [
+    # ---- order statistics
+    *[(f"median-axis{ax}-keep{k}", lambda xp, x, ax=ax, k=k: xp.median(x, axis=ax, keepdims=k), [M])
+      for ax in (None, 0, 1, -1, (0, 1)) for k in (False, True)],
+    ("median-3d-axes", lambda xp, x: xp.median(x, axis=(0, 2)), [T]),
+    ("median-vector-odd", lambda xp, x: xp.median(x), [V]),
+    ("median-ties-value", lambda xp, x: xp.median(x, axis=1), [TIES], False),
+    *[(f"quantile-{m}", lambda xp, x, m=m: xp.quantile(x, [0.1, 0.5, 0.77], axis=1, method=m), [M])
+      for m in QUANTILE_METHODS],
+    *[(f"quantile-scalar-q-{m}", lambda xp, x, m=m: xp.quantile(x, 0.3, method=m), [T]) for m in QUANTILE_METHODS],
+    ("quantile-keepdims-2d-q", lambda xp, x: xp.quantile(x, [[0.2, 0.4], [0.6, 1.0]], axis=(0, 2), keepdims=True),
+     [T]),
+    ("percentile", lambda xp, x: xp.percentile(x, [[10.0, 50.0], [90, 100]], axis=0, keepdims=True), [M]),
+    ("percentile-scalar", lambda xp, x: xp.percentile(x, 25), [M]),
+    ("percentile-nearest", lambda xp, x: xp.percentile(x, [33, 66], axis=-1, method="nearest"), [T]),
+    # ---- NaN-aware reductions
+    *[(f"{name}-axis{ax}{'-nans' if data is NANS else ''}", lambda xp, x, name=name, ax=ax: getattr(xp, name)(
+        x, axis=ax), [data]) for name in ("nansum", "nanmean", "nanmax", "nanmin", "nanprod", "nanvar", "nanstd")
+      for ax in (None, 0, 1) for data in (M, NANS)],
+    ("nanvar-ddof-keepdims", lambda xp, x: xp.nanvar(x, axis=1, ddof=1, keepdims=True), [NANS]),
+    ("nanstd-ddof", lambda xp, x: xp.nanstd(x, axis=0, ddof=1), [NANS]),
+    ("nansum-keepdims", lambda xp, x: xp.nansum(x, axis=(0, 2), keepdims=True), [T]),
+    # ---- where= and initial= on reductions
+    *[(f"{name}-where-axis{ax}", lambda xp, x, name=name, ax=ax, kw=kw: getattr(xp, name)(x, axis=ax, **kw), [M])
+      for name, kw in (("sum", dict(where=MASK, initial=0.5)), ("mean", dict(where=MASK)),
+                       ("max", dict(where=MASK, initial=-1.5)), ("min", dict(where=MASK, initial=1.9)),
+                       ("prod", dict(where=MASK, initial=2.0)), ("var", dict(where=MASK, ddof=1)),
+                       ("std", dict(where=MASK)), ("nansum", dict(where=MASK)), ("nanmean", dict(where=MASK)))
+      for ax in (None, 0, 1)],
+    ("max-initial", lambda xp, x: xp.max(x, axis=1, initial=0.0), [M]),
+    ("min-initial-keepdims", lambda xp, x: xp.min(x, axis=0, initial=-0.3, keepdims=True), [M]),
+    ("sum-initial", lambda xp, x: xp.sum(x, initial=3.0), [T]),
+    ("prod-initial", lambda xp, x: xp.prod(x, axis=-1, initial=-2.0), [T]),
+    # ---- covariance and correlation
+    ("cov", lambda xp, x: xp.cov(x), [M]),
+    ("cov-rowvar-bias", lambda xp, x: xp.cov(x, rowvar=False, bias=True), [M]),
+    ("cov-x-y", lambda xp, x, y: xp.cov(x, y), [M[0], M[1]]),
+    ("cov-vector", lambda xp, x: xp.cov(x), [V]),
+    ("cov-ddof", lambda xp, x: xp.cov(x, ddof=0), [M]),
+    ("cov-aweights", lambda xp, x: xp.cov(x, aweights=np.array([1.0, 2.0, 0.5, 1.5])), [M]),
+    ("cov-fweights", lambda xp, x: xp.cov(x, fweights=np.array([1, 2, 1, 3]), ddof=2), [M]),
+    ("cov-both-weights", lambda xp, x: xp.cov(x, fweights=np.array([1, 2, 1, 3]),
+                                              aweights=np.array([1.0, 2.0, 0.5, 1.5])), [M]),
+    ("cov-traced-aweights", lambda xp, x, w: xp.cov(x, aweights=w), [M, P[0]]),
+    ("corrcoef", lambda xp, x: xp.corrcoef(x), [M]),
+    ("corrcoef-x-y", lambda xp, x, y: xp.corrcoef(x, y, rowvar=False), [M, T[0, :, :3].T.copy()]),
+]
+
+
+def _all_finite(value):
+    return all(np.all(np.isfinite(v)) for v in (value if isinstance(value, tuple) else (value,)))
+
+
+def _compare(got, want):
+    for g, w in zip(got if isinstance(got, (tuple, list)) else (got,), want if isinstance(want, (tuple, list))
+                    else (want,)):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15, equal_nan=True)
+        assert np.shape(g) == np.shape(w)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_case(case):
+    name, call, args = case[:3]
+    check = case[3] if len(case) > 3 else True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own all-NaN and degrees-of-freedom warnings
+        want = call(np, *args)
+        f = lambda *xs: call(gnp, *xs)  # noqa: E731
+        _compare(gpuad.vjp(f, *args)[0], want)
+        _compare(f(*args), want)  # plain arrays: NumPy's own result
+        if check and _all_finite(want):
+            check_grads(f, args, order=2, modes=("fwd", "rev"))
