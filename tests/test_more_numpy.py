@@ -82,6 +82,41 @@ CASES = [
     ("cov-traced-aweights", lambda xp, x, w: xp.cov(x, aweights=w), [M, P[0]]),
     ("corrcoef", lambda xp, x: xp.corrcoef(x), [M]),
     ("corrcoef-x-y", lambda xp, x, y: xp.corrcoef(x, y, rowvar=False), [M, T[0, :, :3].T.copy()]),
+    # ---- calculus and signals
+    ("cross-3", lambda xp, a, b: xp.cross(a, b), [V3, W3]),
+    ("cross-broadcast", lambda xp, a, b: xp.cross(a, b), [V3, W3[0]]),
+    ("cross-axes", lambda xp, a, b: xp.cross(a, b, axisa=0, axisb=0, axisc=0), [V3[:3], W3[:3]]),
+    ("cross-axis", lambda xp, a, b: xp.cross(a, b, axis=0), [V3[:3], W3[:3]]),
+    ("cross-2-3", lambda xp, a, b: xp.cross(a, b), [V3[:, :2], W3]),
+    ("cross-3-2", lambda xp, a, b: xp.cross(a, b), [V3, W3[:, :2]]),
+    ("gradient-vector", lambda xp, f: xp.gradient(f), [V]),
+    ("gradient-spacing", lambda xp, f: xp.gradient(f, 0.3), [V]),
+    ("gradient-edge2", lambda xp, f: xp.gradient(f, edge_order=2), [V]),
+    ("gradient-matrix", lambda xp, f: xp.gradient(f), [M]),
+    ("gradient-axis", lambda xp, f: xp.gradient(f, 2.0, axis=-1), [T]),
+    ("gradient-coordinates", lambda xp, f: xp.gradient(f, np.array([0.0, 0.5, 1.5, 1.7]), axis=1), [M]),
+    ("gradient-coordinates-edge2", lambda xp, f: xp.gradient(f, [0.0, 0.4, 1.0], np.array([0.0, 0.5, 1.5, 1.7]),
+                                                               edge_order=2), [M]),
+    ("interp", lambda xp, x, xp_, fp: xp.interp(x, xp_, fp), [X_IN, XP, FP]),
+    ("interp-left-right", lambda xp, x, fp: xp.interp(x, XP, fp, left=-3.0, right=4.0), [X_IN, FP]),
+    ("interp-matrix-x", lambda xp, x: xp.interp(x, XP, FP), [M * 0.9]),
+    ("interp-scalar-x", lambda xp, x: xp.interp(x, XP, FP), [np.float64(0.3)]),
+    ("interp-period", lambda xp, x, fp: xp.interp(x, np.array([0.1, 2.0, 1.0, 3.3]), fp, period=3.5),
+     [X_IN * 2.5, FP[:4]]),
+    ("interp-at-knots", lambda xp, fp: xp.interp(XP, XP, fp), [FP]),
+    *[(f"convolve-{n}-{m}-{mode}", lambda xp, a, v, mode=mode: xp.convolve(a, v, mode), [V[:n], V5[:m]])
+      for n, m in ((7, 3), (3, 5), (4, 4), (1, 5)) for mode in ("full", "same", "valid")],
+    *[(f"correlate-{n}-{m}-{mode}", lambda xp, a, v, mode=mode: xp.correlate(a, v, mode), [V[:n], V5[:m]])
+      for n, m in ((7, 3), (2, 5), (4, 4)) for mode in ("full", "same", "valid")],
+    ("correlate-default", lambda xp, a, v: xp.correlate(a, v), [V, V5]),
+    ("trapezoid", lambda xp, y: xp.trapezoid(y), [V]),
+    ("trapezoid-dx-axis", lambda xp, y: xp.trapezoid(y, dx=0.3, axis=0), [M]),
+    ("trapezoid-x", lambda xp, y, x: xp.trapezoid(y, x), [M, np.array([0.0, 0.4, 1.1, 1.5])]),
+    ("trapezoid-x-nd", lambda xp, y, x: xp.trapezoid(y, x, axis=1), [T, np.cumsum(P[:2, :3], axis=1)[..., None]
+                                                                     * np.ones(5)]),
+    ("polyval", lambda xp, p, x: xp.polyval(p, x), [V5, M]),
+    ("polyval-scalar", lambda xp, p, x: xp.polyval(p, x), [V5, S]),
+    ("polyval-constant", lambda xp, p, x: xp.polyval(p, x), [V5[:1], V]),
 ]
 
 
@@ -102,6 +137,7 @@ def test_case(case):
     check = case[3] if len(case) > 3 else True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own all-NaN and degrees-of-freedom warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # cross of 2-vectors, deprecated in NumPy 2
         want = call(np, *args)
         f = lambda *xs: call(gnp, *xs)  # noqa: E731
         _compare(gpuad.vjp(f, *args)[0], want)

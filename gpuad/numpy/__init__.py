@@ -18,6 +18,7 @@ import numpy as _np
 
 from ..core import Tensor as _Tensor
 from . import _methods
+from ._calculus import *  # noqa: F401,F403
 from ._creation import *  # noqa: F401,F403
 from ._diagonals import *  # noqa: F401,F403
 from ._elementwise import *  # noqa: F401,F403
