@@ -132,6 +132,18 @@ CASES = [
     ("eig-vectors", lambda xp, x: xp.linalg.eig(x).eigenvectors, [REAL_SPECTRUM]),
     ("eig-batched", lambda xp, x: xp.linalg.eig(x)[1], [np.stack([REAL_SPECTRUM, REAL_SPECTRUM.T + np.eye(3)])]),
     ("eig-symmetric", lambda xp, x: xp.linalg.eig(x)[0], [SPD]),
+    # ---- r_ and c_
+    ("r_-arrays", lambda xp, a, b: xp.r_[a, b], [V, V5]),
+    ("r_-mixed", lambda xp, a, b: xp.r_[a, 0.5, 1:4, b, -2], [V, V5]),
+    ("r_-scalar-tensor", lambda xp, a, b: xp.r_[a, b], [S, V5]),
+    ("r_-linspace-slice", lambda xp, a: xp.r_[0:1:5j, a], [V]),
+    ("r_-axis-directive", lambda xp, a, b: xp.r_["1", a, b], [M, P]),
+    ("r_-ndmin-directive", lambda xp, a, b: xp.r_["0,2", a, b], [V5, V5 * 2]),
+    ("r_-trans1d-directive", lambda xp, a, b: xp.r_["0,2,0", a, b], [V5, V5 * 2]),
+    ("r_-trans1d-negative", lambda xp, a, b: xp.r_["1,3,-1", a, b], [M, P]),
+    ("c_-vectors", lambda xp, a, b: xp.c_[a, b], [V5, V5 * 2]),
+    ("c_-matrix-vector", lambda xp, a, b: xp.c_[a, b], [M, M[:, 0].copy()]),
+    ("c_-scalars", lambda xp, a: xp.c_[a, 1.5], [S]),
 ]
 
 RTOL = {"lstsq": 1e-10, "eig": 1e-12}

@@ -22,6 +22,7 @@ from ._calculus import *  # noqa: F401,F403
 from ._creation import *  # noqa: F401,F403
 from ._diagonals import *  # noqa: F401,F403
 from ._elementwise import *  # noqa: F401,F403
+from ._index_tricks import *  # noqa: F401,F403
 from ._nondifferentiable import *  # noqa: F401,F403
 from ._products import *  # noqa: F401,F403
 from ._rearranging import *  # noqa: F401,F403
