@@ -144,6 +144,29 @@ CASES = [
     ("c_-vectors", lambda xp, a, b: xp.c_[a, b], [V5, V5 * 2]),
     ("c_-matrix-vector", lambda xp, a, b: xp.c_[a, b], [M, M[:, 0].copy()]),
     ("c_-scalars", lambda xp, a: xp.c_[a, 1.5], [S]),
+    # ---- elementwise and small helpers
+    ("copysign", lambda xp, a, b: xp.copysign(a, b), [M, -P]),
+    ("copysign-broadcast", lambda xp, a: xp.copysign(a, np.array([1.0, -1.0, -0.0, 0.0])), [M]),
+    ("heaviside", lambda xp, b: xp.heaviside(np.array([-1.0, 0.0, 2.0, 0.0]), b), [np.array([0.3, 0.5, 0.7, 0.9])]),
+    ("heaviside-x", lambda xp, a: xp.heaviside(a, 0.5) * a, [M]),
+    ("angle", lambda xp, a: xp.angle(a) + a, [np.array([-1.0, 0.5, 2.0, -0.3])]),
+    ("angle-deg", lambda xp, a: xp.angle(a, deg=True) * a, [M]),
+    ("real_if_close", lambda xp, a: xp.real_if_close(a), [M]),
+    ("isin-mask", lambda xp, a: xp.where(xp.isin(xp.round(a), [0.0, 1.0]), a, -a), [M]),
+    ("row_stack", lambda xp, a, b: xp.vstack([a, b]) if xp is np else xp.row_stack([a, b]), [V5, V5 * 2]),
+    ("rollaxis", lambda xp, a: xp.rollaxis(a, 2), [T]),
+    ("rollaxis-start", lambda xp, a: xp.rollaxis(a, 0, 3), [T]),
+    ("rollaxis-negative", lambda xp, a: xp.rollaxis(a, -1, 1), [T]),
+    ("astype-function", lambda xp, a: xp.astype(a, np.float32).astype(np.float64) * 2 if xp is not np
+     else np.astype(a, np.float32).astype(np.float64) * 2, [M], False),
+    ("linspace-traced", lambda xp, a, b: xp.linspace(a, b, 7), [V5, P[0, :1]]),
+    ("linspace-axis-noendpoint", lambda xp, a, b: xp.linspace(a, b, 4, endpoint=False, axis=-1), [V5, V5 + 1]),
+    ("linspace-retstep", lambda xp, a, b: xp.linspace(a, b, 5, retstep=True)[0], [S, S + 2]),
+    ("logspace", lambda xp, a, b: xp.logspace(a, b, 5), [S, S + 1]),
+    ("logspace-base", lambda xp, a, b: xp.logspace(a, b, 4, base=2.0, axis=1), [V5, V5 * 2]),
+    ("logspace-array-base", lambda xp, a, b: xp.logspace(a, b, 3, base=np.array([2.0, 3.0])), [S, S + 1]),
+    ("geomspace", lambda xp, a, b: xp.geomspace(a, b, 6), [P[0], P[1] * 3]),
+    ("geomspace-negative-axis", lambda xp, a, b: xp.geomspace(a, b, 4, axis=-1, endpoint=False), [-P[0], -P[1]]),
 ]
 
 RTOL = {"lstsq": 1e-10, "eig": 1e-12}
@@ -174,3 +197,130 @@ def test_case(case):
         _compare(f(*args), want)  # plain arrays: NumPy's own result
         if check and _all_finite(want):
             check_grads(f, args, order=2, modes=("fwd", "rev"))
+
+
+# ---- conventions and the parts a table cannot say ---------------------------------------------------------------
+
+def test_namespace_has_numpy_constants_and_dtypes():
+    for name in ("pi", "e", "inf", "euler_gamma"):
+        assert getattr(gnp, name) == getattr(np, name)
+    assert np.isnan(gnp.nan) and gnp.newaxis is None
+    assert gnp.dtype is np.dtype and gnp.finfo is np.finfo and gnp.iinfo is np.iinfo
+    for name in ("bool", "bool_", "int8", "uint64", "intp", "float16", "float32", "float64", "complex128",
+                 "longdouble", "generic", "number", "integer", "floating", "inexact", "object_", "str_"):
+        assert getattr(gnp, name) is getattr(np, name), name
+    assert gnp.finfo(gnp.float32).eps == np.finfo(np.float32).eps
+
+
+def test_plain_arrays_give_numpy_results():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # row_stack: no deprecation warning
+        np.testing.assert_array_equal(gnp.row_stack([V5, V5]), np.vstack([V5, V5]))
+    assert type(gnp.median(M)) is type(np.median(M))
+    np.testing.assert_array_equal(gnp.isin(M, M[0]), np.isin(M, M[0]))
+    np.testing.assert_array_equal(gnp.r_[V5, 1:3], np.r_[V5, 1:3])
+    np.testing.assert_array_equal(gnp.c_[V5, V5], np.c_[V5, V5])
+    np.testing.assert_array_equal(gnp.linspace(0, 1, 5), np.linspace(0, 1, 5))
+    np.testing.assert_array_equal(gnp.geomspace(1, 1000, 4), np.geomspace(1, 1000, 4))
+
+
+def test_order_statistics_share_ties_evenly():
+    x = np.array([3.0, 1.0, 3.0, 2.0, 3.0])  # the median is 3, held by three elements
+    np.testing.assert_allclose(gpuad.grad(gnp.median)(x), [1 / 3, 0, 1 / 3, 0, 1 / 3])
+    np.testing.assert_allclose(gpuad.grad(lambda x: gnp.quantile(x, 0.9, method="higher"))(x), [1 / 3, 0, 1 / 3, 0,
+                                                                                                 1 / 3])
+    y = np.array([1.0, 2.0, 2.0, 5.0])  # median: mean of the two middle values, both 2 (a tie)
+    np.testing.assert_allclose(gpuad.grad(gnp.median)(y), [0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(gpuad.jvp(gnp.median, (y,), (np.array([0.0, 1.0, 0.0, 0.0]),))[1], 0.5)
+
+
+def test_nan_reductions_give_nan_entries_no_derivative():
+    g = gpuad.grad(gnp.nanmean)(NANS)
+    assert g[1, 2] == 0 and g[0, 0] == 0
+    np.testing.assert_allclose(g[~np.isnan(NANS)], 1 / 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        all_nan = np.full((2, 3), np.nan)
+        for name in ("nanmax", "nanmin", "nanmean", "nanvar", "nanstd"):
+            np.testing.assert_array_equal(getattr(gnp, name)(gpuad.tensor(all_nan), axis=0),
+                                          getattr(np, name)(all_nan, axis=0))
+        np.testing.assert_array_equal(gnp.nansum(gpuad.tensor(all_nan), axis=0), 0)
+
+
+def test_heaviside_derivative_in_its_value_at_zero():
+    x = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(gpuad.grad(lambda h: gnp.sum(gnp.heaviside(x, h)))(np.full(3, 0.5)), [0, 1, 0])
+    np.testing.assert_array_equal(gpuad.grad(lambda a: gnp.sum(gnp.copysign(a, -1.0)))(np.array([2.0, -1.0, 0.0])),
+                                  [-1, 1, 0])
+
+
+def test_reductions_where_needs_initial_for_max():
+    with pytest.raises(ValueError, match="initial"):
+        gnp.max(gpuad.tensor(M), where=MASK)
+    np.testing.assert_array_equal(gnp.max(gpuad.tensor(np.zeros((0, 3))), axis=0, initial=1.0),
+                                  np.max(np.zeros((0, 3)), axis=0, initial=1.0))
+
+
+def test_eig_refuses_a_complex_spectrum():
+    rotation = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    for f in (gnp.linalg.eig, gnp.linalg.eigvals):
+        with pytest.raises(np.linalg.LinAlgError, match="complex eigenvalues"):
+            f(gpuad.tensor(rotation))
+    np.testing.assert_array_equal(gnp.linalg.eigvals(rotation), np.linalg.eigvals(rotation))  # plain: NumPy's
+
+
+def test_lstsq_rank_and_shapes_match_numpy():
+    x, residuals, rank, s = gnp.linalg.lstsq(gpuad.tensor(V3), W3)
+    want = np.linalg.lstsq(V3, W3)
+    assert rank == want[2] and np.shape(residuals) == want[1].shape and np.shape(s) == want[3].shape
+    low_rank = np.outer(V3[:, 0], [1.0, 2.0, 3.0])
+    got = gnp.linalg.lstsq(gpuad.tensor(low_rank), W3[:, 0])
+    want = np.linalg.lstsq(low_rank, W3[:, 0])
+    assert got[2] == want[2] == 1 and np.shape(got[1]) == (0,)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+
+
+AT_CASES = [((np.array([0, 2, 0]),), RNG.uniform(-2, 2, (3, 3))), ((slice(None), 1), np.array(0.5)),
+            ((np.array([1, 1, 1]), np.array([0, 0, 2])), RNG.uniform(-2, 2, 3))]
+
+
+@pytest.mark.parametrize("method,ufunc", [("multiply", np.multiply), ("min", np.minimum), ("max", np.maximum)])
+@pytest.mark.parametrize("k", range(len(AT_CASES)))
+def test_at_multiply_min_max(method, ufunc, k):
+    index, values = AT_CASES[k]
+    x = RNG.uniform(-2, 2, (4, 3))
+
+    def f(x, v):
+        if isinstance(x, gpuad.Tensor):
+            return getattr(x.at[index], method)(v)
+        out = x.copy()
+        ufunc.at(out, index, v)
+        return out
+    np.testing.assert_allclose(gpuad.vjp(f, x, values)[0], f(x, values), rtol=1e-14)
+    check_grads(f, [x, values], order=2, modes=("fwd", "rev"))
+
+
+def test_tensor_sort_in_place_nbytes_itemsize():
+    x = M.copy()
+
+    def f(x):
+        y = x * np.arange(1.0, 5.0)
+        assert y.sort(axis=0) is None
+        return y * 2
+    np.testing.assert_allclose(gpuad.vjp(f, x)[0], np.sort(x * np.arange(1.0, 5.0), axis=0) * 2)
+    check_grads(f, [x], order=2, modes=("fwd", "rev"))
+    with pytest.raises(TypeError, match="gpuad.numpy.sort"):
+        gpuad.grad(lambda x: gnp.sum(x.sort()))(x)
+    t = gpuad.tensor(M.astype(np.float32))
+    assert t.nbytes == 48 and t.itemsize == 4
+
+
+def test_leaf_tensors_outside_a_transform_give_numpy_values():
+    """A gpuad.tensor used outside any transform computes plain intermediates; the compositions must not pass
+    None for NumPy's keyword defaults (numpy.sum(x, where=None) is 0)."""
+    t = gpuad.tensor(M)
+    for name, extra in (("var", ()), ("std", ()), ("nanvar", ()), ("nanstd", ()), ("nanmean", ()), ("nansum", ()),
+                        ("nanmax", ()), ("median", ()), ("quantile", (0.3,)), ("cov", ()), ("corrcoef", ()),
+                        ("trapezoid", ()), ("gradient", ())):
+        np.testing.assert_allclose(getattr(gnp, name)(t, *extra), getattr(np, name)(M, *extra), rtol=1e-13,
+                                   err_msg=name)

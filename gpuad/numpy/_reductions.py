@@ -39,6 +39,12 @@ def _reduced_axes(axis, ndim):
 
 # ---- sums, extrema and products -----------------------------------------------------------------------------
 
+def _given(**kwargs):
+    """The keyword arguments that were given (not None): an intermediate that is a plain array goes to NumPy's
+    own function, whose defaults are not None (numpy.sum(x, where=None) is 0)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
 def _mask(where, a):
     """A reduction's ``where=`` as a plain boolean array on ``a``'s backend (None when everything counts)."""
     if where is None or where is True:
@@ -74,7 +80,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     axes = _reduced_axes(axis, len(shape))
     mask = _mask(where, a)
     if mask is not None:
-        total = sum(a, axes, dtype, keepdims=keepdims, where=mask)
+        total = sum(a, axes, dtype, keepdims=keepdims, **_given(where=mask))
         count = _masked_count(a, mask, axes, keepdims)
         return total / count.astype(aval(total)[1])
     count = math.prod(shape[i] for i in axes)
@@ -161,7 +167,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
     if mask is not None:
         count = count.astype(aval(a)[1] if aval(a)[1].kind == "f" else _np.float64)
-    centre = sum(a, axes, keepdims=True, where=mask) / count if mean is None else mean
+    centre = sum(a, axes, keepdims=True, **_given(where=mask)) / count if mean is None else mean
     deviation = a - centre
     xp = module_of((raw(a),))
     if mask is not None:
@@ -170,12 +176,12 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     else:
         # An array divisor: with count - ddof <= 0 NumPy gives inf/nan (with a warning), not ZeroDivisionError.
         divisor = xp.asarray(builtins.max(count - ddof, 0), dtype=aval(deviation)[1])
-    return sum(deviation * deviation, axes, keepdims=keepdims, where=mask) / divisor
+    return sum(deviation * deviation, axes, keepdims=keepdims, **_given(where=mask)) / divisor
 
 
 @traceable
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
-    variance = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    variance = var(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
     zero = raw(variance) == 0
     if not bool(module_of((zero,)).any(zero)):
         return sqrt(variance)

@@ -37,6 +37,12 @@ def _xp(a):
     return module_of((raw(a),))
 
 
+def _given(**kwargs):
+    """The keyword arguments that were given (not None): a plain intermediate goes to NumPy's own function,
+    whose defaults are not None."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
 # ---- order statistics ---------------------------------------------------------------------------------------
 
 def _leading(a, axis):
@@ -183,14 +189,14 @@ def _replace_nan(a, fill):
 def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     no_out("nansum", out=out)
     a, _ = _replace_nan(a, 0)
-    return sum(a, axis, dtype, keepdims=keepdims, initial=initial, where=where)
+    return sum(a, axis, dtype, keepdims=keepdims, **_given(initial=initial, where=where))
 
 
 @traceable
 def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     no_out("nanprod", out=out)
     a, _ = _replace_nan(a, 1)
-    return prod(a, axis, dtype, keepdims=keepdims, initial=initial, where=where)
+    return prod(a, axis, dtype, keepdims=keepdims, **_given(initial=initial, where=where))
 
 
 def _valid_count(a, mask, axis, keepdims, where_mask=None):
@@ -211,7 +217,7 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     no_out("nanmean", out=out)
     a, mask = _replace_nan(a, 0)
     count = _valid_count(a, mask, axis, keepdims, where)
-    total = sum(a, axis, dtype, keepdims=keepdims, where=where)
+    total = sum(a, axis, dtype, keepdims=keepdims, **_given(where=where))
     return total / count.astype(_float_of(total))
 
 
@@ -219,7 +225,7 @@ def _nan_extremum(name, reduce, fill):
     def fn(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         no_out(name, out=out)
         a, mask = _replace_nan(a, fill)
-        result = reduce(a, axis, keepdims=keepdims, initial=initial, where=where)
+        result = reduce(a, axis, keepdims=keepdims, **_given(initial=initial, where=where))
         if mask is not None and initial is None:
             all_nan = _xp(a).all(mask, axis=normalize_axes(axis, len(aval(a)[0])), keepdims=keepdims)
             if bool(_xp(a).any(all_nan)):
@@ -244,13 +250,13 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
     a, mask = _replace_nan(a, 0)
     count = _valid_count(a, mask, axis, True, where)
     if mean is None:
-        centre = sum(a, axis, dtype, keepdims=True, where=where) / count.astype(_float_of(a))
+        centre = sum(a, axis, dtype, keepdims=True, **_given(where=where)) / count.astype(_float_of(a))
     else:
         centre = mean
     deviation = a - centre
     if mask is not None:
         deviation = _select(mask, 0, deviation)
-    result = sum(deviation * deviation, axis, dtype, keepdims=keepdims, where=where)
+    result = sum(deviation * deviation, axis, dtype, keepdims=keepdims, **_given(where=where))
     if not keepdims:
         count = _xp(a).squeeze(count, axis=normalize_axes(axis, len(aval(a)[0])))
     dof = count - ddof
@@ -264,7 +270,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
 @traceable
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """sqrt(nanvar); derivative 0 where the variance is exactly 0 (the convention of std)."""
-    variance = nanvar(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    variance = nanvar(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
     zero = raw(variance) == 0
     if not bool(_xp(variance).any(zero)):
         return sqrt(variance)
