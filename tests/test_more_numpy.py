@@ -144,6 +144,15 @@ CASES = [
     ("c_-vectors", lambda xp, a, b: xp.c_[a, b], [V5, V5 * 2]),
     ("c_-matrix-vector", lambda xp, a, b: xp.c_[a, b], [M, M[:, 0].copy()]),
     ("c_-scalars", lambda xp, a: xp.c_[a, 1.5], [S]),
+    # ---- pad's statistic and ramp modes
+    *[(f"pad-{mode}-{k}", lambda xp, a, mode=mode, w=w, kw=kw: xp.pad(a, w, mode=mode, **kw), [x])
+      for mode in ("maximum", "minimum", "mean", "median")
+      for k, (x, w, kw) in enumerate([(V, 2, {}), (M, ((1, 2), (0, 3)), {}), (M, (2, 1), dict(stat_length=2)),
+                                      (T, 1, dict(stat_length=((1, 2), (2, 1), (3, 3)))), (V, (3, 0), {})])],
+    *[(f"pad-linear_ramp-{k}", lambda xp, a, w=w, kw=kw: xp.pad(a, w, mode="linear_ramp", **kw), [x])
+      for k, (x, w, kw) in enumerate([(V, 2, {}), (M, ((1, 2), (0, 3)), dict(end_values=1.5)),
+                                      (M, (2, 1), dict(end_values=((1, 2), (-3, 4)))), (T, 1, {}),
+                                      (V, (0, 3), dict(end_values=(5, -5)))])],
     # ---- elementwise and small helpers
     ("copysign", lambda xp, a, b: xp.copysign(a, b), [M, -P]),
     ("copysign-broadcast", lambda xp, a: xp.copysign(a, np.array([1.0, -1.0, -0.0, 0.0])), [M]),
