@@ -333,3 +333,20 @@ def test_leaf_tensors_outside_a_transform_give_numpy_values():
                         ("trapezoid", ()), ("gradient", ())):
         np.testing.assert_allclose(getattr(gnp, name)(t, *extra), getattr(np, name)(M, *extra), rtol=1e-13,
                                    err_msg=name)
+
+
+def test_numpy_functions_on_traced_values_reach_gpuad():
+    f = lambda x: np.median(x) + np.nanmean(x) + np.trapezoid(x[0]) + np.sum(np.linalg.eigvals(x[:, :3]))  # noqa
+    check_grads(f, [M], order=2, modes=("fwd", "rev"))
+    np.testing.assert_allclose(gpuad.vjp(f, M)[0], f(M), rtol=1e-12)
+
+
+def test_constants_that_carry_no_derivative_refuse_tensors():
+    t = gpuad.tensor(np.array(0.5))
+    with gpuad.Tape():
+        with pytest.raises(TypeError, match="traced q"):
+            gnp.quantile(gpuad.tensor(M), t)
+        with pytest.raises(TypeError, match="spacing"):
+            gnp.gradient(gpuad.tensor(M), t, 1.0)
+        with pytest.raises(TypeError, match="end_values"):
+            gnp.pad(gpuad.tensor(M), 1, mode="linear_ramp", end_values=t)

@@ -17,7 +17,7 @@ import numpy as _np
 from .. import backend
 from ..core import aval, raw
 from ._creation import asarray, asarray_like
-from ._dispatch import module_of, normalize_axes, traceable
+from ._dispatch import has_tensor, module_of, normalize_axes, traceable
 from ._elementwise import where
 from ._products import matmul
 from ._rearranging import diff
@@ -75,6 +75,9 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 def _spacings(varargs, f_shape, axes):
     n = len(varargs)
+    if has_tensor(varargs):
+        raise TypeError("gpuad.numpy.gradient: traced spacings are not supported (no derivative in the spacing); "
+                        "pass them as plain numbers or arrays")
     if n == 0:
         return [1.0] * len(axes)
     if n == 1 and _np.ndim(backend.to_numpy(raw(varargs[0]))) == 0:

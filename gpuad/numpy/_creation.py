@@ -78,13 +78,19 @@ def _traced_or_default(name, fn):
     return wrapper
 
 
+def _on_one_backend(*values):
+    """``values`` as arrays, Python data placed on the backend of the first array or Tensor among them."""
+    like = next((v for v in values if isinstance(v, Tensor) or is_backend_array(v)), None)
+    return tuple(asarray(v if like is None else asarray_like(v, raw(like))) for v in values)
+
+
 def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
     from ._shapes import moveaxis
     num = operator.index(num)
     if num < 0:
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
     div = (num - 1) if endpoint else num
-    start, stop = asarray(start), asarray(stop)
+    start, stop = _on_one_backend(start, stop)
     dt = _np.result_type(aval(start)[1], aval(stop)[1], float(num))
     start, stop = astype(start, dt), astype(stop, dt)
     delta = stop - start
@@ -114,18 +120,19 @@ def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0)
     from ._shapes import expand_dims, reshape
     if len(aval(base)[0]) > 0:  # an array base broadcasts with start and stop first (NumPy's rule)
         ndmax = len(_np.broadcast_shapes(*(aval(v)[0] for v in (start, stop, base))))
-        start, stop, base = (reshape(asarray(v), (1,) * (ndmax - len(aval(v)[0])) + aval(v)[0])
-                             for v in (start, stop, base))
+        start, stop, base = (reshape(v, (1,) * (ndmax - len(aval(v)[0])) + aval(v)[0])
+                             for v in _on_one_backend(start, stop, base))
         base = expand_dims(base, axis=axis)
     y = _linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
-    out = asarray(base) ** y
+    out = asarray(asarray_like(base, raw(y))) ** y
     return out if dtype is None else astype(out, dtype)
 
 
 def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     from ._elementwise import log10, sign
     from ._shapes import moveaxis
-    start, stop = asarray(start) * 1.0, asarray(stop) * 1.0
+    start, stop = _on_one_backend(start, stop)
+    start, stop = start * 1.0, stop * 1.0
     if bool(_np.any(backend.to_numpy(raw(start)) == 0)) or bool(_np.any(backend.to_numpy(raw(stop)) == 0)):
         raise ValueError("Geometric sequence cannot include zero")
     dt = _np.result_type(aval(start)[1], aval(stop)[1], float(num))

@@ -397,6 +397,9 @@ def _pairs(value, ndim, name):
     """NumPy's per-axis (before, after) pairs of a pad argument (None stays None)."""
     if value is None:
         return [(None, None)] * ndim
+    if has_tensor((value,)):
+        raise TypeError(f"gpuad.numpy.pad: a traced {name} is not supported (no derivative in it); pass plain "
+                        f"numbers")
     host = _np.asarray(backend.to_numpy(raw(value)) if isinstance(value, Tensor) else value, dtype=object)
     if host.ndim == 0 or host.size == 1:
         v = host.reshape(()).item()

@@ -24,7 +24,7 @@ import numpy as _np
 from .. import backend
 from ..core import aval, raw
 from ._creation import asarray, asarray_like
-from ._dispatch import module_of, no_out, normalize_axes, traceable
+from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
 from ._elementwise import clip, sqrt, where as _select  # `where` is a keyword argument of the reductions
 from ._reductions import max as _max, min as _min, prod, sum
 from ._shapes import astype, concatenate, reshape, squeeze, transpose
@@ -125,6 +125,12 @@ def _quantile(a, q, axis, method, keepdims, weak_q):
     return _finish(result, axes, shape, q.ndim, keepdims, _nan_slices(sorted_values))
 
 
+def _constant_q(q, name):
+    if has_tensor((q,)):
+        raise TypeError(f"gpuad.numpy.{name}: a traced q is not supported (its derivative is not implemented); pass "
+                        f"q as a plain array or number")
+
+
 def _check_q(q, high, what):
     values = _np.asarray(backend.to_numpy(raw(q)))
     if not (_np.all(values >= 0) and _np.all(values <= high)):
@@ -138,6 +144,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
     no_out("quantile", out=out, weights=weights)
     if interpolation is not None:
         method = interpolation
+    _constant_q(q, "quantile")
     weak_q = type(q) in (int, float)
     _check_q(q, 1, "Quantiles")
     return _quantile(a, raw(q), axis, method, keepdims, weak_q)
@@ -150,6 +157,7 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
     no_out("percentile", out=out, weights=weights)
     if interpolation is not None:
         method = interpolation
+    _constant_q(q, "percentile")
     weak_q = type(q) in (int, float)
     _check_q(q, 100, "Percentiles")
     return _quantile(a, _np.true_divide(_np.asarray(backend.to_numpy(raw(q))), 100), axis, method, keepdims, weak_q)
