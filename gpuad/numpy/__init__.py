@@ -6,8 +6,9 @@ code and returns plain backend arrays. This module only re-exports the families,
 ``_elementwise`` (the rule rows, where, clip, round, ...), ``_reductions`` (sum, max, prod, var, cumsum, ...),
 ``_shapes`` (reshape, transpose, broadcast_to, concatenate, stack, astype), ``_rearranging`` (split, tile, flip,
 pad, sort, take, ...), ``_products`` (matmul, dot, tensordot, einsum, kron), ``_diagonals`` (diagonal, trace,
-diag, tril, triu), ``_creation`` (array, asarray, zeros, ...), ``_nondifferentiable`` (comparisons, argmax, ...)
-and ``linalg``; ``_dispatch`` holds their shared plumbing and ``_indexing`` the getitem and ``.at`` updates.
+diag, tril, triu), ``_creation`` (array, asarray, zeros, linspace, ...), ``_nondifferentiable`` (comparisons,
+argmax, ...), ``_statistics`` (median, quantile, nan*, cov, ...), ``_calculus`` (cross, gradient, interp,
+convolve, trapezoid, polyval), ``_index_tricks`` (r_, c_) and ``linalg``; ``_dispatch`` holds their shared plumbing and ``_indexing`` the getitem and ``.at`` updates.
 Importing it gives ``Tensor`` its array behaviour (``_methods``): operators, methods and the NumPy protocols.
 """
 from __future__ import annotations
