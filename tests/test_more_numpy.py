@@ -81,6 +81,7 @@ CASES = [
                                               aweights=np.array([1.0, 2.0, 0.5, 1.5])), [M]),
     ("cov-traced-aweights", lambda xp, x, w: xp.cov(x, aweights=w), [M, P[0]]),
     ("corrcoef", lambda xp, x: xp.corrcoef(x), [M]),
+    ("corrcoef-vector", lambda xp, x: xp.corrcoef(x), [V]),
     ("corrcoef-x-y", lambda xp, x, y: xp.corrcoef(x, y, rowvar=False), [M, T[0, :, :3].T.copy()]),
     # ---- calculus and signals
     ("cross-3", lambda xp, a, b: xp.cross(a, b), [V3, W3]),
@@ -350,3 +351,19 @@ def test_constants_that_carry_no_derivative_refuse_tensors():
             gnp.gradient(gpuad.tensor(M), t, 1.0)
         with pytest.raises(TypeError, match="end_values"):
             gnp.pad(gpuad.tensor(M), 1, mode="linear_ramp", end_values=t)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("median", lambda m, x: m.median(x, axis=0)), ("quantile", lambda m, x: m.quantile(x, 0.3, axis=1)),
+    ("nanmean", lambda m, x: m.nanmean(x, axis=0)), ("nanstd", lambda m, x: m.nanstd(x)),
+    ("trapezoid", lambda m, x: m.trapezoid(x)), ("interp", lambda m, x: m.interp(x, XP, FP)),
+    ("gradient", lambda m, x: m.gradient(x, axis=1)), ("cov", lambda m, x: m.cov(x)),
+])
+def test_float32_values_and_gradients(name, call):
+    x = M.astype(np.float32)
+    out, vjp_fn = gpuad.vjp(lambda x: call(gnp, x), x)
+    want = call(np, x)
+    assert out.dtype == want.dtype
+    np.testing.assert_allclose(out, want, rtol=1e-5)
+    (g,) = vjp_fn(np.ones_like(want))
+    assert g.dtype == np.float32
