@@ -10,8 +10,6 @@ values with NumPy (or CuPy) and carries no derivative.
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as _np
 
 from .. import backend

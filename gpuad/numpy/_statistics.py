@@ -26,7 +26,9 @@ from ..core import aval, raw
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
 from ._elementwise import clip, sqrt, where as _select  # `where` is a keyword argument of the reductions
-from ._reductions import max as _max, min as _min, prod, sum
+from ._diagonals import diagonal
+from ._products import matmul
+from ._reductions import average, max as _max, min as _min, prod, sum
 from ._shapes import astype, concatenate, reshape, squeeze, transpose
 
 __all__ = ["median", "quantile", "percentile", "nansum", "nanprod", "nanmean", "nanmax", "nanmin", "nanvar",
@@ -335,7 +337,6 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
             raise ValueError("aweights cannot be negative")
         aweights = asarray(asarray_like(aweights, raw(X)))
         w = aweights if w is None else w * aweights
-    from ._reductions import average
     avg, w_sum = average(X, axis=1, weights=w, returned=True)
     w_sum = w_sum[0]
     if w is None:
@@ -350,7 +351,6 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         fact = 0.0
     X = X - avg[:, None]
     X_T = transpose(X) if w is None else transpose(X * w)
-    from ._products import matmul
     c = matmul(X, X_T)
     c = c * (1 / fact)
     return squeeze(c)
@@ -362,7 +362,6 @@ def corrcoef(x, y=None, rowvar=True, bias=_np._NoValue, ddof=_np._NoValue, *, dt
     c = cov(x, y, rowvar, dtype=dtype)
     if len(aval(c)[0]) == 0:
         return c / c
-    from ._diagonals import diagonal
     stddev = sqrt(diagonal(c))
     c = c / stddev[:, None]
     c = c / stddev[None, :]
