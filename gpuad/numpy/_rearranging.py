@@ -4,7 +4,8 @@ Every function here is composed from the basic shape functions of ``_shapes`` an
 rows (through indexing), so its derivatives of every order come from theirs: a split's pieces are
 slices, ``sort`` and ``partition`` are a ``take_along_axis`` with the permutation NumPy's ``argsort`` /
 ``argpartition`` pick (the gradient follows the permutation), ``pad`` in the edge/reflect/symmetric/wrap modes
-is an index gather whose indices NumPy's own ``pad`` computes on ``arange``. Index arrays are integer
+is an index gather whose indices NumPy's own ``pad`` computes on ``arange``, and in the statistic and
+linear_ramp modes a concatenation of max/min/mean/median or linspace pieces. Index arrays are integer
 bookkeeping: they are made with NumPy and moved onto the array's backend. As everywhere in ``gpuad.numpy``,
 called on plain arrays these functions are NumPy's (or CuPy's) own.
 """

@@ -7,6 +7,10 @@ from multiplies (a tree for prod, a log-depth scan for cumprod), since the rows'
 divide by the zero. Plain (untraced) arguments go straight to NumPy's (or CuPy's) function of the same name, and
 traced ones follow NumPy's signatures, axis rules and dtype promotion.
 
+``where=`` masks elements out (they get derivative 0; max and min need ``initial`` with it, as in NumPy) and
+``initial=`` joins the reduction (sum adds it, prod multiplies by it, max/min compare with it: a tie with it
+shares the derivative evenly).
+
 Conventions: ``std`` where the variance is exactly 0 (a constant slice) has derivative 0, a subgradient of the
 kink, instead of the 0/0 = nan that sqrt's rule would give; ties in max, min and ptp split the derivative evenly
 among the tied elements.

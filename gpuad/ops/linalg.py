@@ -10,7 +10,9 @@ turn and second derivatives come for free. A primitive has one output, so the de
 unpacks them with ``unpack`` (reshapes and slices, themselves differentiable).
 
 Conventions: cholesky and eigh read a symmetric matrix, so their derivatives treat the input perturbation as
-symmetric ((dA + dA^T) / 2) whichever triangle the backend reads. eigh and svd derivatives divide by gaps
+symmetric ((dA + dA^T) / 2) whichever triangle the backend reads (gpuad.numpy.linalg binds them on the
+symmetric matrix built from the triangle NumPy reads). eig (real input, real spectrum) follows NumPy's unit-norm
+eigenvectors. eigh and svd derivatives divide by gaps
 between eigenvalues (singular values); a gap that is exactly zero contributes nothing (so functions of the
 values alone stay exact), while near-equal values give large, ill-conditioned vector derivatives.
 """

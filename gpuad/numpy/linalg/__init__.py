@@ -7,8 +7,11 @@ norm and the array-API helpers are compositions. ``numpy.linalg.f(t)`` on a trac
 through ``__array_function__``; on plain arrays every function is NumPy's (or CuPy's) own.
 
 Where the derivative exists only under conditions, these are the rules (see gpuad/ops/linalg.py):
-cholesky and eigh treat the input as symmetric (a gradient is symmetrised; a perturbation counts by its
-symmetric part), so differentiate them at symmetric matrices. eigh's eigenvector derivatives need distinct
+cholesky and eigh read one triangle, as NumPy does (the lower by default; ``UPLO='U'`` or ``upper=True`` the
+upper): they bind their rows on the symmetric matrix that triangle defines, so only that triangle gets a
+derivative, at symmetric and non-symmetric input alike. eig and eigvals take real input with a real spectrum
+(a complex one raises LinAlgError) and differentiate where the eigenvalues are distinct; matrix_power is NumPy's
+chain of matmuls, lstsq is pinv(a) @ b with NumPy's cutoff. eigh's eigenvector derivatives need distinct
 eigenvalues, svd's vector derivatives distinct, nonzero singular values: exactly equal values contribute zero
 (so functions of the values alone, like eigvalsh sums or the nuclear norm, stay correct) but nearly equal ones
 make the vector derivatives blow up, as the mathematics says. svd with full_matrices=True is differentiable
