@@ -6,8 +6,8 @@ statistic (the k-th smallest value along an axis) is the value NumPy's sort puts
 the average of the elements equal to it: ties share the derivative evenly (the convention of max and min), and
 the value is NumPy's to the last bit (the average's rounding is corrected by a constant). quantile and
 percentile interpolate between two order statistics with NumPy's own virtual indices, gammas and ``_lerp``
-formula, for every ``method`` NumPy offers except the weighted form (``weights=``); ``q`` is a constant (no
-derivative in ``q``). Slices holding a NaN give NaN, as in NumPy.
+formula, for every ``method`` NumPy offers; the weighted form (``weights=``, method 'inverted_cdf' only, as in
+NumPy) lets NumPy pick the values on the host. ``q`` and the weights are constants (traced ones are refused). Slices holding a NaN give NaN, as in NumPy.
 
 The nan* reductions replace NaNs by the reduction's identity (0 for sums, 1 for products, -inf/+inf for max/min)
 so NaN entries get derivative 0; all-NaN slices give NaN (nanmean, nanvar, nanstd, nanmax, nanmin) or the
@@ -61,10 +61,14 @@ def _leading(a, axis):
 
 def _order_statistics(a, sorted_values, index):
     """The order statistics ``sorted_values[index]`` (index: a host int array, shape Q) of ``a`` (n, *rest) as a
-    traced array (Q + rest): the mean of the elements equal to each, with its value corrected to NumPy's."""
+    traced array (Q + rest)."""
+    return _elements_equal_to(a, sorted_values[_xp(a).asarray(index)], index.ndim)
+
+
+def _elements_equal_to(a, values, q_ndim):
+    """``values`` (Q + rest, each one of the elements of its slice of ``a``, which is (n, *rest)) as a traced
+    array: the mean of the elements equal to each, with its value corrected to NumPy's."""
     xp = _xp(a)
-    q_ndim = index.ndim
-    values = sorted_values[xp.asarray(index)]  # Q + rest
     data = raw(a)
     expanded = data.reshape((1,) * q_ndim + data.shape)
     target = xp.expand_dims(values, q_ndim)
@@ -143,10 +147,12 @@ def _check_q(q, high, what):
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None,
              interpolation=None):
     """numpy.quantile over one axis, several or all; every ``method``; ties share the derivative evenly."""
-    no_out("quantile", out=out, weights=weights)
+    no_out("quantile", out=out)
     if interpolation is not None:
         method = interpolation
     _constant_q(q, "quantile")
+    if weights is not None:
+        return _weighted(a, q, axis, method, keepdims, weights, 1)
     weak_q = type(q) in (int, float)
     _check_q(q, 1, "Quantiles")
     return _quantile(a, raw(q), axis, method, keepdims, weak_q)
@@ -156,13 +162,30 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None,
                interpolation=None):
     """numpy.percentile: quantile at q / 100."""
-    no_out("percentile", out=out, weights=weights)
+    no_out("percentile", out=out)
     if interpolation is not None:
         method = interpolation
     _constant_q(q, "percentile")
+    if weights is not None:
+        return _weighted(a, q, axis, method, keepdims, weights, 100)
     weak_q = type(q) in (int, float)
     _check_q(q, 100, "Percentiles")
     return _quantile(a, _np.true_divide(_np.asarray(backend.to_numpy(raw(q))), 100), axis, method, keepdims, weak_q)
+
+
+def _weighted(a, q, axis, method, keepdims, weights, scale):
+    """The weighted form (method 'inverted_cdf', NumPy's only one): NumPy picks the values on the host, each is
+    an element of its slice, made differentiable in ``a`` as the elements equal to it (weights: constants)."""
+    if has_tensor((weights,)):
+        raise TypeError("gpuad.numpy.quantile: traced weights are not supported (no derivative in the weights); "
+                        "pass them as a plain array")
+    host_fn = _np.quantile if scale == 1 else _np.percentile
+    picked = host_fn(backend.to_numpy(raw(a)), backend.to_numpy(raw(q)), axis=axis, method=method,
+                     weights=backend.to_numpy(raw(weights)))
+    a, axes, shape = _leading(a, axis)
+    q_ndim = _np.ndim(backend.to_numpy(raw(q)))
+    result = _elements_equal_to(a, _xp(a).asarray(picked, dtype=aval(a)[1]), q_ndim)
+    return _finish(result, axes, shape, q_ndim, keepdims, None)
 
 
 @traceable
