@@ -41,7 +41,7 @@ LinAlgError = _np.linalg.LinAlgError
 
 __all__ = ["LinAlgError", "EighResult", "SVDResult", "QRResult", "SlogdetResult", "inv", "solve", "det",
            "slogdet", "pinv", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr", "norm", "vector_norm",
-           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "LstsqResult", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
+           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
            "trace"]
 
 
@@ -53,13 +53,6 @@ class EighResult(NamedTuple):
 class EigResult(NamedTuple):
     eigenvalues: object
     eigenvectors: object
-
-
-class LstsqResult(NamedTuple):  # numpy.linalg.lstsq returns a plain tuple; this one unpacks the same way
-    x: object
-    residuals: object
-    rank: object
-    s: object
 
 
 class SVDResult(NamedTuple):
