@@ -7,15 +7,17 @@ like their argument, except ``full_like`` with a traced fill value, which stays 
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as _np
 
 from .. import backend
 from ..core import aval, raw, Tensor
 from ._dispatch import has_tensor, is_backend_array, module_of
-from ._shapes import astype, broadcast_to, stack
+from ._shapes import astype, broadcast_to, concatenate, stack
 
 __all__ = ["array", "asarray", "copy", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "identity",
-           "zeros_like", "ones_like", "empty_like", "full_like"]
+           "logspace", "geomspace", "zeros_like", "ones_like", "empty_like", "full_like"]
 
 
 def array(object, dtype=None, copy=True, **kwargs):
@@ -57,8 +59,103 @@ def _creator(name):
     return fn
 
 
-zeros, ones, empty, full, arange, linspace, eye, identity = (
-    _creator(n) for n in ("zeros", "ones", "empty", "full", "arange", "linspace", "eye", "identity"))
+zeros, ones, empty, full, arange, eye, identity = (
+    _creator(n) for n in ("zeros", "ones", "empty", "full", "arange", "eye", "identity"))
+
+
+def _traced_or_default(name, fn):
+    """``fn`` (NumPy's formula over gpuad functions) when an argument is traced; else the default backend's."""
+    plain = _creator(name)
+
+    def wrapper(*args, **kwargs):
+        if has_tensor(args) or has_tensor(kwargs.values()):
+            return fn(*args, **kwargs)
+        arrays = [a for a in (*args, *kwargs.values()) if is_backend_array(a)]
+        return getattr(module_of(arrays), name)(*args, **kwargs) if arrays else plain(*args, **kwargs)
+    wrapper.__name__ = name
+    wrapper.__doc__ = (f"numpy.{name}; differentiable in its traced start/stop (NumPy's own formula), else a "
+                       f"plain array on the default backend or the arguments' backend.")
+    return wrapper
+
+
+def _on_one_backend(*values):
+    """``values`` as arrays, Python data placed on the backend of the first array or Tensor among them."""
+    like = next((v for v in values if isinstance(v, Tensor) or is_backend_array(v)), None)
+    return tuple(asarray(v if like is None else asarray_like(v, raw(like))) for v in values)
+
+
+def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    from ._shapes import moveaxis
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    div = (num - 1) if endpoint else num
+    start, stop = _on_one_backend(start, stop)
+    dt = _np.result_type(aval(start)[1], aval(stop)[1], float(num))
+    start, stop = astype(start, dt), astype(stop, dt)
+    delta = stop - start
+    delta_shape = aval(delta)[0]
+    xp = module_of((raw(start), raw(stop)))
+    y = xp.arange(0, num, dtype=dt).reshape((-1,) + (1,) * len(delta_shape))
+    if div > 0:
+        step = delta / div
+        if bool(xp.any(raw(step) == 0)):
+            y = (y / div) * delta
+        else:
+            y = y * step
+    else:
+        step = _np.nan
+        y = y * delta
+    y = y + start
+    if endpoint and num > 1:
+        y = concatenate([y[:-1], broadcast_to(stop, (1,) + aval(y)[0][1:])], 0)
+    if axis != 0:
+        y = moveaxis(y, 0, axis)
+    if dtype is not None:
+        y = astype(y, dtype)
+    return (y, step) if retstep else y
+
+
+def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    from ._shapes import expand_dims, reshape
+    if len(aval(base)[0]) > 0:  # an array base broadcasts with start and stop first (NumPy's rule)
+        ndmax = len(_np.broadcast_shapes(*(aval(v)[0] for v in (start, stop, base))))
+        start, stop, base = (reshape(v, (1,) * (ndmax - len(aval(v)[0])) + aval(v)[0])
+                             for v in _on_one_backend(start, stop, base))
+        base = expand_dims(base, axis=axis)
+    y = _linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
+    out = asarray(asarray_like(base, raw(y))) ** y
+    return out if dtype is None else astype(out, dtype)
+
+
+def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    from ._elementwise import log10, sign
+    from ._shapes import moveaxis
+    start, stop = _on_one_backend(start, stop)
+    start, stop = start * 1.0, stop * 1.0
+    if bool(_np.any(backend.to_numpy(raw(start)) == 0)) or bool(_np.any(backend.to_numpy(raw(stop)) == 0)):
+        raise ValueError("Geometric sequence cannot include zero")
+    dt = _np.result_type(aval(start)[1], aval(stop)[1], float(num))
+    start, stop = astype(start, dt), astype(stop, dt)
+    out_sign = raw(sign(start))
+    start = start / out_sign
+    stop = stop / out_sign
+    result = _logspace(log10(start), log10(stop), num=num, endpoint=endpoint, base=10.0, dtype=dt)
+    if num > 0:  # the endpoints exactly (10 ** log10(x) need not be x)
+        shape = aval(result)[0]
+        parts = [broadcast_to(start, (1,) + shape[1:]), result[1:]]
+        if num > 1 and endpoint:
+            parts = [parts[0], result[1:-1], broadcast_to(stop, (1,) + shape[1:])]
+        result = concatenate(parts, 0)
+    result = out_sign * result
+    if axis != 0:
+        result = moveaxis(result, 0, axis)
+    return result if dtype is None else astype(result, dtype)
+
+
+linspace = _traced_or_default("linspace", _linspace)
+logspace = _traced_or_default("logspace", _logspace)
+geomspace = _traced_or_default("geomspace", _geomspace)
 
 
 def _like(name):

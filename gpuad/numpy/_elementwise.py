@@ -122,5 +122,19 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return out
 
 
-__all__ = [*_ROW_FUNCTIONS, "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",
+@traceable
+def angle(z, deg=False):
+    """numpy.angle of real input: 0 for x >= +0, pi (180) for x < 0 and -0.0. Piecewise constant, so a plain array
+    (no derivative); complex values are refused by the traces."""
+    value = raw(z)
+    return module_of((value,)).angle(value, deg=deg)
+
+
+@traceable
+def real_if_close(a, tol=100):
+    """numpy.real_if_close: traced values are real, so ``a`` itself."""
+    return a
+
+
+__all__ = [*_ROW_FUNCTIONS, "angle", "real_if_close", "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",
            "clip", "float_power", "round", "around", "nan_to_num"]

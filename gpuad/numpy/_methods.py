@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 
-from ..core import raw
+from ..core import raw, Tensor as _Tensor
 from . import _creation, _diagonals, _elementwise, _products, _rearranging, _reductions, _shapes
 from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
 from ._indexing import getitem, IndexUpdate
@@ -185,6 +185,36 @@ class _ArrayBehaviour:
         if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int)):
             axes = axes[0]
         return _shapes.transpose(self, axes or None)
+
+    @property
+    def nbytes(self):
+        return raw(self).nbytes
+
+    @property
+    def itemsize(self):
+        return raw(self).itemsize
+
+    def sort(self, axis=-1, kind=None, order=None, *, stable=None):
+        """In place, like ndarray.sort: this Tensor becomes the (recorded) sorted array; returns None. An input of a
+        transform or Tape (what a gradient is taken with respect to) cannot be sorted in place: its gradient would
+        silently become the sorted array's."""
+        level = self
+        while isinstance(level, _Tensor):
+            entries = getattr(level._trace, "entries", None)
+            node = getattr(level, "_node", None)
+            if entries is not None and node is not None and entries[node].prim is None:
+                raise TypeError("Tensor.sort would sort an input of a transform (or Tape) in place, and its gradient "
+                                "would then be the sorted array's; use gpuad.numpy.sort(t), which returns the sorted "
+                                "array")
+            level = level._primal
+        result = _rearranging.sort(self, axis, kind, order, stable=stable)
+        if type(result) is not type(self):
+            raise TypeError("Tensor.sort sorts in place, which needs a traced Tensor (one made inside a transform or "
+                            "a Tape); use gpuad.numpy.sort(t), which returns the sorted array")
+        for cls in type(self).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if slot != "__weakref__":
+                    setattr(self, slot, getattr(result, slot))
 
     # index- and boolean-valued methods: plain arrays, no derivative
     def argmax(self, axis=None, keepdims=False): return raw(self).argmax(axis, keepdims=keepdims)
