@@ -7,12 +7,15 @@ like their argument, except ``full_like`` with a traced fill value, which stays 
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as _np
 
 from .. import backend
 from ..core import aval, raw, Tensor
-from ._dispatch import has_tensor, is_backend_array, module_of
-from ._shapes import astype, broadcast_to, stack
+from ._dispatch import array_from, has_tensor, is_backend_array, is_nested, module_of, plain_values
+from ._elementwise import floor as _floor, where as _where
+from ._shapes import astype, broadcast_to, moveaxis, reshape
 
 __all__ = ["array", "asarray", "copy", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "identity",
            "zeros_like", "ones_like", "empty_like", "full_like"]
@@ -21,8 +24,8 @@ __all__ = ["array", "asarray", "copy", "zeros", "ones", "empty", "full", "arange
 def array(object, dtype=None, copy=True, **kwargs):
     if isinstance(object, Tensor):
         return astype(object, dtype) if dtype is not None else object
-    if type(object) in (list, tuple) and has_tensor(object):
-        out = stack([array(x) for x in object])
+    if is_nested(object) and has_tensor(object):
+        out = array_from(object)
         return astype(out, dtype) if dtype is not None else out
     module = module_of((object,)) if is_backend_array(object) else backend.default_module()
     return module.array(object, dtype=dtype, copy=copy, **kwargs)
@@ -40,8 +43,8 @@ def asarray_like(value, like):
     are returned as they are. Compositions use it so that constants follow their operands onto the GPU."""
     if isinstance(value, Tensor) or is_backend_array(value):
         return value
-    if type(value) in (list, tuple) and has_tensor(value):
-        return array(value)
+    if is_nested(value) and has_tensor(value):
+        return array_from(value)
     return module_of((like,)).asarray(value)
 
 
@@ -51,19 +54,84 @@ def copy(a, order="K", subok=False):
 
 def _creator(name):
     def fn(*args, **kwargs):
+        if has_tensor(args) or has_tensor(kwargs.values()):
+            # shapes, counts and sizes have no derivative: their values are what counts
+            args, kwargs = plain_values(args), {k: plain_values(v) for k, v in kwargs.items()}
         return getattr(backend.default_module(), name)(*args, **kwargs)
     fn.__name__ = name
     fn.__doc__ = f"numpy.{name} on the default backend (GPUAD_BACKEND; CuPy when a GPU is present)."
     return fn
 
 
-zeros, ones, empty, full, arange, linspace, eye, identity = (
-    _creator(n) for n in ("zeros", "ones", "empty", "full", "arange", "linspace", "eye", "identity"))
+zeros, ones, empty, eye, identity = (_creator(n) for n in ("zeros", "ones", "empty", "eye", "identity"))
+
+
+def full(shape, fill_value, dtype=None, order="C", **kwargs):
+    """numpy.full; a traced ``fill_value`` (a scalar, or anything that broadcasts to ``shape``, a list holding
+    traced values included) stays differentiable."""
+    if not has_tensor((fill_value,)):
+        return backend.default_module().full(plain_values(shape), fill_value, dtype=dtype, order=order, **kwargs)
+    fill = asarray(fill_value)
+    shape = (shape,) if isinstance(shape, int) or hasattr(shape, "__index__") else tuple(shape)
+    return broadcast_to(astype(fill, dtype) if dtype is not None else fill, tuple(int(n) for n in shape))
+
+
+def _result_dtype(*values, floating=False):
+    dtypes = [aval(v)[1] if aval(v)[1] is not None else _np.asarray(raw(v)).dtype for v in values]
+    return _np.result_type(*dtypes, *([float] if floating else []))
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, **kwargs):
+    """numpy.linspace, differentiable in traced ``start`` and ``stop`` (scalars or arrays): NumPy's steps,
+    ``start + i * (stop - start) / div``, with the last sample ``stop`` itself when ``endpoint``."""
+    if not has_tensor((start, stop)):
+        return backend.default_module().linspace(start, stop, plain_values(num), endpoint, retstep, dtype, axis,
+                                                 **kwargs)
+    num = operator.index(plain_values(num))
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    start, stop = asarray(start), asarray(stop)
+    result = _result_dtype(start, stop, floating=True)
+    start, stop = astype(start, result), astype(stop, result)
+    div = (num - 1) if endpoint else num
+    delta = stop - start
+    shape = aval(delta)[0]
+    xp = module_of((raw(delta),))
+    steps = xp.arange(num, dtype=result).reshape((-1,) + (1,) * len(shape))
+    step = delta / div if div > 0 else delta * _np.nan
+    y = start + steps * step if div > 0 else start + steps * delta
+    if endpoint and num > 1:
+        last = xp.arange(num).reshape((-1,) + (1,) * len(shape)) == num - 1
+        y = _where(last, stop, y)
+    if axis != 0:
+        y = moveaxis(y, 0, axis)
+    if dtype is not None:
+        dtype = _np.dtype(dtype)
+        if dtype.kind in "iu":
+            y = _floor(y)
+        y = astype(y, dtype)
+    return (y, step) if retstep else y
+
+
+def arange(*args, **kwargs):
+    """numpy.arange; a traced ``start`` or ``step`` of a floating result stays differentiable (``start + i *
+    step``); the bounds only set how many values there are."""
+    if not has_tensor(args) and not has_tensor(kwargs.values()):
+        return backend.default_module().arange(*args, **kwargs)
+    plain = backend.default_module().arange(*plain_values(args), **{k: plain_values(v) for k, v in kwargs.items()})
+    names = ("start", "stop", "step") if len(args) > 1 or "stop" in kwargs else ("stop",)
+    given = {**dict(zip(names, args)), **kwargs}
+    start = given.get("start") if given.get("start") is not None else 0
+    step = given.get("step") if given.get("step") is not None else 1
+    if plain.dtype.kind not in "fc" or not has_tensor((start, step)):
+        return plain
+    index = module_of((plain,)).arange(plain.shape[0], dtype=plain.dtype)
+    return astype(asarray(start), plain.dtype) + index * astype(asarray(step), plain.dtype)
 
 
 def _like(name):
     def fn(a, *args, dtype=None, **kwargs):
-        v = raw(a)
+        v = plain_values(a)
         module = module_of((v,))
         return getattr(module, name)(v if hasattr(v, "shape") else module.asarray(v), *args, dtype=dtype, **kwargs)
     fn.__name__ = name
