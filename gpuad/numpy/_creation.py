@@ -49,7 +49,7 @@ def asarray_like(value, like):
 
 
 def copy(a, order="K", subok=False):
-    return array(a, copy=True) if isinstance(a, Tensor) else module_of((a,)).copy(a, order=order)
+    return array(a, copy=True) if has_tensor((a,)) else module_of((a,)).copy(a, order=order)
 
 
 def _creator(name):

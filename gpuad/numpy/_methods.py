@@ -105,6 +105,9 @@ class _ArrayBehaviour:
     def tolist(self):
         return convertible(self, "t.tolist()").tolist()
 
+    def __round__(self, ndigits=None):  # like ndarray: numpy.round, recorded (derivative 0)
+        return _elementwise.round(self, 0 if ndigits is None else ndigits)
+
     def __format__(self, spec):
         return format_value(raw(self), spec)
 
