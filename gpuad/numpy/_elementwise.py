@@ -31,7 +31,7 @@ def _elementwise(prim: Elementwise, name: str):
                 raise TypeError(f"gpuad.numpy.{name}: keyword arguments {sorted(kwargs)} are not supported on "
                                 f"traced values (gpuad is out-of-place; cast with astype instead of dtype=)")
             return getattr(module_of(args), prim.name)(*args, **kwargs)
-        return bind(prim, [array_from(a) for a in args], {})
+        return bind(prim, [array_from(a) if type(a) in (list, tuple) else a for a in args], {})
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (f"numpy.{name}, differentiable. Forward: {prim.forward.source}; partial derivatives: "

@@ -19,6 +19,7 @@ from .. import backend
 from ..core import lifters, raw, settle, Tensor
 from . import _creation, _diagonals, _elementwise, _products, _rearranging, _reductions, _shapes
 from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
+from ._dispatch import plain_values
 from ._indexing import getitem, IndexUpdate
 from ._products import matmul
 
@@ -160,12 +161,12 @@ class _ArrayBehaviour:
     def __rdivmod__(self, o): return floor_divide(o, self), mod(o, self)
 
     # comparisons: plain boolean arrays, no derivative
-    def __lt__(self, o): return raw(self) < raw(o)
-    def __le__(self, o): return raw(self) <= raw(o)
-    def __gt__(self, o): return raw(self) > raw(o)
-    def __ge__(self, o): return raw(self) >= raw(o)
-    def __eq__(self, o): return raw(self) == raw(o)
-    def __ne__(self, o): return raw(self) != raw(o)
+    def __lt__(self, o): return raw(self) < plain_values(o)
+    def __le__(self, o): return raw(self) <= plain_values(o)
+    def __gt__(self, o): return raw(self) > plain_values(o)
+    def __ge__(self, o): return raw(self) >= plain_values(o)
+    def __eq__(self, o): return raw(self) == plain_values(o)
+    def __ne__(self, o): return raw(self) != plain_values(o)
 
     # ---- indexing
     def __getitem__(self, index):
@@ -234,7 +235,7 @@ class _ArrayBehaviour:
     def argsort(self, *args, **kwargs): return raw(self).argsort(*args, **kwargs)
     def argpartition(self, *args, **kwargs): return raw(self).argpartition(*args, **kwargs)
     def nonzero(self): return raw(self).nonzero()
-    def searchsorted(self, v, *args, **kwargs): return raw(self).searchsorted(raw(v), *args, **kwargs)
+    def searchsorted(self, v, *args, **kwargs): return raw(self).searchsorted(plain_values(v), *args, **kwargs)
     def all(self, *args, **kwargs): return raw(self).all(*args, **kwargs)
     def any(self, *args, **kwargs): return raw(self).any(*args, **kwargs)
 

@@ -48,8 +48,12 @@ def memory_order(a, order, name):
     if order == "K" and name == "ravel":
         if flags is None or flags.c_contiguous or fortran:
             return "F" if fortran else "C"
-        raise NotImplementedError("gpuad.numpy.ravel: order='K' reads elements in memory order, and the value under "
-                                  "this traced array is neither C- nor Fortran-contiguous; use order='C' or 'F'")
+        strides = [st for st, n in zip(raw(a).strides, raw(a).shape) if n > 1]
+        if all(st > 0 for st in strides) and strides in (sorted(strides, reverse=True), sorted(strides)):
+            return "C" if strides == sorted(strides, reverse=True) else "F"
+        raise NotImplementedError("gpuad.numpy.ravel: order='K' reads the elements in memory order, and the memory "
+                                  "of the value under this traced array is laid out neither in C nor in Fortran "
+                                  "order; use order='C' or 'F'")
     orders = "'C', 'F', 'A'" + (", 'K'" if name == "ravel" else "")
     raise ValueError(f"{name}: order must be one of {orders} (got {order!r})")
 
