@@ -248,3 +248,43 @@ def test_printing_a_loss_is_easy():
         text = f"loss {loss:.3f}"
     assert text == "loss 5.000"
     assert float(loss) == 5.0 and f"{tape.gradient(loss, x)}" == str(np.array([2.0, 4.0]))
+
+
+# ---- inputs mutated after the forward pass (README: "Mutating an input after the forward pass")
+
+def _program(W):
+    return lambda x: gnp.sin(W @ x) * x
+
+
+def _pullback(x, W):
+    return gpuad.vjp(_program(W), x)[1](np.ones(2))[0]
+
+
+MUTATIONS = {
+    "x[0] = 5": lambda x, W: x.__setitem__(0, 5.0),
+    "x -= 0.1": lambda x, W: x.__isub__(0.1),
+    "W[0, 0] = 7": lambda x, W: W.__setitem__((0, 0), 7.0),
+    "W *= 2": lambda x, W: W.__imul__(2.0),
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_mutation_after_forward_pass_and_the_copy_fix(mutation):
+    x, W = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
+    expected = _pullback(x.copy(), W.copy())
+    # the documented trap: the pullback reads the arrays as they are when it runs
+    _, pull = gpuad.vjp(_program(W), x)
+    MUTATIONS[mutation](x, W)
+    assert not np.allclose(pull(np.ones(2))[0], expected)
+    # the documented fix: pass (and close over) copies, then mutate the originals freely
+    x, W = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
+    W0 = W.copy()
+    _, pull = gpuad.vjp(_program(W0), x.copy())
+    MUTATIONS[mutation](x, W)
+    np.testing.assert_allclose(pull(np.ones(2))[0], expected)
+    # or pull back before mutating
+    x, W = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
+    _, pull = gpuad.vjp(_program(W), x)
+    g = pull(np.ones(2))[0]
+    MUTATIONS[mutation](x, W)
+    np.testing.assert_allclose(g, expected)

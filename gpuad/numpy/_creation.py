@@ -1,9 +1,11 @@
 """gpuad.numpy's array creation: array, asarray and copy (which keep Tensors traced), and the filled arrays.
 
-``array`` and ``asarray`` of a Tensor, or of a list holding Tensors, give a traced array (stacked); of plain
-data they are the backend's own. zeros, ones, empty, full, arange, linspace, eye and identity make plain arrays
-on the default backend (GPUAD_BACKEND; CuPy when a GPU is present); zeros_like and its kin make plain arrays
-like their argument, except ``full_like`` with a traced fill value, which stays differentiable.
+``array`` and ``asarray`` of a Tensor, or of a (nested) list holding Tensors, give a traced array (assembled by
+``_dispatch.array_from``, with NumPy's shape and dtype); of plain data they are the backend's own. zeros, ones,
+empty, eye and identity make plain arrays on the default backend (GPUAD_BACKEND; CuPy when a GPU is present),
+and so do full, linspace and arange on plain arguments; a traced fill value of ``full``/``full_like``, traced
+endpoints of ``linspace`` and a traced start or step of ``arange`` stay differentiable. zeros_like and its kin
+make plain arrays like their argument.
 """
 from __future__ import annotations
 

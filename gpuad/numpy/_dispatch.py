@@ -1,7 +1,9 @@
 """The shared plumbing of ``gpuad.numpy``: dispatch between traced and plain arguments, and axis arguments.
 
 ``traceable`` wraps a traced implementation so that calls without a gpuad Tensor go to the backend module's
-(NumPy's or CuPy's) function of the same name; ``has_tensor`` and ``module_of`` are the tests it makes.
+(NumPy's or CuPy's) function of the same name; ``has_tensor`` and ``module_of`` are the tests it makes. On the
+traced path it reads lists and tuples given for array parameters as NumPy does (``array_from``: the one reading
+of array_like arguments, which the elementwise functions and the operators share).
 ``normalize_axes`` is the one reading of NumPy's ``axis`` arguments (None, one axis, or a sequence) into
 non-negative axes, with NumPy's ``AxisError`` and repeated-axis errors. ``no_out`` rejects the in-place
 arguments (``out=``, ``where=``, ...) that traced values cannot take. Every family module builds on these.

@@ -2,12 +2,14 @@
 
 The core knows a Tensor only as a boxed value of some trace. Everything that makes it behave like a NumPy
 array lives here and is set on the class by ``attach`` when ``gpuad.numpy`` is imported (as HIPS autograd's
-``numpy_boxes``): arithmetic and reflected operators record through gpuad.numpy's functions; comparisons,
-index-valued methods (argmax, nonzero, ...) and conversions (``float(t)``, ``t.item()``) give plain values with no
-derivative; ``t[i]`` records a getitem and ``t.at[i]`` gives out-of-place updates; ``__array_ufunc__`` and
-``__array_function__`` route ``numpy.sin(t)`` and ``numpy.sum(t)`` to the gpuad.numpy function of the same
-name, and ``__array__`` refuses the implicit conversion that would drop the derivative. Subclasses of Tensor
-(one per interpreter) inherit all of it. Hashing stays by identity although ``__eq__`` compares values.
+``numpy_boxes``): arithmetic and reflected operators record through gpuad.numpy's functions (a list operand
+reads as NumPy reads it); comparisons and index-valued methods (argmax, nonzero, ...) give plain values with no
+derivative; the array methods take ndarray's signatures; ``t[i]`` records a getitem and ``t.at[i]`` gives
+out-of-place updates; ``__array_ufunc__`` and ``__array_function__`` route ``numpy.sin(t)`` and
+``numpy.sum(t)`` to the gpuad.numpy function of the same name. Conversions to plain values (``float(t)``,
+``t.item()``, ``numpy.asarray(t)``, ...) are refused while the value is being differentiated (``convertible``)
+and free otherwise; ``format`` formats like NumPy and never refuses. Subclasses of Tensor (one per
+interpreter) inherit all of it. Hashing stays by identity although ``__eq__`` compares values.
 """
 from __future__ import annotations
 
