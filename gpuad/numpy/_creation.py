@@ -152,6 +152,7 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
         extra = {} if device is None else {"device": device}
         return module.full_like(v if hasattr(v, "shape") else module.asarray(v), fill_value, dtype=dtype,
                                 order=order, subok=subok, shape=shape, **extra)
+    a = array_from(a)
     target = aval(a)[0] if shape is None else ((shape,) if isinstance(shape, int) else tuple(shape))
     dtype = _np.dtype(dtype) if dtype is not None else aval(a)[1] or _np.asarray(raw(a)).dtype
     return broadcast_to(astype(asarray(fill_value), dtype), target)

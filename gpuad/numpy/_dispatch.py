@@ -74,16 +74,37 @@ def _leaves(value, out):
 
 def array_from(value):
     """An array_like argument read as NumPy reads it. A list or tuple (nested, holding numbers, arrays or traced
-    values) becomes one array: NumPy builds the plain one (its shape, dtype and errors, ragged lists included),
-    and when traced values sit inside, the same array is assembled differentiably from them (reshape, convert
-    and concatenate rows). Anything else (a Tensor, an array, a scalar) is returned as it is."""
+    values) becomes one array: without traced values the backend's own ``asarray``; with them, the same array
+    (NumPy's shape, its dtype, its error for ragged lists) assembled differentiably from its parts (reshape,
+    convert and concatenate rows), with nothing of its size computed twice. Anything else (a Tensor, an array,
+    a scalar) is returned as it is."""
     if not is_nested(value):
         return value
     module = backend.array_module(*_leaves(value, []))
-    plain = module.asarray(plain_values(value))
     if not has_tensor(value):
-        return plain
-    return _assemble(value, plain.dtype, module)
+        return module.asarray(value)
+    _nested_shape(value, 0)
+    # the dtype NumPy would give: its discovery does not depend on the nesting, so a flat list of 0-d stand-ins
+    dtype = _np.asarray([_dtype_probe(v) for v in _leaves(value, [])]).dtype
+    return _assemble(value, dtype, module)
+
+
+def _nested_shape(value, depth):
+    """The shape NumPy gives a nested list, or NumPy's error for an inhomogeneous one."""
+    if not is_nested(value):
+        shape = aval(value)[0] if isinstance(value, Tensor) or hasattr(value, "shape") else _np.shape(value)
+        return tuple(shape)
+    shapes = {_nested_shape(v, depth + 1) for v in value}
+    if len(shapes) > 1:
+        raise ValueError(f"setting an array element with a sequence. The requested array has an inhomogeneous "
+                         f"shape after {depth + 1} dimensions: the elements of one list have the shapes "
+                         f"{sorted(shapes, key=len)}")
+    return (len(value),) + (shapes.pop() if shapes else ())
+
+
+def _dtype_probe(value):
+    dtype = aval(value)[1]
+    return value if dtype is None else _np.zeros((), dtype)
 
 
 def _assemble(value, dtype, module):
