@@ -235,3 +235,17 @@ def test_tape_with_lists():
         y = gnp.sum(gnp.array([a, b, 1.0]) * [1.0, 10.0, 100.0])
     assert [float(g) for g in tape.gradient(y, [a, b])] == [1.0, 10.0]
     assert math.isclose(float(y), 132.0)
+
+
+def test_traceable_reads_the_declared_array_parameters_only():
+    """A function with other parameter names declares them; other list arguments reach it untouched."""
+    from gpuad.numpy._dispatch import traceable
+
+    def weighted(data, pairs, *, scale):
+        assert isinstance(pairs, list) and pairs == [(0, 1)]     # not an array parameter: left as given
+        assert not isinstance(scale, list)                       # declared: read as an array
+        return gnp.sum(data * scale)
+
+    f = traceable(weighted, arrays=("data", "scale"))
+    g = gpuad.grad(lambda x: f([x[0], x[1]], [(0, 1)], scale=[1., x[2]]))(X)
+    np.testing.assert_allclose(g, [1., X[2], X[1]])

@@ -120,7 +120,7 @@ def _assemble(value, dtype, module):
 # shapes, indices_or_sections, reps, pad_width, subscripts, ... keep their meaning). One array each, a sequence of
 # arrays each (concatenate's ``arrays``, vstack's ``tup``, ...), or one array per extra positional argument.
 ARRAY_PARAMETERS = frozenset({"a", "b", "x", "x1", "x2", "v", "m", "A", "ary", "arr", "array", "values",
-                              "weights", "prepend", "append", "fill_value", "start", "stop"})
+                              "weights", "prepend", "append", "fill_value"})
 ARRAY_SEQUENCES = frozenset({"arrays", "tup", "choicelist"})
 ARRAY_VARARGS = frozenset({"arys", "args", "xi"})
 
@@ -131,7 +131,7 @@ def _array_parameters(fn, arrays, sequences):
     positional, keywords, varargs = [], {}, None
     for i, p in enumerate(inspect.signature(fn).parameters.values()):
         if p.kind is p.VAR_POSITIONAL:
-            if p.name in ARRAY_VARARGS and arrays is None:
+            if p.name in ARRAY_VARARGS:
                 varargs = i
             break
         if p.kind is p.VAR_KEYWORD:
@@ -181,7 +181,8 @@ def traceable(fn, submodule=None, arrays=None, sequences=None):
     On the traced path, a list or tuple given for one of ``fn``'s array parameters reaches ``fn`` as one array,
     as NumPy reads it (``array_from``): ``dot(x, [[1.], [2.]])``, ``mean([x, 3 * x], axis=0)``. The array
     parameters are those named in ``ARRAY_PARAMETERS`` (one array), ``ARRAY_SEQUENCES`` (a sequence of arrays)
-    and ``ARRAY_VARARGS`` (``*arys``), unless ``arrays`` / ``sequences`` name them for this function."""
+    and ``ARRAY_VARARGS`` (``*arys``); a function whose array parameters have other names passes their names
+    as ``arrays`` (one array each) and ``sequences`` (a sequence of arrays each)."""
     name = fn.__name__
     spec = _array_parameters(fn, arrays, sequences)
 
