@@ -85,6 +85,10 @@ def test_method_value_and_gradient(name):
     (lambda t: t.astype(np.int32, casting="safe"), TypeError, ["safe", "int32"]),
     (lambda t: t.cumsum(axis=(0, 1)), TypeError, ["axis"]),
     (lambda t: t[:, ::-1].ravel("K"), NotImplementedError, ["order='K'", "'C' or 'F'"]),
+    (lambda t: t.sort(), AttributeError, ["in place", "gpuad.numpy.sort(t)", "t.data.sort"]),
+    (lambda t: t.fill(0.0), AttributeError, ["in place", "t.data.fill"]),
+    (lambda t: t.tobytes(), AttributeError, ["numpy.ndarray.tobytes", "t.data.tobytes"]),
+    (lambda t: t.no_such_method(), AttributeError, ["no_such_method"]),
 ])
 def test_method_errors_say_what_is_wrong(call, error, words):
     def f(t):

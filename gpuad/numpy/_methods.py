@@ -231,6 +231,17 @@ class _ArrayBehaviour:
             axes = axes[0]
         return _shapes.transpose(self, axes or None)
 
+    def __getattr__(self, name):  # only reached for names Tensor lacks: say what ndarray's one would do here
+        if name.startswith("_") or not hasattr(_np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        in_place = name in ("sort", "fill", "resize", "put", "itemset", "setfield", "partition", "byteswap")
+        alternative = getattr(_gnp, name, None) is not None and not name.startswith("to")
+        raise AttributeError(
+            f"a gpuad Tensor has no method {name!r} (numpy.ndarray.{name})"
+            + (": it works in place, and a traced value cannot change" if in_place else "")
+            + (f"; use gpuad.numpy.{name}(t)" if alternative else "")
+            + f"{'; or ' if alternative else '; '}t.data.{name} works on the value, without its derivative")
+
     # index- and boolean-valued methods: plain arrays, no derivative
     def argmax(self, *args, **kwargs): return raw(self).argmax(*args, **kwargs)
     def argmin(self, *args, **kwargs): return raw(self).argmin(*args, **kwargs)
