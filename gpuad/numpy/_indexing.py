@@ -14,7 +14,7 @@ import numpy as _np
 from .. import backend
 from ..core import aval, raw, Tensor
 from ..ops.linear import GETITEM, SCATTER_ADD
-from ._dispatch import is_backend_array, module_of
+from ._dispatch import array_from, is_backend_array, module_of
 from ._elementwise import where
 from ._shapes import astype, broadcast_to, ravel, reshape
 
@@ -68,6 +68,7 @@ class IndexUpdateAt:
 
     def _values(self, values, module, dtype, selected):
         """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
+        values = array_from(values)
         values = values if isinstance(values, Tensor) else module.asarray(raw(values))
         return broadcast_to(astype(values, dtype), selected)
 
