@@ -25,7 +25,7 @@ from .. import backend
 from ..core import aval, raw
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
-from ._elementwise import clip, sqrt, where as _select  # `where` is a keyword argument of the reductions
+from ._elementwise import clip, maximum, sqrt, where as _select  # `where` is a keyword argument of the reductions
 from ._diagonals import diagonal
 from ._products import matmul
 from ._reductions import average, max as _max, min as _min, prod, sum
@@ -85,7 +85,7 @@ def _nan_slices(sorted_values):
 
 
 def _finish(result, axes, shape, q_ndim, keepdims, nan_slices):
-    if nan_slices is not None and bool(_xp(nan_slices).any(nan_slices)):
+    if nan_slices is not None:  # always applied: no device value decides a path
         result = _select(nan_slices, _np.nan, result)
     if keepdims:
         result = reshape(result, aval(result)[0][:q_ndim] + tuple(1 if i in axes else n for i, n in
@@ -213,9 +213,9 @@ def _nan_mask(a):
 def _replace_nan(a, fill):
     a = asarray(a)
     mask = _nan_mask(a)
-    if mask is None or not bool(_xp(a).any(mask)):
+    if mask is None:
         return a, mask
-    return _select(mask, fill, a), mask
+    return _select(mask, fill, a), mask  # always applied: looking for a NaN first would read the values back
 
 
 @traceable
@@ -261,8 +261,7 @@ def _nan_extremum(name, reduce, fill):
         result = reduce(a, axis, keepdims=keepdims, **_given(initial=initial, where=where))
         if mask is not None and initial is None:
             all_nan = _xp(a).all(mask, axis=normalize_axes(axis, len(aval(a)[0])), keepdims=keepdims)
-            if bool(_xp(a).any(all_nan)):
-                result = _select(all_nan, _np.nan, result)
+            result = _select(all_nan, _np.nan, result)
         return result
     fn.__name__ = name
     fn.__doc__ = f"numpy.{name}: NaNs are ignored (derivative 0 there); an all-NaN slice gives NaN."
@@ -294,23 +293,28 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
         count = _xp(a).squeeze(count, axis=normalize_axes(axis, len(aval(a)[0])))
     dof = count - ddof
     result = result / _xp(a).maximum(dof, 0).astype(_float_of(result))
-    bad = dof <= 0
-    if bool(_xp(a).any(bad)):
-        result = _select(bad, _np.nan, result)
-    return result
+    return _select(dof <= 0, _np.nan, result)
 
 
 @traceable
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """sqrt(nanvar); derivative 0 where the variance is exactly 0 (the convention of std)."""
     variance = nanvar(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
-    zero = raw(variance) == 0
-    if not bool(_xp(variance).any(zero)):
-        return sqrt(variance)
-    return _select(zero, 0, sqrt(_select(zero, 1, variance)))
+    values = raw(variance)  # branch-free, as std: sqrt(0 + 1) * 0 where the variance is 0
+    constant = (values == 0).astype(values.dtype)
+    return sqrt(variance + constant) * (1 - constant)
 
 
 # ---- covariance and correlation -------------------------------------------------------------------------
+
+def _host_values(value):
+    """``value`` (weights) as a NumPy array for NumPy's value checks, or None where reading it would be a
+    device-to-host transfer (on the GPU the checks are skipped: no stall to validate)."""
+    value = raw(value)
+    if hasattr(value, "dtype") and not backend.on_host(module_of((value,))):
+        return None
+    return _np.asarray(value)
+
 
 def _at_least_2d(x, dtype):
     x = asarray(x)
@@ -344,19 +348,19 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
     n = aval(X)[0][1]
     w = None
     if fweights is not None:
-        f = _np.asarray(backend.to_numpy(raw(fweights)))
-        if not _np.all(f == _np.around(f)):
+        f = _host_values(fweights)
+        if f is not None and not _np.all(f == _np.around(f)):
             raise TypeError("fweights must be integer")
-        if f.ndim > 1 or f.shape[0] != n:
+        if len(_np.shape(raw(fweights))) > 1 or _np.shape(raw(fweights))[0] != n:
             raise RuntimeError("incompatible numbers of samples and fweights")
-        if _np.any(f < 0):
+        if f is not None and _np.any(f < 0):
             raise ValueError("fweights cannot be negative")
         w = astype(asarray(asarray_like(fweights, raw(X))), _np.float64)
     if aweights is not None:
-        aw = _np.asarray(backend.to_numpy(raw(aweights)))
-        if aw.ndim > 1 or aw.shape[0] != n:
+        aw = _host_values(aweights)
+        if len(_np.shape(raw(aweights))) > 1 or _np.shape(raw(aweights))[0] != n:
             raise RuntimeError("incompatible numbers of samples and aweights")
-        if _np.any(aw < 0):
+        if aw is not None and _np.any(aw < 0):
             raise ValueError("aweights cannot be negative")
         aweights = asarray(asarray_like(aweights, raw(X)))
         w = aweights if w is None else w * aweights
@@ -370,8 +374,8 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         fact = w_sum - ddof
     else:
         fact = w_sum - ddof * sum(w * aweights) / w_sum
-    if float(raw(fact)) <= 0:
-        fact = 0.0
+    # NumPy's fact <= 0 -> 0, branch-free where fact is an array (it depends on the weights)
+    fact = builtins.max(fact, 0.0) if isinstance(fact, (int, float)) else maximum(fact, 0.0)
     X = X - avg[:, None]
     X_T = transpose(X) if w is None else transpose(X * w)
     c = matmul(X, X_T)

@@ -15,9 +15,9 @@ are refused by the traces for now.
 from __future__ import annotations
 
 from .. import backend, expr
-from ..core import Tensor, aval, raw
+from ..core import Tensor, aval, is_float_dtype, raw
 from ..rules import ARG_NAMES, Primitive
-from .linear import BROADCAST_TO, sum_to
+from .linear import BROADCAST_TO, CONVERT, sum_to
 
 _rows: dict[str, "Elementwise"] = {}
 
@@ -74,8 +74,14 @@ class Elementwise(Primitive):
                 continue
             term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
             total = term if total is None else total + term
-        if total is not None and aval(total)[0] != aval(out)[0]:
-            total = BROADCAST_TO.bind(total, shape=aval(out)[0])
+        if total is not None:
+            (shape, dtype), (tshape, tdtype) = aval(out), aval(total)
+            if tshape != shape:
+                total = BROADCAST_TO.bind(total, shape=shape)
+            if tdtype != dtype and is_float_dtype(dtype) and tdtype is not None:
+                # a boolean or integer partial (where's "1 - x") must not promote the tangent past the output's
+                # dtype: float32 values keep float32 tangents
+                total = CONVERT.bind(total, dtype=dtype)
         return total
 
     def vjp(self, ct, saved, params, avals, needed, fast):
