@@ -79,14 +79,18 @@ def full(shape, fill_value, dtype=None, order="C", **kwargs):
 
 
 def _traced_or_default(name, fn):
-    """``fn`` (NumPy's formula over gpuad functions) when an argument is traced; else the default backend's."""
-    plain = _creator(name)
+    """``fn`` (NumPy's formula over gpuad functions) when an argument is traced; else the backend's (the
+    arguments' or the default one), or ``fn`` on the plain values where that backend lacks the function or these
+    arguments (CuPy has no geomspace)."""
 
     def wrapper(*args, **kwargs):
         if has_tensor(args) or has_tensor(kwargs.values()):
             return fn(*args, **kwargs)
         arrays = [a for a in (*args, *kwargs.values()) if is_backend_array(a)]
-        return getattr(module_of(arrays), name)(*args, **kwargs) if arrays else plain(*args, **kwargs)
+        target = getattr(module_of(arrays) if arrays else backend.default_module(), name, None)
+        if target is None or not backend.accepts(target, args, kwargs):
+            return fn(*args, **kwargs)
+        return target(*args, **kwargs)
     wrapper.__name__ = name
     wrapper.__doc__ = (f"numpy.{name}; differentiable in its traced start/stop (NumPy's own formula), else a "
                        f"plain array on the default backend or the arguments' backend.")
