@@ -23,7 +23,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad import backend
+from gpuad import backend, tape
 from gpuad.testing import check_grads
 
 import emulated_cupy as ec
@@ -284,9 +284,15 @@ def test_no_host_sync_while_recording_and_backward(name, fn, shapes):
     out, grads = record_and_backprop(fn, *args)
     assert_on_device(out)
     assert_on_device(grads)
-    with ec.no_host_sync():  # forward mode and reverse over reverse too
-        gpuad.jvp(fn, tuple(args), tuple(gnp.ones_like(a) for a in args))
-        gpuad.grad(lambda *a: gnp.sum(gpuad.grad(lambda *b: gnp.sum(fn(*b)))(*a)))(*args)
+    # forward mode and reverse over reverse too (unfused: the second-order regions would each compile a host
+    # build, and the fused kernels are checked above)
+    previous = tape.set_fusion(False)
+    try:
+        with ec.no_host_sync():
+            gpuad.jvp(fn, tuple(args), tuple(gnp.ones_like(a) for a in args))
+            gpuad.grad(lambda *a: gnp.sum(gpuad.grad(lambda *b: gnp.sum(fn(*b)))(*a)))(*args)
+    finally:
+        tape.set_fusion(previous)
     expected = on_numpy(lambda *a: gpuad.vjp(fn, *a)[0], *[host(a) for a in args])
     np.testing.assert_allclose(host(out), expected, rtol=1e-12, atol=1e-12)
 
@@ -450,8 +456,17 @@ MORE_HOST_READS = {c[0] for c in test_more_numpy.CASES if c[0].startswith("lstsq
 MORE_CASES = [c for c in test_more_numpy.CASES if c[0] not in MORE_NUMPY_CONSTANTS]
 
 
+@pytest.fixture
+def unfused():
+    """Backward passes op by op (CuPy's functions for every rule), no fused kernels: the table is broad, and each
+    new fused region would compile its own host build; the kernels are covered by the tests above."""
+    previous = tape.set_fusion(False)
+    yield
+    tape.set_fusion(previous)
+
+
 @pytest.mark.parametrize("case", MORE_CASES, ids=[c[0] for c in MORE_CASES])
-def test_more_numpy_table(case):
+def test_more_numpy_table(case, unfused):
     name, call, args = case[:3]
     check = case[3] if len(case) > 3 else True
     with warnings.catch_warnings():
