@@ -390,14 +390,15 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     for node, g in seeds:
         accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
     # Group the region entries from the first source on by region (reaching down to the first entry of every
-    # region that has one there); each runs at its last entry.
+    # region that has one there); each runs at its last entry. A region whose kernel is not compiled yet has the
+    # launcher compile the kernels of the regions still to run with it (one compile per pass: ``run_region``).
     low, groups = regions.groups(first, n)
     region_nodes = regions.nodes()
     for i in range(n - 1, low - 1, -1):
         if groups and i in region_nodes:
             group = groups.get(i)
             if group is not None:
-                run_region(entries, group, cts, owned, reaches, wanted, log, launcher)
+                run_region(entries, group, cts, owned, reaches, wanted, log, launcher, groups)
             continue
         ct = cts[i]
         e = entries[i]

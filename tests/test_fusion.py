@@ -373,12 +373,21 @@ def test_python_rendering_frees_every_local_after_its_last_use():
 
 
 def test_regions_run_through_the_launcher_the_tape_was_given():
-    """One launcher interface: ``runs_on`` and ``launch(spec, kinds, values)``, passed to the Tape."""
+    """One launcher interface: ``runs_on``, ``ready(spec)``, ``prepare(specs)`` (one compiler run for all of
+    them) and ``launch(spec, kinds, values)``, passed to the Tape. A backward pass prepares once: the first
+    region whose kernel is missing brings the kernels the rest of the pass will need."""
     class Recorder:
         runs_on = "numpy"
 
         def __init__(self):
-            self.calls = []
+            self.calls, self.prepared, self.compiled = [], [], set()
+
+        def ready(self, spec):
+            return spec.name in self.compiled
+
+        def prepare(self, specs):
+            self.prepared.append([s.name for s in specs])
+            self.compiled.update(s.name for s in specs)
 
         def launch(self, spec, kinds, values):
             self.calls.append((spec, kinds, len(values)))
@@ -390,6 +399,9 @@ def test_regions_run_through_the_launcher_the_tape_was_given():
                                                                             "gpuad_fused2_negative_exp"]
     for spec, kinds, count in recorder.calls:
         assert kinds == fusion.kernel_param_kinds(spec) and count == len(kinds)
+    assert recorder.prepared == [[spec.name for spec, _, _ in recorder.calls]]  # one batch, predicted right
+    tape_gradient(bench, [x, w], launcher=recorder)
+    assert len(recorder.prepared) == 1 and len(recorder.calls) == 4
     with pytest.raises(ValueError, match="runs cupy arrays"):
         tape_gradient(bench, [x, w], launcher=fusion.CudaLauncher())
 

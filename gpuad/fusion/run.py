@@ -6,7 +6,10 @@ have an incoming cotangent, which cotangents are wanted) and evaluates the compo
 
 * with a launcher (``launchers``: CUDA for CuPy arrays by default, or the one the caller passed, such as the host
   launcher for NumPy arrays), as one generated kernel, plus one reduction per operand that was broadcast (the
-  kernel writes its full-shape cotangent with the reduced axes last);
+  kernel writes that operand's cotangent over the region's full shape into a C-contiguous temporary, at index i
+  like every full operand, so its writes are coalesced; the temporary is then summed over the broadcast axes,
+  ``layout.reduction_layout``). When the region's kernel is not compiled yet, the kernels the rest of the pass
+  will most likely need are compiled with it, in one compiler run (``predict``, ``launcher.prepare``);
 * without one (NumPy by default), as the Python rendering of the same program (``render_python``).
 
 Cotangents are accumulated in place by ``accumulate``, the one accumulation rule of the backward pass (the tape
@@ -17,6 +20,7 @@ into the buffer (by the kernel itself, for full-shape buffers the backward pass 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from .. import backend
 from ..core import Tensor, is_float_dtype, raw
@@ -37,14 +41,59 @@ _I = [("i", k) for k in range(256)]
 _C = [("c", k) for k in range(256)]
 
 
-def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher=None):
+def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher=None, groups=None):
     """Propagate the cotangents of region ``members`` (tape indices, ascending) to the region's inputs.
 
     ``entries``: the tape's entries (each with ``prim``, ``parents``, ``saved``: its arguments, None for the
     region-internal ones, and ``out_aval``); ``cts``/``owned``: the cotangent buffers by node and whether the
     pass owns them (updated in place); ``reaches``: whether a node reaches a wanted source; ``wanted``: the
     source nodes; ``log``: a list collecting what each kernel is (``spec_of`` reads it); ``launcher``: the
-    launcher for these arrays (None: ``launchers.default_launcher``)."""
+    launcher for these arrays (None: ``launchers.default_launcher``); ``groups``: the pass's regions by last
+    member (when this region's kernel is not compiled yet, the kernels the regions still to run will most likely
+    need are compiled with it, in one batch: ``predict``)."""
+    seeded, seeds = [], []
+    for m in members:
+        ct = cts[m]
+        if ct is not None:
+            seeded.append(m)
+            seeds.append(ct)
+            if m not in wanted:
+                cts[m] = None
+    if not seeds:
+        return
+    built = _structure(entries, members, seeded, reaches, wanted)
+    if built is None:
+        return
+    region, shape, inputs, consts, out_nodes, targets = built
+    stats["regions"] += 1
+    module = backend.array_module(*seeds)
+    if launcher is None:
+        launcher = default_launcher(module)
+    elif launcher.runs_on != module.__name__:
+        raise ValueError(f"the launcher {type(launcher).__name__} runs {launcher.runs_on} arrays, but this "
+                         f"region's are {module.__name__} arrays")
+    prog = program(region)
+    if launcher is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
+        more = None
+        if groups:
+            last = members[-1]
+            more = lambda: predict(entries, [g for k, g in groups.items() if k < last], cts, reaches,  # noqa
+                                   wanted)
+        _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
+                    log, more)
+    else:
+        if log is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
+            # what the GPU would run, planned only if someone asks (Tape.kernels): keep layouts, not arrays
+            log.append((region, shape, [Layout(inputs[j]) if j in prog.used_inputs else None
+                                        for j in range(len(inputs))],
+                        [Layout(seeds[i]) if i in prog.live_seeds else None for i in range(len(seeds))],
+                        targets))
+        _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes, cts, owned)
+
+
+def _structure(entries, members, seeded, reaches, wanted):
+    """(region, shape, inputs, consts, out_nodes, targets) of region ``members`` whose nodes ``seeded`` have an
+    incoming cotangent, or None when it produces no wanted cotangent."""
     shape, dtype = entries[members[0]].out_aval
     local = {}
     inputs, input_nodes, keys, consts, nodes = [], [], {}, [], []
@@ -69,50 +118,57 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
                 refs.append(_I[j] if j < 256 else ("i", j))
         local[m] = len(nodes)
         nodes.append((e.prim, tuple(refs)))
-    seeded, seeds = [], []
-    for m in members:
-        ct = cts[m]
-        if ct is not None:
-            seeded.append(local[m])
-            seeds.append(ct)
-            if m not in wanted:
-                cts[m] = None
-    if not seeds:
-        return
     outputs, out_nodes = [], []
     for j, p in enumerate(input_nodes):
         if p is not None and reaches[p] and is_float_dtype(entries[p].out_aval[1]):
-            outputs.append(("i", j))
+            outputs.append(_I[j] if j < 256 else ("i", j))
             out_nodes.append(p)
     for m in members:
         if m in wanted:
             outputs.append(("v", local[m]))
             out_nodes.append(m)
     if not outputs:
-        return
+        return None
     region = Region(dtype_name(dtype), shape == (),
                     tuple((value_dtype_name(v), _shape(v) == shape) for v in inputs), len(consts), tuple(nodes),
-                    tuple(seeded), tuple(outputs))
-    targets = [entries[p].out_aval for p in out_nodes]
-    stats["regions"] += 1
-    module = backend.array_module(*seeds)
-    if launcher is None:
-        launcher = default_launcher(module)
-    elif launcher.runs_on != module.__name__:
-        raise ValueError(f"the launcher {type(launcher).__name__} runs {launcher.runs_on} arrays, but this "
-                         f"region's are {module.__name__} arrays")
-    prog = program(region)
-    if launcher is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
-        _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
-                    log)
-    else:
-        if log is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
-            # what the GPU would run, planned only if someone asks (Tape.kernels): keep layouts, not arrays
-            log.append((region, shape, [Layout(inputs[j]) if j in prog.used_inputs else None
-                                        for j in range(len(inputs))],
-                        [Layout(seeds[i]) if i in prog.live_seeds else None for i in range(len(seeds))],
-                        targets))
-        _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes, cts, owned)
+                    tuple(local[m] for m in seeded), tuple(outputs))
+    return region, shape, inputs, consts, out_nodes, [entries[p].out_aval for p in out_nodes]
+
+
+def predict(entries, groups, cts, reaches, wanted):
+    """The KernelSpecs the regions ``groups`` (member lists) will most likely need in the rest of a backward pass,
+    planned before their cotangents exist: a member is taken as seeded when it has a cotangent already or an
+    entry outside its region that reaches a source uses it, and a cotangent that does not exist yet as a new
+    full-shape C-contiguous array (what most rules return). A wrong guess costs one more compile later, never a
+    wrong result: the kernel each region runs is planned from its real arrays."""
+    if not groups:
+        return []
+    region_of = {m: k for k, members in enumerate(groups) for m in members}
+    used = set()
+    for j in range(min(min(g) for g in groups), len(entries)):
+        if reaches[j]:
+            here = region_of.get(j)
+            for p in entries[j].parents:
+                if p is not None and p in region_of and region_of[p] != here:
+                    used.add(p)
+    specs = []
+    for members in groups:
+        seeded = [m for m in members if cts[m] is not None or (reaches[m] and m in used)]
+        if not seeded:
+            continue
+        try:
+            built = _structure(entries, members, seeded, reaches, wanted)
+            if built is None:
+                continue
+            region, shape, inputs, consts, out_nodes, targets = built
+            seeds = [Layout(cts[m]) if cts[m] is not None else Layout.full(shape, entries[m].out_aval[1])
+                     for m in seeded]
+            prog = program(region)
+            if _kernel_ok(region, prog, inputs, seeds, targets, shape):
+                specs.append(plan(region, shape, inputs, seeds, targets)[0])
+        except Exception:  # a guess only: the region plans its own kernel when it runs
+            continue
+    return specs
 
 
 def spec_of(entry):
@@ -179,28 +235,30 @@ def _kernel_ok(region, prog, inputs, seeds, targets, shape):
 
 
 def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
-                log):
+                log, more=None):
     inputs, seeds = list(inputs), list(seeds)  # NumPy gives scalars for 0-d results: kernels want arrays
+    ndarray = module.ndarray
     for j in prog.used_inputs:
-        if not isinstance(inputs[j], module.ndarray):
+        if not isinstance(inputs[j], ndarray):
             inputs[j] = module.asarray(inputs[j])
     for i in prog.live_seeds:
-        if not isinstance(seeds[i], module.ndarray):
+        if not isinstance(seeds[i], ndarray):
             seeds[i] = module.asarray(seeds[i])
     spec, dims, strides, reductions = plan(region, shape, inputs, seeds, targets)
     if log is not None:
         log.append(spec)
+    if not launcher.ready(spec):  # compile it with what the rest of the pass will most likely need: one batch
+        launcher.prepare([spec, *(more() if more is not None else ())])
     arrays = [inputs[j] for j in prog.used_inputs] + [seeds[i] for i in prog.live_seeds]
     flags = 0
     finish = []
     for bit, (o, reduction) in enumerate(zip(prog.written, reductions)):
         node = out_nodes[o]
         tshape, tdtype = targets[o]
-        if reduction is not None:
-            kept, red = reduction
-            temp = module.empty(kept * red, dtype=region.dtype)
+        if reduction is not None:  # a full-shape temporary the kernel writes at index i, summed afterwards
+            temp = module.empty(shape, dtype=region.dtype)
             arrays.append(temp)
-            finish.append((node, tshape, tdtype, temp, kept, red))
+            finish.append((node, tshape, tdtype, temp, reduction))
             continue
         buf = cts[node] if region.outputs[o][0] == "i" else None
         if buf is None:
@@ -215,19 +273,23 @@ def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, ta
                 owned[node] = True
             flags |= 1 << bit
         arrays.append(buf)
-    n = math.prod(shape)
-    values = [n, *dims]
+    values = [math.prod(shape), *dims]
     for a, st in zip(arrays, strides):
         values.append(a)
         if st is not None:
             values.extend(st)
     values.extend(consts)
     values.append(flags)
-    launcher.launch(spec, kernel_param_kinds(spec), values)
+    launcher.launch(spec, _param_kinds(spec), values)
     stats["kernels"] += 1
-    for node, tshape, tdtype, temp, kept, red in finish:
-        value = module.sum(temp.reshape(kept, red), axis=1).reshape(tshape)
+    for node, tshape, tdtype, temp, (grouped, axes) in finish:
+        value = temp.reshape(grouped).sum(axis=axes).reshape(tshape)
         stats["reductions"] += 1
         if value.dtype != tdtype:
             value = value.astype(tdtype)
         accumulate(cts, owned, node, value, True, module)
+
+
+@lru_cache(maxsize=4096)
+def _param_kinds(spec):
+    return kernel_param_kinds(spec)
