@@ -357,7 +357,8 @@ def backward(entries, seeds, sources, tape, log=None):
     first = min(wanted)
     reaches = _reaching(entries, wanted, first)
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
-        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log)
+        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log,
+                             tape.persistent)
     return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions)
 
 
@@ -379,10 +380,11 @@ def _needed(e, reaches):
     return [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(e.parents, e.avals)]
 
 
-def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log):
+def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log, persistent=False):
     """The raw-array path: each elementwise region runs as one fused program when the walk reaches its last
     entry; every other entry runs its rule on arrays; cotangents are accumulated in place into private
-    buffers."""
+    buffers. A persistent tape keeps each region's structure and kernel plan for its next passes
+    (``regions.cache``)."""
     n = len(entries)
     cts = [None] * n
     owned = bytearray(n)
@@ -394,11 +396,14 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     # launcher compile the kernels of the regions still to run with it (one compile per pass: ``run_region``).
     low, groups = regions.groups(first, n)
     region_nodes = regions.nodes()
+    cache = key = None
+    if persistent and groups:
+        cache, key = regions.cache, tuple(sorted(wanted))
     for i in range(n - 1, low - 1, -1):
         if groups and i in region_nodes:
             group = groups.get(i)
             if group is not None:
-                run_region(entries, group, cts, owned, reaches, wanted, log, launcher, groups)
+                run_region(entries, group, cts, owned, reaches, wanted, log, launcher, groups, cache, key)
             continue
         ct = cts[i]
         e = entries[i]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy  # dtype bookkeeping only
 
-from .program import KernelSpec, program
+from .program import KernelSpec, intern, program
 from .render_cpp import C_TYPES
 
 _dtype_names: dict = {}
@@ -152,5 +152,5 @@ def plan(region, shape, inputs, seeds, targets):
     dims, merged = _collapse(shape, strided) if strided else ([], [])
     it = iter(merged)
     strides = [next(it) if s is not None else None for s in strides]
-    spec = KernelSpec(region, tuple(kinds), len(dims))
+    spec = intern(KernelSpec(region, tuple(kinds), len(dims)))
     return spec, dims, strides, reductions

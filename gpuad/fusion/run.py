@@ -27,7 +27,7 @@ from ..core import Tensor, is_float_dtype, raw
 from ..ops.linear import sum_to
 from .launchers import default_launcher
 from .layout import Layout, dtype_name, layout, plan, value_dtype_name
-from .program import KernelSpec, Region, program
+from .program import KernelSpec, Region, intern, program
 from .render_cpp import C_TYPES, KERNEL_DTYPES, kernel_param_kinds
 from .render_python import python_function
 
@@ -41,7 +41,8 @@ _I = [("i", k) for k in range(256)]
 _C = [("c", k) for k in range(256)]
 
 
-def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher=None, groups=None):
+def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher=None, groups=None, cache=None,
+               key=None):
     """Propagate the cotangents of region ``members`` (tape indices, ascending) to the region's inputs.
 
     ``entries``: the tape's entries (each with ``prim``, ``parents``, ``saved``: its arguments, None for the
@@ -50,7 +51,9 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
     source nodes; ``log``: a list collecting what each kernel is (``spec_of`` reads it); ``launcher``: the
     launcher for these arrays (None: ``launchers.default_launcher``); ``groups``: the pass's regions by last
     member (when this region's kernel is not compiled yet, the kernels the regions still to run will most likely
-    need are compiled with it, in one batch: ``predict``)."""
+    need are compiled with it, in one batch: ``predict``); ``cache``: a dict kept by a persistent tape across its
+    backward passes, for the region's structure (by last member, seeded members and ``key``, which stands for
+    ``wanted``) and its kernel plan (by the seeds' shapes, strides and dtypes)."""
     seeded, seeds = [], []
     for m in members:
         ct = cts[m]
@@ -61,8 +64,14 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
                 cts[m] = None
     if not seeds:
         return
-    built = _structure(entries, members, seeded, reaches, wanted)
-    if built is None:
+    if cache is not None:
+        ckey = (members[-1], tuple(seeded), key)
+        built = cache.get(ckey)
+        if built is None:
+            built = cache[ckey] = _structure(entries, members, seeded, reaches, wanted) or ()
+    else:
+        built = _structure(entries, members, seeded, reaches, wanted)
+    if not built:
         return
     region, shape, inputs, consts, out_nodes, targets = built
     stats["regions"] += 1
@@ -73,14 +82,23 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
         raise ValueError(f"the launcher {type(launcher).__name__} runs {launcher.runs_on} arrays, but this "
                          f"region's are {module.__name__} arrays")
     prog = program(region)
-    if launcher is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
+    planned = None
+    if launcher is not None:
+        if cache is not None:
+            pkey = (ckey, tuple([(s.shape, s.strides, s.dtype) for s in seeds]))
+            planned = cache.get(pkey)
+            if planned is None:
+                planned = cache[pkey] = _plan(region, prog, shape, inputs, seeds, targets)
+        else:
+            planned = _plan(region, prog, shape, inputs, seeds, targets)
+    if planned:
         more = None
         if groups:
             last = members[-1]
             more = lambda: predict(entries, [g for k, g in groups.items() if k < last], cts, reaches,  # noqa
                                    wanted)
         _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
-                    log, more)
+                    log, more, planned)
     else:
         if log is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
             # what the GPU would run, planned only if someone asks (Tape.kernels): keep layouts, not arrays
@@ -89,6 +107,13 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
                         [Layout(seeds[i]) if i in prog.live_seeds else None for i in range(len(seeds))],
                         targets))
         _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes, cts, owned)
+
+
+def _plan(region, prog, shape, inputs, seeds, targets):
+    """``layout.plan`` of the region's kernel over these arrays, or () when no kernel can run it."""
+    if not _kernel_ok(region, prog, inputs, seeds, targets, shape):
+        return ()
+    return plan(region, shape, inputs, seeds, targets)
 
 
 def _structure(entries, members, seeded, reaches, wanted):
@@ -129,9 +154,9 @@ def _structure(entries, members, seeded, reaches, wanted):
             out_nodes.append(m)
     if not outputs:
         return None
-    region = Region(dtype_name(dtype), shape == (),
-                    tuple((value_dtype_name(v), _shape(v) == shape) for v in inputs), len(consts), tuple(nodes),
-                    tuple(local[m] for m in seeded), tuple(outputs))
+    region = intern(Region(dtype_name(dtype), shape == (),
+                           tuple((value_dtype_name(v), _shape(v) == shape) for v in inputs), len(consts),
+                           tuple(nodes), tuple(local[m] for m in seeded), tuple(outputs)))
     return region, shape, inputs, consts, out_nodes, [entries[p].out_aval for p in out_nodes]
 
 
@@ -235,7 +260,7 @@ def _kernel_ok(region, prog, inputs, seeds, targets, shape):
 
 
 def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
-                log, more=None):
+                log, more, planned):
     inputs, seeds = list(inputs), list(seeds)  # NumPy gives scalars for 0-d results: kernels want arrays
     ndarray = module.ndarray
     for j in prog.used_inputs:
@@ -244,7 +269,7 @@ def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, ta
     for i in prog.live_seeds:
         if not isinstance(seeds[i], ndarray):
             seeds[i] = module.asarray(seeds[i])
-    spec, dims, strides, reductions = plan(region, shape, inputs, seeds, targets)
+    spec, dims, strides, reductions = planned
     if log is not None:
         log.append(spec)
     if not launcher.ready(spec):  # compile it with what the rest of the pass will most likely need: one batch
