@@ -51,6 +51,18 @@ class Layout:
         self.strides, self.size = tuple(reversed(strides)), step // dtype.itemsize
         return self
 
+    @classmethod
+    def of(cls, shape, strides, dtype):
+        """The layout of a view of ``shape`` with byte ``strides``."""
+        self = cls.__new__(cls)
+        dtype = numpy.dtype(dtype)
+        self.shape, self.strides, self.itemsize, self.dtype = tuple(shape), tuple(strides), dtype.itemsize, dtype
+        size = 1
+        for n in self.shape:
+            size *= n
+        self.size = size
+        return self
+
     def __init__(self, a):
         if not hasattr(a, "strides"):  # a Python float: a 0-d float64
             self.shape, self.strides, self.itemsize, self.size, self.dtype = (), (), 8, 1, _FLOAT64

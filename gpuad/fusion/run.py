@@ -95,8 +95,7 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
         more = None
         if groups:
             last = members[-1]
-            more = lambda: predict(entries, [g for k, g in groups.items() if k < last], cts, reaches,  # noqa
-                                   wanted)
+            more = lambda: predict(entries, groups, last, cts, reaches, wanted)  # noqa: E731
         _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
                     log, more, planned)
     else:
@@ -160,40 +159,121 @@ def _structure(entries, members, seeded, reaches, wanted):
     return region, shape, inputs, consts, out_nodes, [entries[p].out_aval for p in out_nodes]
 
 
-def predict(entries, groups, cts, reaches, wanted):
-    """The KernelSpecs the regions ``groups`` (member lists) will most likely need in the rest of a backward pass,
-    planned before their cotangents exist: a member is taken as seeded when it has a cotangent already or an
-    entry outside its region that reaches a source uses it, and a cotangent that does not exist yet as a new
-    full-shape C-contiguous array (what most rules return). A wrong guess costs one more compile later, never a
-    wrong result: the kernel each region runs is planned from its real arrays."""
-    if not groups:
+def predict(entries, groups, current, cts, reaches, wanted):
+    """The KernelSpecs the regions of ``groups`` ({last member: members}, the pass's regions) that run after the
+    one ending at ``current`` will most likely need, planned before their cotangents exist. A member is seeded
+    when it has a cotangent already or will get one from an entry outside its region, and a cotangent that does
+    not exist yet is guessed by ``_guess_layout``. A wrong guess costs one more compile later, never a wrong
+    result: the kernel each region runs is planned from its real arrays."""
+    todo = [g for k, g in groups.items() if k < current]
+    if not todo:
         return []
-    region_of = {m: k for k, members in enumerate(groups) for m in members}
-    used = set()
-    for j in range(min(min(g) for g in groups), len(entries)):
+    last_of = {m: k for k, members in groups.items() for m in members}
+    low = min(min(g) for g in todo)
+    consumers: dict = {}  # node -> the reaching entries outside its region that use it
+    inner: dict = {}      # region member -> the members of its region that use it
+    for j in range(low, len(entries)):
         if reaches[j]:
-            here = region_of.get(j)
+            here = last_of.get(j)
             for p in entries[j].parents:
-                if p is not None and p in region_of and region_of[p] != here:
-                    used.add(p)
+                if p is not None and p >= low and reaches[p]:
+                    users = (inner if here is not None and last_of.get(p) == here else consumers).setdefault(p, [])
+                    if not users or users[-1] != j:
+                        users.append(j)
+    guess = _Guess(entries, cts, consumers, inner, last_of, current)
     specs = []
-    for members in groups:
-        seeded = [m for m in members if cts[m] is not None or (reaches[m] and m in used)]
-        if not seeded:
-            continue
+    for members in todo:
         try:
+            seeds = {m: guess.layout(m) for m in members}
+            seeded = [m for m in members if seeds[m] is not None]
+            if not seeded:
+                continue
             built = _structure(entries, members, seeded, reaches, wanted)
             if built is None:
                 continue
             region, shape, inputs, consts, out_nodes, targets = built
-            seeds = [Layout(cts[m]) if cts[m] is not None else Layout.full(shape, entries[m].out_aval[1])
-                     for m in seeded]
+            seeds = [seeds[m] for m in seeded]
             prog = program(region)
             if _kernel_ok(region, prog, inputs, seeds, targets, shape):
                 specs.append(plan(region, shape, inputs, seeds, targets)[0])
         except Exception:  # a guess only: the region plans its own kernel when it runs
             continue
     return specs
+
+
+class _Guess:
+    """The layout a node's cotangent will have when the reverse walk reaches it (``layout``; None: it gets
+    none): the real one when every entry that uses the node has run; else a new C-contiguous array (what most
+    rules, the kernels and every accumulation of two contributions make), except for the views the linear rules
+    hand on from their own cotangent: ``sum`` (a broadcast: stride 0 along the summed axes), ``reshape`` and
+    ``transpose``."""
+
+    def __init__(self, entries, cts, consumers, inner, last_of, current):
+        self.entries, self.cts, self.consumers, self.inner = entries, cts, consumers, inner
+        self.last_of, self.current = last_of, current
+        self.memo, self.live = {}, {}
+
+    def gets(self, j):
+        """Whether entry j will have a nonzero adjoint to hand on (so its arguments get cotangents from it): its
+        own cotangent, or, in a region, a member of its region using it that has one; every member of the region
+        running now is taken to have one."""
+        live = self.live
+        if j not in live:
+            live[j] = False
+            last = self.last_of.get(j)
+            live[j] = (last == self.current or self.layout(j) is not None
+                       or (last is not None and any(self.gets(k) for k in self.inner.get(j, ()))))
+        return live[j]
+
+    def layout(self, node):
+        memo = self.memo
+        if node not in memo:
+            memo[node] = None
+            memo[node] = self._layout(node)
+        return memo[node]
+
+    def _layout(self, node):
+        shape, dtype = self.entries[node].out_aval
+        ct = self.cts[node]
+        pending = [j for j in self.consumers.get(node, ())
+                   if self.last_of.get(j, j) <= self.current and self.gets(j)]
+        if ct is not None:
+            return Layout(ct) if not pending else Layout.full(shape, dtype)
+        if not pending:
+            return None
+        if len(pending) > 1:
+            return Layout.full(shape, dtype)
+        j = pending[0]
+        e = self.entries[j]
+        name = getattr(e.prim, "name", None)
+        if j in self.last_of or name not in ("sum", "reshape", "transpose") or len(e.parents) != 1:
+            return Layout.full(shape, dtype)
+        out = self.layout(j)
+        if out is None:
+            return None
+        if name == "transpose":
+            axes = e.params["axes"]
+            inverse = sorted(range(len(axes)), key=axes.__getitem__)
+            return Layout.of(shape, [out.strides[inverse[k]] for k in range(len(shape))], dtype)
+        if name == "reshape":
+            return _reshaped(out, shape, dtype)
+        axis, keepdims = e.params["axis"], e.params["keepdims"]
+        kept = tuple(1 if k in axis else n for k, n in enumerate(shape))
+        if not keepdims:
+            out = _reshaped(out, kept, dtype)
+        return Layout.of(shape, [0 if kept[k] == 1 else s for k, s in enumerate(out.strides)], dtype)
+
+
+def _reshaped(layout, shape, dtype):
+    """The layout of ``layout`` reshaped to ``shape`` as NumPy does it: a view when only axes of extent 1 come or
+    go (or every stride is 0), else a C-contiguous array."""
+    if not any(layout.strides):
+        return Layout.of(shape, [0] * len(shape), dtype)
+    src = [(n, st) for n, st in zip(layout.shape, layout.strides) if n != 1]
+    if [n for n, _ in src] != [n for n in shape if n != 1]:
+        return Layout.full(shape, dtype)
+    it = iter(src)
+    return Layout.of(shape, [0 if n == 1 else next(it)[1] for n in shape], dtype)
 
 
 def spec_of(entry):
