@@ -179,7 +179,11 @@ class Tape(Trace):
                     constants[len(primals)] = a
                 primals.append(a)
                 parents.append(None)
-        out = bind(prim, primals, params)
+        hook = prim.forward_and_save  # gpuad.custom / gpuad.recompute: output and saved values in one call
+        if hook is None:
+            out = bind(prim, primals, params)
+        else:
+            out, saved = hook(primals, params)
         out_aval = aval(out)
         kind = out_aval[1].kind if out_aval[1] is not None else "f"
         if kind != "f":
@@ -195,7 +199,7 @@ class Tape(Trace):
             entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         else:
             self.regions.close(parents)
-            entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
+            entries.append(TapeEntry(prim, parents, prim.save(primals, out) if hook is None else saved, params,
                                      [aval(p) for p in primals], out_aval, constants))
         return TapeTensor(self, out, len(entries) - 1)
 
