@@ -299,8 +299,10 @@ def _count(treedef):
 
 def _matches_with_none(value, treedef):
     """``value`` has ``treedef``'s structure where None may stand for any subtree."""
-    if value is None or treedef is None:
+    if value is None:
         return True
+    if treedef is None:
+        return not isinstance(value, (tuple, list, dict))
     if treedef[0] is dict:
         return isinstance(value, dict) and sorted(value) == list(treedef[1]) and all(
             _matches_with_none(value[k], c) for k, c in zip(treedef[1], treedef[2]))
