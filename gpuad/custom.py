@@ -30,7 +30,7 @@ from . import backend, tree
 from . import numpy as gnp
 from .core import Tensor, aval, bind, raw
 from .rules import Primitive
-from .transforms import vjp as _vjp
+from .tape import Tape, TapeTensor, as_array
 
 __all__ = ["custom_vjp", "custom_jvp"]
 
@@ -158,6 +158,9 @@ class UserCall(Primitive):
         dyn = self.dynamic_args()
         if not any(isinstance(v, Tensor) for v in dyn):
             return self.fun(*self.full_args(dyn))
+        self.xp = backend.array_module(raw(dyn[0]))
+        for k in self.dyn:  # the tape keeps this primitive: it must not keep the arguments alive too
+            self.leaves[k] = None
         return self.output(bind(self, dyn, {}))
 
     def format(self, args, params):
@@ -185,6 +188,25 @@ def _cast(value, dtype):
     return value if aval(value)[1] == dtype else gnp.astype(value, dtype)
 
 
+def pull_through(fn, inputs, ct):
+    """The cotangents of ``inputs`` for ``ct`` on ``fn(*inputs)`` (one array out): ``fn`` is recorded on a fresh
+    non-persistent Tape, its output value dropped before the backward pass (only its tape node is needed), and
+    the cotangent pulled (raw and fused when nothing else records, traced otherwise)."""
+    tape = Tape()
+    tape.start()
+    try:
+        boxes = [tape.box_input(as_array(v)) for v in inputs]
+        out = fn(*boxes)
+    finally:
+        tape.stop()
+    node = tape._node_of(out)
+    if node is None:  # the output does not depend on the inputs
+        return [backend.float_zeros_like(raw(v)) for v in inputs]
+    target = TapeTensor(tape, None, node)
+    del out  # frees the recomputed output (the tape keeps what its backward pass reads)
+    return tape.pull([target], [ct], boxes)
+
+
 def _pull_linear(call, tangent_map, ct, needed):
     """The transpose of a linear map of the dynamic leaves' tangents (``tangent_map(list) -> packed``), applied
     to ``ct``, for the ``needed`` leaves only (the others get None): gpuad's own vjp, exact for a linear map,
@@ -204,8 +226,7 @@ def _pull_linear(call, tangent_map, ct, needed):
 
     xp = backend.array_module(raw(ct))
     zeros = [xp.zeros(call.dyn_avals[k][0], dtype=call.dyn_avals[k][1]) for k in idx]
-    _, pull = _vjp(restricted, *zeros)
-    grads = pull(ct)
+    grads = pull_through(restricted, zeros, ct)
     out = [None] * len(needed)
     for k, g in zip(idx, grads):
         out[k] = g
@@ -277,7 +298,7 @@ class CustomVJPCall(UserCall):
                 grads.append(None)
                 continue
             if isinstance(g, (int, float)) and not isinstance(g, bool):
-                g = backend.array_module(raw(self.leaves[k])).asarray(g, dtype=dtype)
+                g = self.xp.asarray(g, dtype=dtype)
             g_shape = aval(g)[0]
             if tuple(g_shape) != tuple(shape):
                 raise ValueError(f"{what} returned a cotangent of shape {tuple(g_shape)} for an input leaf of shape "
@@ -382,7 +403,7 @@ class CustomJVPCall(UserCall):
         for k, (shape, dtype) in zip(self.out_pos, self.out_avals):
             t = t_leaves[k]
             if t is None or isinstance(t, (int, float)):
-                t = backend.array_module(raw(self.leaves[self.dyn[0]])).full(shape, t or 0, dtype=dtype)
+                t = self.xp.full(shape, t or 0, dtype=dtype)
             if tuple(aval(t)[0]) != tuple(shape):
                 raise ValueError(f"{self.name}: the jvp rule returned a tangent of shape {tuple(aval(t)[0])} for an "
                                  f"output of shape {tuple(shape)}; a tangent must have its output's shape")

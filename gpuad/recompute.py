@@ -17,10 +17,9 @@ from __future__ import annotations
 import functools
 
 from .core import Tensor, Trace, aval, bind, lower, raw
-from .custom import UserCall, _fill_zeros
+from .custom import UserCall, _fill_zeros, pull_through
 from .rules import Primitive
 from .transforms import jvp as _jvp
-from .transforms import vjp as _vjp
 from . import tree
 
 __all__ = ["checkpoint", "checkpoint_policies", "remat"]
@@ -202,8 +201,7 @@ class CheckpointCall(UserCall):
             stats["reused"] += replay.reused
             return self.set_output(out, "the function")
 
-        _, pull = _vjp(recompute, *[inputs[k] for k in idx])
-        grads = pull(ct)
+        grads = pull_through(recompute, [inputs[k] for k in idx], ct)
         result = [None] * n
         for k, g in zip(idx, grads):
             result[k] = g

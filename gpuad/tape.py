@@ -252,6 +252,7 @@ class Tape(Trace):
                 g = as_array(g)
             seeds.append((node, g))
         self._kernel_log = []
+        self.freed = not self.persistent  # (the raw backward pass frees the saved arrays as it goes)
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else backend.float_zeros_like(raw(s)) for g, s in zip(grads, sources)]
@@ -361,7 +362,8 @@ def backward(entries, seeds, sources, tape, log=None):
     first = min(wanted)
     reaches = _reaching(entries, wanted, first)
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
-        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log)
+        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log,
+                             not tape.persistent)
     return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions)
 
 
@@ -383,10 +385,11 @@ def _needed(e, reaches):
     return [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(e.parents, e.avals)]
 
 
-def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log):
+def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log, free=False):
     """The raw-array path: each elementwise region runs as one fused program when the walk reaches its last
     entry; every other entry runs its rule on arrays; cotangents are accumulated in place into private
-    buffers."""
+    buffers. ``free`` (a non-persistent tape): each entry drops its saved values once its rule has run, so the
+    memory the forward pass kept shrinks as the backward pass goes (what checkpoint's recomputation relies on)."""
     n = len(entries)
     cts = [None] * n
     owned = bytearray(n)
@@ -402,6 +405,9 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
             group = groups.get(i)
             if group is not None:
                 run_region(entries, group, cts, owned, reaches, wanted, log, launcher)
+                if free:
+                    for m in group:
+                        entries[m].saved = None
             continue
         ct = cts[i]
         e = entries[i]
@@ -413,6 +419,8 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
         if not any(needed):
             continue
         contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
+        if free:
+            e.saved = None
         for p, c, need in zip(e.parents, contribs, needed):
             if need and c is not None:
                 if module is None:
