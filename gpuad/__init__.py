@@ -9,6 +9,7 @@ from .tape import Tape, tensor
 from .transforms import grad, jvp, value_and_grad, vjp
 from .custom import custom_jvp, custom_vjp
 from .recompute import checkpoint, checkpoint_policies, remat
+from . import custom_batching  # noqa: F401  (vmap's rules for them, where gpuad.batching exists)
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
 from . import nn  # noqa: F401
 

@@ -150,6 +150,10 @@ class UserCall(Primitive):
         return tree.unflatten(self.out_def, leaves)
 
     # ---- the primitive
+    def flat_fun(self, *dyn):
+        """The function of the float input leaves, returning the packed output (what vmap's rules batch)."""
+        return self.set_output(self.fun(*self.full_args(dyn)), "the function")
+
     def impl(self, *dyn):
         return self.set_output(_check_raw(self.fun(*self.full_args(dyn)), self.name), "the function")
 

@@ -164,10 +164,6 @@ class CheckpointCall(UserCall):
         if policy is None:
             self.forward_and_save = None  # the Tape's plain path: bind (impl runs fun) and save (the inputs)
 
-    def flat_fun(self, *dyn):
-        """The function of the float input leaves, returning the packed output (what batching would vmap)."""
-        return self.set_output(self.fun(*self.full_args(dyn)), "the function")
-
     def save(self, primals, out):
         return tuple(primals)
 
