@@ -198,3 +198,39 @@ def test_pytrees_static_leaves_and_closures():
 def test_no_traced_argument_just_runs():
     x, w = _x(3, 3), _x(3, 3)
     np.testing.assert_array_equal(gpuad.checkpoint(block)(x, w), block(x, w))
+
+
+def test_the_backward_pass_frees_what_it_has_used():
+    # A non-persistent tape drops each entry's saved arrays once its rule has run: when the first op's rule runs,
+    # the residual of the second is gone already (a persistent tape keeps it for the next gradient call).
+    import weakref
+    seen = {}
+
+    @gpuad.custom_vjp
+    def first(x):
+        return x * 2
+
+    def first_bwd(res, g):
+        seen["alive"] = seen["second"]() is not None
+        return (2 * g,)
+
+    first.defvjp(lambda x: (first(x), None), first_bwd)
+
+    @gpuad.custom_vjp
+    def second(x):
+        return gnp.sin(x)
+
+    def second_fwd(x):
+        r = gnp.cos(x)
+        seen["second"] = weakref.ref(r)
+        return second(x), r
+
+    second.defvjp(second_fwd, lambda r, g: (r * g,))
+    x = _x(8)
+    for persistent, alive in ((False, False), (True, True)):
+        seen.clear()
+        xt = gpuad.tensor(x)
+        with gpuad.Tape(persistent=persistent) as tape:
+            y = gnp.sum(second(first(xt)))
+        np.testing.assert_allclose(tape.gradient(y, xt), 2 * np.cos(2 * x))
+        assert seen["alive"] is alive
