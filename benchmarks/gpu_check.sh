@@ -8,8 +8,8 @@
 #
 # Budget (under 9 minutes in all): the benchmark first (at most 2 minutes), the checkpoint benchmark (at most
 # 45 s), then the GPU-specific tests (the gpu marker, fusion and kernels: at most 2.5), then the rest of the suite
-# on the CuPy backend (at most 3). Each
-# step's counts are written even when a later one runs out of time. Exit status: non-zero when a step failed.
+# on the CuPy backend (at most 3). Each step's counts are written even when a later one runs out of time. Exit
+# status: non-zero when a step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
