@@ -439,7 +439,8 @@ class custom_jvp:
 
     Forward mode runs the rule. Reverse mode keeps the inputs only and, in the backward pass, transposes the
     rule's tangent map (gpuad's own ``vjp`` of the linear map ``t -> rule(primals, t)[1]``), as JAX linearises
-    and transposes. With ``nondiff_argnums`` the rule is called as ``rule(*nondiff_args, primals, tangents)``.
+    and transposes; the backward pass so runs the rule once more, its primal part included (a cost in time, not
+    in memory). With ``nondiff_argnums`` the rule is called as ``rule(*nondiff_args, primals, tangents)``.
     A rule written with ``gpuad.numpy`` (and calling ``f`` itself if it likes) gives derivatives of every order.
     """
 
