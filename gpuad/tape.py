@@ -185,10 +185,9 @@ class Tape(Trace):
         else:
             out, saved = hook(primals, params)
         out_aval = aval(out)
-        kind = out_aval[1].kind if out_aval[1] is not None else "f"
-        if kind != "f":
-            if kind == "c":
-                refuse_complex(out_aval[1], f"the result of {prim.name}")
+        dtype = out_aval[1]
+        if dtype is None or dtype.kind != "f":
+            refuse_complex(dtype, f"the result of {prim.name}")
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
