@@ -28,7 +28,7 @@ import numpy as _np
 
 from . import backend, tree
 from . import numpy as gnp
-from .core import Tensor, aval, bind, raw
+from .core import Tensor, aval, bind, raw, recording_traces
 from .rules import Primitive
 from .tape import Tape, TapeTensor, as_array
 
@@ -197,14 +197,22 @@ def pull_through(fn, inputs, ct):
     non-persistent Tape, its output value dropped before the backward pass (only its tape node is needed), and
     the cotangent pulled (raw and fused when nothing else records, traced otherwise)."""
     tape = Tape()
+    stack = recording_traces()
+    paused = stack.no_grad
+    if paused and not stack:  # a gradient taken inside no_grad: nothing else records, so this tape may
+        stack.no_grad = 0
     tape.start()
     try:
         boxes = [tape.box_input(as_array(v)) for v in inputs]
         out = fn(*boxes)
     finally:
         tape.stop()
+        stack.no_grad = paused
     node = tape._node_of(out)
     if node is None:  # the output does not depend on the inputs
+        if stack.no_grad:
+            raise RuntimeError("a checkpoint or custom_jvp backward pass cannot recompute inside no_grad while a "
+                               "transform records the backward pass; take this gradient outside no_grad")
         return [backend.float_zeros_like(raw(v)) for v in inputs]
     target = TapeTensor(tape, None, node)
     del out  # frees the recomputed output (the tape keeps what its backward pass reads)

@@ -234,3 +234,14 @@ def test_the_backward_pass_frees_what_it_has_used():
             y = gnp.sum(second(first(xt)))
         np.testing.assert_allclose(tape.gradient(y, xt), 2 * np.cos(2 * x))
         assert seen["alive"] is alive
+
+
+def test_gradient_taken_inside_no_grad():
+    fn = gpuad.checkpoint(lambda x, w: block(x, w, 3))
+    x, w = _x(4, 3), _x(3, 3)
+    wt = gpuad.tensor(w)
+    with gpuad.Tape() as tape:
+        y = gnp.sum(fn(x, wt))
+    with gpuad.no_grad():
+        g = tape.gradient(y, wt)
+    np.testing.assert_allclose(g, gpuad.grad(lambda w: gnp.sum(block(x, w, 3)))(w), rtol=1e-12)
