@@ -8,14 +8,15 @@
 #   GPUAD_COMMIT=<sha> OUT=/some/dir bash benchmarks/gpu_check.sh   # where the tree has no .git
 #
 # Budget: under 7 minutes in all on an H100 with no compile cache (GPUAD_CHECK_BUDGET seconds, default 400, for
-# the three steps together; each step's limit is the smaller of its own cap and what is left of it):
+# the steps together; each step's limit is the smaller of its own cap and what is left of it):
 #   1. the benchmark (cap 75 s): compile time (one module) apart from run time; the bandwidth headline timed
 #      with CUDA events around the kernel launches;
-#   2. the GPU tests, -m gpu (cap 120 s): their generated kernels (about 270) are compiled first in ONE module
+#   2. the checkpoint benchmark (benchmarks/checkpoint_bench.py, cap 40 s);
+#   3. the GPU tests, -m gpu (cap 120 s): their generated kernels (about 270) are compiled first in ONE module
 #      per worker process (the compile time is printed apart: NVRTC took 18 s for them on a loaded 2-core CPU,
 #      65 ms a kernel), then each runs against NumPy;
-#   3. the rest of the suite on the CuPy backend, -m "not gpu and not cpu_build" (the rest of the budget,
-#      about 180 s; each backward pass compiles its new kernels in one module).
+#   4. the rest of the suite on the CuPy backend, -m "not gpu and not cpu_build" (the rest of the budget,
+#      about 140 s; each backward pass compiles its new kernels in one module).
 # Both test steps run in parallel with pytest-xdist when installed (GPUAD_CHECK_WORKERS, default 8: NVRTC
 # compiles on the host's cores), each test limited to 60 s with pytest-timeout when installed.
 # The CPU-only checks (nvcc, NVRTC and g++ builds of the kernels: marker cpu_build) are CI's and never run here.
@@ -90,6 +91,13 @@ timeout -s INT -k 10 "$LIMIT" "$PY" benchmarks/gpu_bench.py --size "$SIZE" --rep
     --json "$OUT/gpu_bench_$STAMP.json" 2>&1 | tee -a "$RESULT"
 BENCH=${PIPESTATUS[0]}
 echo "benchmark exit status: $BENCH (124/130: timed out), $(( $(date +%s) - T0 ))s" | tee -a "$RESULT"
+LIMIT=$(limit 40)
+echo "## checkpoint benchmark (benchmarks/checkpoint_bench.py: MLP gradient, batch 4096, memory pool peak; limit ${LIMIT}s)" \
+    | tee -a "$RESULT"
+T0=$(date +%s)
+timeout -s INT -k 10 "$LIMIT" "$PY" benchmarks/checkpoint_bench.py 4096 10 2>&1 | tee -a "$RESULT"
+CHECKPOINT=${PIPESTATUS[0]}
+echo "checkpoint benchmark exit status: $CHECKPOINT (124/130: timed out), $(( $(date +%s) - T0 ))s" | tee -a "$RESULT"
 
 XDIST=""
 "$PY" -c "import xdist" 2>/dev/null && XDIST="-n ${GPUAD_CHECK_WORKERS:-8}"
@@ -137,4 +145,4 @@ run_tests suite 400 tests/ -m "not gpu and not cpu_build" $XDIST $PER_TEST
 TESTS=$?
 echo "total: $(( $(date +%s) - START ))s of a ${BUDGET}s budget" | tee -a "$RESULT"
 echo "results: $RESULT"
-[ "$GPU_TESTS" -eq 0 ] && [ "$TESTS" -eq 0 ] && [ "$BENCH" -eq 0 ]
+[ "$GPU_TESTS" -eq 0 ] && [ "$TESTS" -eq 0 ] && [ "$BENCH" -eq 0 ] && [ "$CHECKPOINT" -eq 0 ]

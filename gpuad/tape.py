@@ -179,12 +179,15 @@ class Tape(Trace):
                     constants[len(primals)] = a
                 primals.append(a)
                 parents.append(None)
-        out = bind(prim, primals, params)
+        hook = prim.forward_and_save  # gpuad.custom / gpuad.recompute: output and saved values in one call
+        if hook is None:
+            out = bind(prim, primals, params)
+        else:
+            out, saved = hook(primals, params)
         out_aval = aval(out)
-        kind = out_aval[1].kind if out_aval[1] is not None else "f"
-        if kind != "f":
-            if kind == "c":
-                refuse_complex(out_aval[1], f"the result of {prim.name}")
+        dtype = out_aval[1]
+        if dtype is None or dtype.kind != "f":
+            refuse_complex(dtype, f"the result of {prim.name}")
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
@@ -195,7 +198,7 @@ class Tape(Trace):
             entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         else:
             self.regions.close(parents)
-            entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
+            entries.append(TapeEntry(prim, parents, prim.save(primals, out) if hook is None else saved, params,
                                      [aval(p) for p in primals], out_aval, constants))
         return TapeTensor(self, out, len(entries) - 1)
 
@@ -248,6 +251,7 @@ class Tape(Trace):
                 g = as_array(g)
             seeds.append((node, g))
         self._kernel_log = []
+        self.freed = not self.persistent  # (the raw backward pass frees the saved arrays as it goes)
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else backend.float_zeros_like(raw(s)) for g, s in zip(grads, sources)]
@@ -358,7 +362,7 @@ def backward(entries, seeds, sources, tape, log=None):
     reaches = _reaching(entries, wanted, first)
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
         return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log,
-                             tape.persistent)
+                             not tape.persistent)
     return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions)
 
 
@@ -380,10 +384,12 @@ def _needed(e, reaches):
     return [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(e.parents, e.avals)]
 
 
-def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log, persistent=False):
+def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log, free=False):
     """The raw-array path: each elementwise region runs as one fused program when the walk reaches its last
     entry; every other entry runs its rule on arrays; cotangents are accumulated in place into private
-    buffers. A persistent tape keeps each region's structure and kernel plan for its next passes
+    buffers. ``free`` (a non-persistent tape): each entry drops its saved values once its rule has run, so the
+    memory the forward pass kept shrinks as the backward pass goes (what checkpoint's recomputation relies on).
+    Otherwise (a persistent tape) each region's structure and kernel plan are kept for the next passes
     (``regions.cache``)."""
     n = len(entries)
     cts = [None] * n
@@ -397,13 +403,16 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     low, groups = regions.groups(first, n)
     region_nodes = regions.nodes()
     cache = key = None
-    if persistent and groups:
+    if not free and groups:
         cache, key = regions.cache, tuple(sorted(wanted))
     for i in range(n - 1, low - 1, -1):
         if groups and i in region_nodes:
             group = groups.get(i)
             if group is not None:
                 run_region(entries, group, cts, owned, reaches, wanted, log, launcher, groups, cache, key)
+                if free:
+                    for m in group:
+                        entries[m].saved = None
             continue
         ct = cts[i]
         e = entries[i]
@@ -415,6 +424,8 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
         if not any(needed):
             continue
         contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
+        if free:
+            e.saved = None
         for p, c, need in zip(e.parents, contribs, needed):
             if need and c is not None:
                 if module is None:
