@@ -7,9 +7,13 @@ Reverse mode records an array-level tape and walks it backwards (``grad``, ``val
 from .core import Tensor, no_grad, stop_gradient
 from .tape import Tape, tensor
 from .transforms import grad, jvp, value_and_grad, vjp
+from .custom import custom_jvp, custom_vjp
+from .recompute import checkpoint, checkpoint_policies, remat
+from . import custom_batching  # noqa: F401  (vmap's rules for them, where gpuad.batching exists)
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
 from . import nn  # noqa: F401
 
 __all__ = ["Tensor", "Tape", "grad", "value_and_grad", "vjp", "jvp", "tensor", "stop_gradient", "no_grad",
+           "custom_vjp", "custom_jvp", "checkpoint", "checkpoint_policies", "remat",
            "numpy", "nn", "testing"]
 __version__ = "0.1.0"
