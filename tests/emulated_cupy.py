@@ -17,8 +17,12 @@ builds a stand-in that gpuad's backend treats as CuPy (``backend.register_cupy_l
   ``.tolist()``, ``.get()``, ``cupy.asnumpy``, iteration of a 0-d array and boolean-mask indexing (its result
   size must reach the host) each count one transfer in ``HOST_SYNCS``; inside ``no_host_sync()`` they raise
   ``HostSyncError`` instead, naming the operation.
-* **Generated kernels run by their host build** through the launcher interface (``EmulatedLauncher``: the
-  ``HostLauncher`` of ``gpuad.fusion`` for these arrays), chosen as the emulated module's default launcher.
+* **Generated kernels launched by gpuad's own CUDA launcher**: ``CudaLauncher(cupy=<this module>)`` is the
+  emulated module's default launcher, so the very code that runs on the GPU (one ``RawModule`` per backward
+  pass, ``get_function``, the argument conversion, the grid) runs here; ``RawModule`` compiles the CUDA source
+  for the host (a small shim supplies ``blockIdx``/``threadIdx``/``blockDim``/``gridDim``) and a launch runs
+  every (block, thread) of the grid in turn. A kernel argument that is not a device array or a NumPy scalar of
+  a C type fails, as it would on the GPU. ``LAUNCHES`` lists (kernel, grid, block) of every launch.
 
 ``install()`` registers it (idempotent); ``emulated()`` also makes it the default backend for a block, like a
 machine with a GPU. ``AVAILABLE``/``REASON`` say whether the real CuPy package could be imported.
@@ -393,11 +397,126 @@ def _scatter(numpy_ufunc, name):
     return fn
 
 
+
+
+# ---- CUDA kernels: the CUDA source compiled for the host, launched as a grid --------------------------------
+
+# What the CUDA build needs from the device that a host compiler lacks: the launch coordinates (set per emulated
+# thread by the grid trampoline below) and the __global__ qualifier. The prelude takes its host branch (no
+# __CUDACC__), the same per-element text both builds share.
+_CUDA_SHIM = """// emulated CUDA (tests/emulated_cupy.py): a CUDA kernel source compiled by the host C++ compiler
+struct gpuad_dim3 { unsigned int x, y, z; };
+static gpuad_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0}, blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+#define __global__
+"""
+
+_KERNEL = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
+_CTYPES = {np.dtype(np.int64): "c_longlong", np.dtype(np.uint32): "c_uint32", np.dtype(np.float32): "c_float",
+           np.dtype(np.float64): "c_double", np.dtype(np.int32): "c_int32"}
+
+
+def _grid_trampoline(name, params):
+    """A host function running kernel ``name`` for every (block, thread) of a one-dimensional grid, in order
+    (the generated kernels' threads are independent: any order is a schedule the GPU may run)."""
+    names = ", ".join(p.split()[-1].lstrip("*&") for p in params.split(","))
+    return (f'extern "C" void gpuad_grid_{name}(unsigned int grid, unsigned int block, {params}) {{\n'
+            f"    gridDim.x = grid; blockDim.x = block;\n"
+            f"    for (unsigned int b = 0; b < grid; ++b) {{ blockIdx.x = b;\n"
+            f"        for (unsigned int t = 0; t < block; ++t) {{ threadIdx.x = t; {name}({names}); }} }}\n}}\n")
+
+
+class RawModule:
+    """``cupy.RawModule`` emulated: the CUDA source (what NVRTC compiles on the GPU) compiled for the host with a
+    small shim, one compiler run per module, cached on disk by the text's hash; ``get_function`` gives kernels
+    launched as CuPy launches them, ``kernel(grid, block, args)``."""
+
+    COMPILES: list[int] = []  # kernels per module compiled (the tests count compiler runs)
+
+    def __init__(self, code=None, *, path=None, options=(), backend="nvrtc", translate_cucomplex=False,
+                 enable_cooperative_groups=False, name_expressions=None, jitify=None):
+        if code is None or path is not None:
+            raise NotImplementedError("the emulated RawModule compiles code= only")
+        self.code, self.options = code, tuple(options)
+        self._library = None
+
+    def _load(self):
+        if self._library is None:
+            import ctypes
+            import hashlib
+            import subprocess
+            kernels = _KERNEL.findall(self.code)
+            text = _CUDA_SHIM + self.code + "\n" + "".join(_grid_trampoline(n, p) for n, p in kernels)
+            stem = os.path.join(_kernel_folder(), "cuda_" + hashlib.sha1(text.encode()).hexdigest()[:16])
+            if not os.path.exists(stem + ".so"):
+                with open(stem + ".cpp", "w") as f:
+                    f.write(text)
+                from gpuad.fusion.launchers import compiler
+                result = subprocess.run([compiler(), "-std=c++17", "-O1", "-shared", "-fPIC", stem + ".cpp", "-o",
+                                         stem + ".so"], capture_output=True, text=True)
+                if result.returncode != 0:
+                    raise RuntimeError(f"the emulated NVRTC (the host compiler) rejected {stem}.cpp:\n"
+                                       f"{result.stderr[-4000:]}")
+            RawModule.COMPILES.append(len(kernels))
+            self._library = ctypes.CDLL(stem + ".so")
+        return self._library
+
+    def get_function(self, name):
+        if f'void {name}(' not in self.code:
+            raise RuntimeError(f"no kernel named {name} in this module (emulated cupy.RawModule)")
+        return _RawKernel(self, name)
+
+
+class _RawKernel:
+    LAUNCHES: list[tuple] = []  # (name, grid, block) of every launch
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+        self._fn = None
+
+    def __call__(self, grid, block, args, **kwargs):
+        import ctypes
+        if self._fn is None:
+            self._fn = getattr(self.module._load(), f"gpuad_grid_{self.name}")
+            self._fn.restype = None
+        if len(grid) != 1 or len(block) != 1:
+            raise NotImplementedError("the emulated launch runs one-dimensional grids")
+        converted = []
+        for a in args:  # what CuPy's launch accepts, strictly: device arrays and NumPy scalars of a C type
+            if isinstance(a, ndarray):
+                converted.append(ctypes.c_void_p(a.view(np.ndarray).ctypes.data))
+            elif isinstance(a, np.generic) and a.dtype in _CTYPES:
+                converted.append(getattr(ctypes, _CTYPES[a.dtype])(a.item()))
+            else:
+                raise TypeError(f"kernel {self.name}: argument of type {type(a).__name__} (a NumPy array, or a "
+                                f"Python scalar of no definite C type) cannot be passed to a CUDA kernel")
+        _RawKernel.LAUNCHES.append((self.name, int(grid[0]), int(block[0])))
+        self._fn(ctypes.c_uint(int(grid[0])), ctypes.c_uint(int(block[0])), *converted)
+
+
+class _Device:
+    """``cupy.cuda.Device()``: a small device (2 SMs), so the launcher's grid cap is met by larger arrays."""
+
+    id = 0
+    attributes = {"MultiProcessorCount": 2}
+
+    def __init__(self, device=None):
+        pass
+
+
+def _kernel_folder():
+    folder = os.path.join(tempfile.gettempdir(), f"gpuad-emulated-kernels-{os.getuid()}")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+# ---- kernels and registration -------------------------------------------------------------------------------
+
 if AVAILABLE:
     _check_methods()
     cupy = _Module("cupy", _real_cupy, np, {
         "ndarray": ndarray, "asnumpy": _asnumpy, "get_array_module": _get_array_module,
-        "__version__": _real_cupy.__version__})
+        "__version__": _real_cupy.__version__, "RawModule": RawModule,
+        "cuda": types.SimpleNamespace(Device=_Device)})
     cupyx = types.ModuleType("cupyx")
     cupyx.scatter_add = _scatter(np.add, "scatter_add")
     cupyx.scatter_max = _scatter(np.maximum, "scatter_max")
@@ -406,29 +525,8 @@ else:  # pragma: no cover - the tier skips
     cupy = cupyx = None
 
 
-# ---- kernels and registration -------------------------------------------------------------------------------
-
-def _launcher_class():
-    from gpuad.fusion import HostLauncher
-
-    class EmulatedLauncher(HostLauncher):
-        """The generated kernels' host build (the same generated text the CUDA launcher compiles), run on the
-        NumPy memory under emulated CuPy arrays: this is the emulated GPU."""
-
-        runs_on = "cupy"
-
-        def launch(self, spec, kinds, values):
-            values = [v.view(np.ndarray) if isinstance(v, ndarray) else v for v in values]
-            for kind, v in zip(kinds, values):
-                if kind == "ptr" and not isinstance(v, np.ndarray):
-                    raise TypeError(f"kernel {spec.name}: a pointer argument is a {type(v).__name__}, not an "
-                                    f"array")
-            super().launch(spec, kinds, values)
-
-    return EmulatedLauncher
-
-
 LAUNCHER = None
+LAUNCHES = _RawKernel.LAUNCHES
 _installed = []
 
 
@@ -439,9 +537,8 @@ def install():
         return
     from gpuad import backend
     from gpuad.fusion import launchers
-    folder = os.path.join(tempfile.gettempdir(), f"gpuad-emulated-kernels-{os.getuid()}")
-    os.makedirs(folder, exist_ok=True)
-    LAUNCHER = _launcher_class()(folder)
+    from gpuad.fusion import CudaLauncher
+    LAUNCHER = CudaLauncher(cupy=cupy)  # gpuad's CUDA launcher itself, over the emulated RawModule
     undo = backend.register_cupy_like(ndarray, cupy, cupyx)
     launchers.use_launcher(cupy, LAUNCHER)
     _installed.append(undo)

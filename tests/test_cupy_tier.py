@@ -124,15 +124,27 @@ def test_host_transfers_are_detected():
         x[0].item()
 
 
-def test_kernels_run_through_the_launcher_as_host_builds():
+def test_kernels_run_through_the_cuda_launcher_as_host_builds():
     x = dev(RNG.uniform(-1, 1, (3, 4)))
-    before = len(ec.LAUNCHER.launched)
+    before = len(ec.LAUNCHES)
     f = lambda x: gnp.sum(gnp.tanh(x * 2.0 + 1.0) * gnp.exp(x) / (1.0 + x * x))  # noqa: E731
     _, (g,) = record_and_backprop(f, x)
-    assert len(ec.LAUNCHER.launched) > before, "the fused region did not run as a generated kernel"
+    assert len(ec.LAUNCHES) > before, "the fused region did not run as a generated kernel"
+    assert ec.LAUNCHES[-1][2] == gpuad.fusion.CudaLauncher.BLOCK
     assert_on_device(g)
     expected = gpuad.grad(f)(host(x))  # NumPy: the Python rendering of the same program
     np.testing.assert_allclose(host(g), expected, rtol=1e-13)
+
+
+def test_grid_stride_loop_covers_arrays_larger_than_the_grid():
+    """More elements than the capped grid has threads (2 SMs emulated: 64 blocks of 256): each thread strides."""
+    x = RNG.uniform(-1, 1, (50, 401))
+    f = lambda x: gnp.sum(gnp.sin(x) * gnp.exp(x * 0.5) + x * x)  # noqa: E731
+    before = len(ec.LAUNCHES)
+    _, (g,) = record_and_backprop(f, dev(x))
+    launched = ec.LAUNCHES[before:]
+    assert launched and all(grid == 32 * 2 for _, grid, _ in launched)
+    np.testing.assert_allclose(host(g), gpuad.grad(f)(x), rtol=1e-12, atol=1e-15)
 
 
 # ---- the known mismatches ------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ once), ``launch(spec, kinds, values)``, which runs the kernel over ``values[0]``
 * ``CudaLauncher``: the CUDA build, compiled by CuPy (NVRTC) as one ``cupy.RawModule`` per ``prepare`` (the
   kernels' sources concatenated: their names are unique and each lives in its own namespace), whose binary CuPy
   caches on disk (keyed by the whole module's text), launched as a grid-stride kernel. ``CUDA`` is the
-  process's one instance, the default for CuPy arrays.
+  process's one instance, the default for CuPy arrays; ``CudaLauncher(cupy=module)`` runs on a stand-in module
+  (the tests' emulated CuPy, whose ``RawModule`` compiles the CUDA text for the host).
 * ``HostLauncher``: the CPU build of the very same generated text, compiled by the host C++ compiler into one
   shared library per ``prepare`` and called through ctypes on NumPy arrays. Nothing uses it unless asked:
   ``gpuad.Tape(launcher=HostLauncher())`` runs that tape's NumPy regions through the whole kernel path (layouts,
@@ -65,7 +66,8 @@ class CudaLauncher:
     _SCALARS = {"i64": numpy.int64, "u32": numpy.uint32, "f32": numpy.float32, "f64": numpy.float64}
     BLOCK = 256
 
-    def __init__(self):
+    def __init__(self, cupy=None):
+        self.cupy = cupy  # the cupy module (None: import it); the tests pass their emulated CuPy
         self.kernels: dict[str, object] = {}
         self.compiles = 0
         self.compile_seconds = 0.0
@@ -80,7 +82,7 @@ class CudaLauncher:
         missing = [s for s in unique(specs) if s.name not in self.kernels]
         if not missing:
             return
-        import cupy
+        cupy = self._cupy()
         start = time.perf_counter()
         module = cupy.RawModule(code=module_source(missing, "cuda"), options=NVRTC_OPTIONS)
         found = {spec.name: module.get_function(spec.name) for spec in missing}  # the first compiles
@@ -88,8 +90,14 @@ class CudaLauncher:
         self.compiles += 1
         self.kernels.update(found)
 
-    def _blocks(self):
+    def _cupy(self):
+        if self.cupy is not None:
+            return self.cupy
         import cupy
+        return cupy
+
+    def _blocks(self):
+        cupy = self._cupy()
         try:
             sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
         except Exception:
