@@ -147,6 +147,19 @@ def test_grid_stride_loop_covers_arrays_larger_than_the_grid():
     np.testing.assert_allclose(host(g), gpuad.grad(f)(x), rtol=1e-12, atol=1e-15)
 
 
+def test_a_kernel_argument_cupy_would_reject_fails_here(monkeypatch):
+    """The launcher must pass device arrays and NumPy scalars of a C type: a Python int (no definite C type)
+    fails here as on the GPU. Simulated by a launcher that forgets to convert its scalars."""
+    launcher = gpuad.fusion.CudaLauncher(cupy=ec.cupy)
+    monkeypatch.setattr(launcher, "_SCALARS", {k: (lambda v: v) for k in launcher._SCALARS})
+    x = dev(RNG.uniform(-1, 1, (3, 4)))
+    with pytest.raises(TypeError, match="cannot be passed to a CUDA kernel"):
+        with gpuad.Tape(launcher=launcher) as t:
+            xs = t.watch(x)
+            y = gnp.sum(gnp.tanh(xs) * xs)
+        t.gradient(y, xs)
+
+
 # ---- the known mismatches ------------------------------------------------------------------------------------
 
 MISMATCHES = [
