@@ -14,9 +14,13 @@ builds a stand-in that gpuad's backend treats as CuPy (``backend.register_cupy_l
 * **Arrays held by NumPy**: ``ndarray`` is a subclass of ``numpy.ndarray``; reductions give 0-d arrays, never
   scalars (as CuPy's do).
 * **Device-to-host transfers detected**: ``bool()``, ``float()``, ``int()``, ``complex()``, ``.item()``,
-  ``.tolist()``, ``.get()``, ``cupy.asnumpy``, iteration of a 0-d array and boolean-mask indexing (its result
-  size must reach the host) each count one transfer in ``HOST_SYNCS``; inside ``no_host_sync()`` they raise
-  ``HostSyncError`` instead, naming the operation.
+  ``.tolist()``, ``.get()``, ``cupy.asnumpy`` and boolean-mask indexing (its result size must reach the host)
+  each count one transfer in ``HOST_SYNCS``; inside ``no_host_sync()`` they raise ``HostSyncError`` instead,
+  naming the operation. Not caught: ``numpy.asarray(x)`` on an emulated array (NumPy reads a subclass without
+  asking it; real CuPy raises TypeError there), so gpuad moves arrays to the host only through
+  ``backend.to_numpy`` (``.get()``).
+* **Setting up the emulation is not a transfer**: the emulated functions hand NumPy plain views, so NumPy's own
+  code never trips the checks; only gpuad's reads do.
 * **Generated kernels launched by gpuad's own CUDA launcher**: ``CudaLauncher(cupy=<this module>)`` is the
   emulated module's default launcher, so the very code that runs on the GPU (one ``RawModule`` per backward
   pass, ``get_function``, the argument conversion, the grid) runs here; ``RawModule`` compiles the CUDA source
