@@ -245,6 +245,27 @@ def test_at_set_with_repeats_is_numpys_last_write(name, shape, index, vshape, on
     np.testing.assert_array_equal(host(gv), wins.sum() if vshape == () else wins.reshape(vshape))
 
 
+@pytest.mark.parametrize("on_device", [False, True], ids=["numpy", "cupy"])
+def test_at_multiply_with_repeats_and_zeros(on_device):
+    a = RNG.uniform(-2, 2, (5, 3))
+    v = RNG.uniform(-2, 2, (6, 3))
+    v[1, 0] = v[4, 2] = 0.0
+    idx = np.array([3, 1, 3, 0, 3, 1])
+    expected = a.copy()
+    np.multiply.at(expected, idx, v)
+    move = dev if on_device else np.asarray
+
+    def f(a, v):
+        if isinstance(a, gpuad.Tensor):
+            return a.at[move(idx)].multiply(v)
+        out = host(a).copy()  # plain values (the numerical derivatives): NumPy's own multiply.at
+        np.multiply.at(out, idx, host(v))
+        return move(out)
+    out, _ = record_and_backprop(f, move(a), move(v), allow_sync=not on_device)
+    np.testing.assert_allclose(host(out), expected, rtol=1e-14)
+    check_grads(f, [move(a), move(v)], order=2)
+
+
 # ---- no host synchronisation in traced code ------------------------------------------------------------------
 
 def _mlp_loss(w1, w2, x, labels):
@@ -261,6 +282,8 @@ WORKLOADS = [
     ("std", lambda x: gnp.std(x, axis=0), [(3, 4)]),
     ("std-constant-slice", lambda x: gnp.std(x * gnp.asarray([[1.0], [0.0], [1.0]]), axis=1), [(3, 4)]),
     ("at-set", lambda x: x.at[gnp.asarray([0, 2, 0])].set(x[1] * 3.0), [(3, 4)]),
+    ("at-multiply", lambda x: x.at[gnp.asarray([1, 1, 2, 1])].multiply(x[:4] + 2.0).sum()
+     + x.at[1:, gnp.asarray([0, 0])].multiply(x[0, 2:] * 0.0 + x[0, :2]), [(4, 3)]),
     ("at-add", lambda x: x.at[gnp.asarray([0, 2, 0])].add(x[1] * 3.0), [(3, 4)]),
     ("reductions", lambda x: gnp.sum(x) + gnp.mean(x, axis=0) + gnp.max(x, axis=1).sum() + gnp.min(x)
      + gnp.var(x, ddof=1) + gnp.ptp(x, axis=0) + gnp.average(x, axis=0, weights=gnp.asarray([1.0, 2.0, 3.0])),
@@ -323,11 +346,10 @@ def test_no_host_sync_while_recording_and_backward(name, fn, shapes):
 
 
 # Host reads that remain (each an xfail: when one is designed away, its strict xfail fails and it moves up):
-# lstsq's residuals have a shape that depends on the rank, as in NumPy; .at[].multiply/.min/.max apply repeated
-# indices in rounds counted on the host; weighted quantiles pick their elements on the host.
+# lstsq's residuals have a shape that depends on the rank, as in NumPy; .at[].min/.max apply repeated indices in
+# rounds counted on the host; weighted quantiles pick their elements on the host.
 KNOWN_SYNCS = [
     ("lstsq-rank", lambda a: gnp.linalg.lstsq(a + 3 * gnp.eye(4), a[:, :2], rcond=None)[0].sum(), [(4, 4)]),
-    ("at-multiply", lambda x: x.at[gnp.asarray([1, 1, 2])].multiply(x[:3] + 2.0).sum(), [(3, 4)]),
     ("at-max", lambda x: x.at[gnp.asarray([0, 0])].max(x[1:]).sum(), [(3, 4)]),
     ("quantile-weights", lambda x: gnp.quantile(x, 0.5, axis=1, method="inverted_cdf",
                                                 weights=gnp.asarray([1.0, 2.0, 1.0, 3.0])).sum(), [(3, 4)]),

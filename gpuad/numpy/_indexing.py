@@ -121,8 +121,30 @@ class IndexUpdateAt:
 
     def multiply(self, values):
         """Multiply the elements at ``index`` by ``values``; repeated indices multiply repeatedly (like
-        ``numpy.multiply.at``)."""
-        return self._combine(values, lambda a, b: a * b)
+        ``numpy.multiply.at``).
+
+        No host read: the occurrences are sorted by position on the device, each run of one position multiplied
+        by a segmented product (the linear recurrence h_i = v_i h_(i-1) within a run, restarted at each run's
+        first element: exact derivatives of every order, zeros included), and each run's total multiplies its
+        element."""
+        from ..ops.scans import RECURRENCE
+        module, shape, dtype, selected = self._selection()
+        values = ravel(self._values(values, module, dtype, selected))
+        size = math.prod(shape)
+        positions = module.arange(size).reshape(shape)[self.index].ravel()
+        if positions.size == 0:
+            return self.array
+        order = module.argsort(positions)  # a product does not depend on the order within a run
+        ordered = positions[order]
+        continues = module.concatenate([module.zeros(1, dtype=bool), ordered[1:] == ordered[:-1]])
+        last = module.concatenate([ordered[1:] != ordered[:-1], module.ones(1, dtype=bool)])
+        carried = continues.astype(dtype)
+        run = values[order]
+        products = RECURRENCE.bind(run * (1 - carried), run * carried, axis=0, reverse=False)
+        totals = SCATTER_ADD.bind(where(last, products, 0), index=ordered, shape=(size,))
+        selected_mask = module.zeros(size, dtype=bool)
+        selected_mask[ordered] = True
+        return reshape(ravel(self.array) * where(selected_mask, totals, 1), shape)
 
     def min(self, values):
         """The elementwise minimum with ``values`` at ``index`` (like ``numpy.minimum.at``); ties split evenly."""
