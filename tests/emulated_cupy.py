@@ -326,13 +326,12 @@ class _Ufunc:
 
     def __getattr__(self, name):
         if name in ("reduce", "accumulate", "at", "outer", "reduceat"):
-            real = getattr(self._real, name)  # AttributeError where CuPy's ufunc lacks the method
+            getattr(self._real, name)  # AttributeError where CuPy's ufunc lacks the method
             fn = getattr(self._np, name)
 
             def method(*args, **kwargs):
                 _reject_numpy(args, f"{self._qualname}.{name}")
                 return _emulated(fn(*_plain(args), **_plain_kwargs(kwargs)))
-            del real
             return method
         raise AttributeError(f"'cupy.ufunc' object has no attribute '{name}' (emulated CuPy)")
 

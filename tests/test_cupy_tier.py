@@ -101,7 +101,8 @@ def test_emulated_arrays_take_the_cupy_path(cp):
     (lambda cp, x: x + np.ones(x.shape), TypeError),
     (lambda cp, x: range(cp.asarray(3)), TypeError),
 ], ids=["argpartition-kind", "argsort-stable", "full_like-subok", "linalg.svdvals", "cholesky-upper",
-        "pinv-hermitian", "ufunc-where", "sum-where", "method-sum-where", "method-std-correction", "ndarray.ctypes", "numpy-operand", "no-__index__"])
+        "pinv-hermitian", "ufunc-where", "sum-where", "method-sum-where", "method-std-correction", "ndarray.ctypes",
+        "numpy-operand", "no-__index__"])
 def test_a_call_cupy_rejects_fails_here(cp, call, error):
     with pytest.raises(error):
         call(cp, dev(np.eye(3) * 2.0))

@@ -62,7 +62,7 @@ def shift(v, axis, reverse=False):
 
 
 def _recurrence_jvp(primals, tangents, out, params):
-    (a, b), (ta, tb) = primals, tangents
+    (_, b), (ta, tb) = primals, tangents
     axis, reverse = params["axis"], params["reverse"]
     source = ta
     if tb is not None:
