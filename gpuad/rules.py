@@ -26,6 +26,10 @@ class Primitive:
 
     saves: tuple[str, ...] = ()
     nondiff: tuple[int, ...] = ()  # argument positions that never carry a derivative
+    # vmap's rule: batch(args, batched, params) -> the result with the batch axis in front, where ``args`` are
+    # seen one level below the batch and ``batched[k]`` says whether args[k] has the batch axis in front
+    # (``gpuad.batching``; elementwise rows need none, Linear and Custom rows set theirs beside the row).
+    batch = None
 
     def __init__(self, name):
         self.name = name
@@ -110,7 +114,7 @@ class Linear(Primitive):
             return total
         if all(t is None for t in tangents):
             return None
-        filled = [t if t is not None else backend.float_zeros_like(raw(p)) for p, t in zip(primals, tangents)]
+        filled = [t if t is not None else backend.float_zeros_like(raw(p), aval(p)[0]) for p, t in zip(primals, tangents)]
         return self.bind(*filled, **params)
 
     def save(self, primals, out):

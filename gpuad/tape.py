@@ -293,7 +293,7 @@ class Tape(Trace):
         self._kernel_log = []
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
-        grads = [g if g is not None else backend.float_zeros_like(raw(s)) for g, s in zip(grads, sources)]
+        grads = [g if g is not None else backend.float_zeros_like(raw(s), aval(s)[0]) for g, s in zip(grads, sources)]
         if not self.persistent:
             for e in self.entries:
                 e.saved = None

@@ -20,10 +20,10 @@ import math
 import string
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, map_values, raw
 from ..rules import Custom, Linear
 from .elementwise import WHERE
-from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, sum_to
+from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, batch_all, sum_to
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
 
@@ -85,7 +85,7 @@ def _diag_embed(v):
 def _safe_reciprocal(v):
     """1 / v elementwise, with 0 where v is exactly zero (a zero gap between eigenvalues or singular values, the
     diagonal of a gap matrix, a zero singular value): such a term contributes nothing."""
-    zero = raw(v) == 0
+    zero = map_values(lambda v: v == 0, v)
     return WHERE.bind(zero, 0.0, 1.0 / WHERE.bind(zero, 1.0, v))
 
 
@@ -123,6 +123,11 @@ def unpack(packed, shapes):
 
 
 # ---- einsum -----------------------------------------------------------------------------------------------------
+
+def stacked(prim):
+    """vmap's rule of an op on stacks of matrices (NumPy's linalg broadcasts over leading axes)."""
+    return lambda args, batched, params: prim.bind(*batch_all(args, batched), **params)
+
 
 def split_subscripts(subscripts):
     inputs, output = subscripts.split("->")
@@ -168,6 +173,17 @@ EINSUM = Linear(
     adjoint=lambda k, ct, a, p: f"einsum_transpose[{k}]('{p['subscripts']}', {ct})")
 
 
+def _batch_einsum(args, batched, params):
+    """One more index, in front of the batched operands and of the output."""
+    inputs, output = split_subscripts(params["subscripts"])
+    b = next(c for c in string.ascii_letters if c not in params["subscripts"])
+    subs = ",".join(b + s if x else s for s, x in zip(inputs, batched))
+    return EINSUM.bind(*args, subscripts=f"{subs}->{b}{output}", optimize=params["optimize"])
+
+
+EINSUM.batch = _batch_einsum
+
+
 # ---- inverse, solve, determinants ---------------------------------------------------------------------------------
 
 def _inv_jvp(primals, tangents, out, params):
@@ -181,6 +197,7 @@ def _inv_vjp(ct, saved, params, avals, needed):
 
 
 INV = Custom("inv", lambda xp, a: xp.linalg.inv(a), _inv_jvp, _inv_vjp, saves=("out",))
+INV.batch = stacked(INV)
 
 
 def _solve_jvp(primals, tangents, out, params):
@@ -198,6 +215,7 @@ def _solve_vjp(ct, saved, params, avals, needed):
 
 # a (..., M, M) and b (..., M, K) with equal batch axes: gpuad.numpy.linalg.solve broadcasts and reshapes.
 SOLVE = Custom("solve", lambda xp, a, b: xp.linalg.solve(a, b), _solve_jvp, _solve_vjp, saves=("x", "out"))
+SOLVE.batch = stacked(SOLVE)
 
 
 def _det_jvp(primals, tangents, out, params):
@@ -210,6 +228,7 @@ def _det_vjp(ct, saved, params, avals, needed):
 
 
 DET = Custom("det", lambda xp, a: xp.linalg.det(a), _det_jvp, _det_vjp, saves=("x", "out"))
+DET.batch = stacked(DET)
 
 
 def _slogdet_impl(xp, a):
@@ -229,6 +248,7 @@ def _slogdet_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., 2): [sign, log|det|].
 SLOGDET = Custom("slogdet", _slogdet_impl, _slogdet_jvp, _slogdet_vjp, saves=("x",))
+SLOGDET.batch = stacked(SLOGDET)
 
 
 def _pinv_impl(xp, a, **options):
@@ -258,6 +278,7 @@ def _pinv_vjp(ct, saved, params, avals, needed):
 
 
 PINV = Custom("pinv", _pinv_impl, _pinv_jvp, _pinv_vjp, saves=("x", "out"))
+PINV.batch = stacked(PINV)
 
 
 # ---- cholesky -----------------------------------------------------------------------------------------------------
@@ -283,6 +304,7 @@ def _cholesky_vjp(ct, saved, params, avals, needed):
 
 
 CHOLESKY = Custom("cholesky", lambda xp, a: xp.linalg.cholesky(a), _cholesky_jvp, _cholesky_vjp, saves=("out",))
+CHOLESKY.batch = stacked(CHOLESKY)
 
 
 # ---- eigh ------------------------------------------------------------------------------------------------------
@@ -317,6 +339,7 @@ def _eigh_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., n + n*n): [eigenvalues, eigenvectors].
 EIGH = Custom("eigh", _eigh_impl, _eigh_jvp, _eigh_vjp, saves=("out",))
+EIGH.batch = stacked(EIGH)
 
 
 # ---- svd (reduced) ---------------------------------------------------------------------------------------------
@@ -381,6 +404,7 @@ def _svd_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., m*k + k + k*n), k = min(m, n): [U, S, Vh] of the reduced SVD.
 SVD = Custom("svd", _svd_impl, _svd_jvp, _svd_vjp, saves=("out",))
+SVD.batch = stacked(SVD)
 
 
 # ---- qr (reduced, m >= n; gpuad.numpy.linalg.qr reduces wide matrices to this) -------------------------------------
@@ -422,3 +446,4 @@ def _qr_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., m*n + n*n): [Q, R] for m >= n.
 QR = Custom("qr", _qr_impl, _qr_jvp, _qr_vjp, saves=("out",))
+QR.batch = stacked(QR)

@@ -23,6 +23,7 @@ CUMSUM = Linear(
     lambda ct, saved, params, avals, k: CUMSUM.bind(ct, axis=params["axis"], reverse=not params["reverse"]),
     format=lambda a, p: f"cumsum({a[0]}, axis={p['axis']}{', reverse=True' if p['reverse'] else ''})",
     adjoint=lambda k, ct, a, p: f"cumsum({ct}, axis={p['axis']}{'' if p['reverse'] else ', reverse=True'})")
+CUMSUM.batch = lambda args, batched, p: CUMSUM.bind(args[0], axis=p["axis"] + 1, reverse=p["reverse"])
 
 
 def _cumprod_jvp(primals, tangents, out, params):
@@ -43,3 +44,4 @@ CUMPROD = Custom(
     _cumprod_jvp,
     _cumprod_vjp,
     saves=("x", "out"))
+CUMPROD.batch = lambda args, batched, p: CUMPROD.bind(args[0], axis=p["axis"] + 1)

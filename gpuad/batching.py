@@ -1,0 +1,168 @@
+"""vmap: a function of one example applied to a whole batch at once, by a batching interpreter (JAX's vmap).
+
+A ``BatchTrace`` boxes each batched value in a ``BatchTensor`` whose primal holds the whole batch with the batch
+axis in front; inside the function the box looks like one example (``shape``, ``aval`` hide the batch axis).
+Applying a primitive to batched values runs its batching rule one level down: elementwise rows need none beyond
+aligning the operands' ranks (NumPy broadcasting does the rest, so the op runs once over the bigger shape);
+``Linear`` and ``Custom`` rows carry their own (``Primitive.batch``, set beside each row: axes shifted past the
+batch axis, a leading slice in an index, one more einsum index, stacks of matrices for linear algebra). Values
+that do not depend on the batch (constants, closed-over arrays, boxes of other traces) take part as they are.
+
+Like every trace, the batch trace has a level, so vmap composes with grad, vjp, jvp, Tape and itself in every
+order: ``vmap(grad(f))`` records on the tape values that are batched one level down, ``grad(vmap(f))`` batches
+the values that the tape records, and the backward pass of a tape inside a vmap runs its rules through ``bind``,
+which batches them.
+
+Python control flow that reads a batched value (``if x > 0:``, ``float(x)``, an index taken from a batched
+value) is refused with a clear error: the value differs between examples. Use ``gpuad.numpy.where``.
+"""
+from __future__ import annotations
+
+import functools
+import operator
+
+from . import backend, tree
+from .core import Tensor, Trace, aval, bind
+from .ops.elementwise import Elementwise
+from .ops.linear import BROADCAST_TO, RESHAPE, moveaxis
+
+__all__ = ["vmap", "BatchTrace", "BatchTensor"]
+
+
+class BatchTensor(Tensor):
+    """A value of a batching trace: its primal holds the whole batch, with the batch axis in front."""
+
+    __slots__ = ()
+    _batch_dims = 1
+
+
+class BatchTrace(Trace):
+    """One vmap in progress, over a batch of ``size`` examples."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def box(self, value):
+        return BatchTensor(self, value)
+
+    def process(self, prim, args, params):
+        values, batched = [], []
+        for a in args:
+            mine = isinstance(a, Tensor) and a._trace is self
+            values.append(a._primal if mine else a)
+            batched.append(mine)
+        if prim.batch is not None:
+            return BatchTensor(self, prim.batch(values, tuple(batched), params))
+        if isinstance(prim, Elementwise):
+            return BatchTensor(self, _batch_elementwise(prim, values, batched, params))
+        raise NotImplementedError(
+            f"vmap has no batching rule for primitive {prim.name!r}: give its row a batch rule (Primitive.batch, "
+            f"see gpuad.batching), or apply the function to each example in a loop")
+
+
+def _batch_elementwise(prim, args, batched, params):
+    """Batched operands of lower rank than the others get length-1 axes after the batch axis, so that NumPy's
+    broadcasting (aligned from the right) keeps every batch axis in front; then the row runs once."""
+    rank = max(len(aval(a)[0]) - b for a, b in zip(args, batched))
+    aligned = []
+    for a, b in zip(args, batched):
+        shape = aval(a)[0]
+        if b and len(shape) - 1 < rank:
+            a = RESHAPE.bind(a, shape=shape[:1] + (1,) * (rank - len(shape) + 1) + shape[1:])
+        aligned.append(a)
+    return bind(prim, aligned, params)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# vmap
+# ---------------------------------------------------------------------------------------------------------
+
+def _axis_leaves(axes, value, what):
+    """One axis (int or None) per leaf of ``value``: ``axes`` is an int, None, or a pytree prefix of ``value``."""
+    if axes is None or isinstance(axes, int) or hasattr(axes, "__index__"):
+        leaves, _ = tree.flatten(value)
+        return [axes if axes is None else operator.index(axes)] * len(leaves)
+    if isinstance(axes, (tuple, list)) and isinstance(value, (tuple, list)) and len(axes) == len(value):
+        return [a for x, v in zip(axes, value) for a in _axis_leaves(x, v, what)]
+    if isinstance(axes, dict) and isinstance(value, dict) and sorted(axes) == sorted(value):
+        return [a for k in sorted(value) for a in _axis_leaves(axes[k], value[k], what)]
+    raise ValueError(f"vmap: {what} {axes!r} does not match the structure {tree.describe(tree.flatten(value)[1])}; "
+                     f"give an int, None, or a tuple/list/dict with one entry per element")
+
+
+def vmap(fun, in_axes=0, out_axes=0):
+    """``fun`` mapped over an axis of its arguments: ``vmap(f)(xs)[i] == f(xs[i])``, computed for the whole batch
+    at once (one batched op per op of ``f``, no Python loop).
+
+    ``in_axes``: the mapped axis of each positional argument, an int, None (not mapped: the same for every
+    example) or a pytree of them (a prefix of the arguments' structure, e.g. ``(None, 0, 0)``); keyword arguments
+    are mapped over axis 0. ``out_axes``: where the batch axis goes in each output (an int, None for an output
+    that does not depend on the batch, or a pytree prefix of the outputs). Every mapped axis must have the same
+    length. vmap nests and composes with grad, vjp, jvp, Tape and the Jacobian transforms in any order.
+    """
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+
+    @functools.wraps(fun)
+    def vmapped(*args, **kwargs):
+        if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+            raise ValueError(f"vmap: in_axes has {len(in_axes)} entries but the function was called with "
+                             f"{len(args)} positional argument(s); give one entry per argument (None: not mapped)")
+        leaves, treedef = tree.flatten((args, kwargs))
+        axes = _axis_leaves(in_axes, args, "in_axes") + [0] * (len(leaves) - len(tree.flatten(args)[0]))
+        sizes = []
+        for i, (v, a) in enumerate(zip(leaves, axes)):
+            if a is None:
+                continue
+            shape = aval(v)[0]
+            if not -len(shape) <= a < len(shape):
+                raise ValueError(f"vmap: in_axes {a} is out of range for an argument of shape {shape} (leaf {i} of "
+                                 f"the arguments); an argument mapped by vmap needs an axis to map over")
+            axes[i] = a % len(shape)
+            sizes.append((shape[axes[i]], i, shape))
+        if not sizes:
+            raise ValueError("vmap: no argument is mapped (every in_axes is None); map at least one argument")
+        size = sizes[0][0]
+        if any(n != size for n, _, _ in sizes):
+            detail = ", ".join(f"leaf {i} of shape {s} has {n}" for n, i, s in sizes)
+            raise ValueError(f"vmap got inconsistent sizes for the mapped axes (the batch size): {detail}; every "
+                             f"mapped axis must have the same length")
+        trace = BatchTrace(size)
+        boxed = []
+        for v, a in zip(leaves, axes):
+            if a is not None:
+                if not isinstance(v, Tensor):
+                    v = backend.array_module(v).asarray(v) if not hasattr(v, "shape") else v
+                v = trace.box(moveaxis(v, a, 0))
+            boxed.append(v)
+        call_args, call_kwargs = tree.unflatten(treedef, boxed)
+        trace.start()
+        try:
+            out = fun(*call_args, **call_kwargs)
+        finally:
+            trace.stop()
+        out_leaves, out_def = tree.flatten(out)
+        oaxes = _axis_leaves(tuple(out_axes) if isinstance(out_axes, list) else out_axes, out, "out_axes")
+        results = []
+        for v, a in zip(out_leaves, oaxes):
+            mine = isinstance(v, Tensor) and v._trace is trace
+            if a is None:
+                if mine:
+                    raise ValueError("vmap: out_axes None was given for an output that depends on the batch; "
+                                     "give it an axis")
+                results.append(v)
+                continue
+            if mine:
+                v = v._primal
+            else:
+                if not hasattr(v, "shape"):
+                    v = backend.array_module().asarray(v) if not isinstance(v, Tensor) else v
+                v = BROADCAST_TO.bind(v, shape=(size,) + aval(v)[0])
+            ndim = len(aval(v)[0])
+            if not -ndim <= a < ndim:
+                raise ValueError(f"vmap: out_axes {a} is out of range for an output of {ndim - 1} dimension(s)")
+            results.append(moveaxis(v, 0, a % ndim))
+        return tree.unflatten(out_def, results)
+
+    return vmapped
