@@ -179,6 +179,20 @@ def concrete(x, what="a Python value"):
     return raw(x)
 
 
+def is_batched(x) -> bool:
+    """Whether ``x`` is batched by a ``vmap`` in progress in the calling thread."""
+    return isinstance(x, Tensor) and bool(_batch_traces(x, _thread.stack))
+
+
+def constant(x):
+    """``x`` as a constant to every derivative trace (as ``raw``), still batched by the vmaps in progress."""
+    return map_values(_identity, x)
+
+
+def _identity(v):
+    return v
+
+
 def map_values(fn, *values, align=False):
     """``fn`` applied to the backend arrays under ``values`` (a constant to every derivative trace, as ``raw``),
     keeping the batch of every ``vmap`` in progress: batched values reach ``fn`` with their batch axes in front

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..core import aval, raw, Tensor
+from ..core import aval, concrete, raw, Tensor
 from ..ops.linear import GETITEM, SCATTER_ADD
 from ._dispatch import is_backend_array, module_of
 from ._elementwise import where
@@ -24,7 +24,7 @@ def normalize_index(index, like):
     out = []
     for i in index:
         if isinstance(i, Tensor):
-            i = raw(i)
+            i = concrete(i, "an index (vmap: index with a value that is not batched, or use take_along_axis)")
         if type(i) is list or (is_backend_array(i) and not isinstance(i, module.ndarray)
                                and getattr(i, "ndim", 0) > 0):
             i = module.asarray(i)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import operator
 
-from ..core import raw
-from . import _creation, _diagonals, _elementwise, _products, _rearranging, _reductions, _shapes
+from ..core import aval, concrete, map_values, raw
+from . import _creation, _diagonals, _elementwise, _nondifferentiable, _products, _rearranging, _reductions, _shapes
 from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
 from ._indexing import getitem, IndexUpdate
 from ._products import matmul
@@ -46,28 +46,31 @@ class _ArrayBehaviour:
 
     # ---- Python conversions and iteration: plain values
     def __len__(self):
-        return len(raw(self))
+        shape = aval(self)[0]
+        if not shape:
+            raise TypeError("len() of unsized object")
+        return shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        return bool(raw(self))
+        return bool(concrete(self, "a Python bool"))
 
     def __float__(self):
-        return float(raw(self))
+        return float(concrete(self, "a Python float"))
 
     def __int__(self):
-        return int(raw(self))
+        return int(concrete(self, "a Python int"))
 
     def __index__(self):
-        return operator.index(raw(self))
+        return operator.index(concrete(self, "an index"))
 
     def item(self, *args):
-        return raw(self).item(*args)
+        return concrete(self, "a Python number").item(*args)
 
     def tolist(self):
-        return raw(self).tolist()
+        return concrete(self, "a Python list").tolist()
 
     # ---- NumPy protocols: numpy.sin(t) and numpy.sum(t) record exactly like gpuad.numpy's
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -119,13 +122,13 @@ class _ArrayBehaviour:
     def __divmod__(self, o): return floor_divide(self, o), mod(self, o)
     def __rdivmod__(self, o): return floor_divide(o, self), mod(o, self)
 
-    # comparisons: plain boolean arrays, no derivative
-    def __lt__(self, o): return raw(self) < raw(o)
-    def __le__(self, o): return raw(self) <= raw(o)
-    def __gt__(self, o): return raw(self) > raw(o)
-    def __ge__(self, o): return raw(self) >= raw(o)
-    def __eq__(self, o): return raw(self) == raw(o)
-    def __ne__(self, o): return raw(self) != raw(o)
+    # comparisons: plain boolean arrays, no derivative (batched under vmap)
+    def __lt__(self, o): return map_values(operator.lt, self, o, align=True)
+    def __le__(self, o): return map_values(operator.le, self, o, align=True)
+    def __gt__(self, o): return map_values(operator.gt, self, o, align=True)
+    def __ge__(self, o): return map_values(operator.ge, self, o, align=True)
+    def __eq__(self, o): return map_values(operator.eq, self, o, align=True)
+    def __ne__(self, o): return map_values(operator.ne, self, o, align=True)
 
     # ---- indexing
     def __getitem__(self, index):
@@ -187,13 +190,13 @@ class _ArrayBehaviour:
         return _shapes.transpose(self, axes or None)
 
     # index- and boolean-valued methods: plain arrays, no derivative
-    def argmax(self, axis=None, keepdims=False): return raw(self).argmax(axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return raw(self).argmin(axis, keepdims=keepdims)
-    def argsort(self, axis=-1): return raw(self).argsort(axis)
+    def argmax(self, axis=None, keepdims=False): return _nondifferentiable.argmax(self, axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False): return _nondifferentiable.argmin(self, axis, keepdims=keepdims)
+    def argsort(self, axis=-1): return _nondifferentiable.argsort(self, axis)
     def nonzero(self): return raw(self).nonzero()
     def searchsorted(self, v, side="left"): return raw(self).searchsorted(raw(v), side)
-    def all(self, axis=None, keepdims=False): return raw(self).all(axis, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return raw(self).any(axis, keepdims=keepdims)
+    def all(self, axis=None, keepdims=False): return _nondifferentiable.all(self, axis, keepdims=keepdims)
+    def any(self, axis=None, keepdims=False): return _nondifferentiable.any(self, axis, keepdims=keepdims)
 
 
 def attach(cls, namespace):

@@ -19,7 +19,7 @@ import operator
 
 import numpy as _np
 
-from ..core import aval, raw
+from ..core import aval, map_values, raw
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
@@ -117,8 +117,8 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 @traceable
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     variance = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
-    zero = raw(variance) == 0
-    if not bool(module_of((zero,)).any(zero)):
+    zero = map_values(lambda v: v == 0, variance)
+    if not bool(module_of((zero,)).any(raw(zero))):
         return sqrt(variance)
     # A constant slice: sqrt's derivative 0.5 / 0 times var's 0 would be nan; take derivative 0 there.
     return _select(zero, 0, sqrt(_select(zero, 1, variance)))
