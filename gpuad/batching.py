@@ -22,7 +22,7 @@ import functools
 import operator
 
 from . import backend, tree
-from .core import Tensor, Trace, aval, bind
+from .core import Tensor, Trace, aval, bind, map_values
 from .ops.elementwise import Elementwise
 from .ops.linear import BROADCAST_TO, RESHAPE, moveaxis
 
@@ -34,6 +34,15 @@ class BatchTensor(Tensor):
 
     __slots__ = ()
     _batch_dims = 1
+
+    # Boolean masks made by comparing batched values are batched too: their logic stays batched.
+    def __and__(self, o): return map_values(operator.and_, self, o, align=True)
+    def __rand__(self, o): return map_values(operator.and_, o, self, align=True)
+    def __or__(self, o): return map_values(operator.or_, self, o, align=True)
+    def __ror__(self, o): return map_values(operator.or_, o, self, align=True)
+    def __xor__(self, o): return map_values(operator.xor, self, o, align=True)
+    def __rxor__(self, o): return map_values(operator.xor, o, self, align=True)
+    def __invert__(self): return map_values(operator.invert, self)
 
 
 class BatchTrace(Trace):
