@@ -12,8 +12,8 @@ Neither loops in Python over the basis vectors: ``jacfwd`` is ``vmap`` of ``jvp`
 the inputs (one batched forward pass carrying all n tangents), ``jacrev`` is ``vmap`` of the ``vjp`` function
 over the standard basis of the outputs (one recorded forward pass, then all m cotangents pulled back at once).
 ``jacobian(mode="auto")`` picks forward mode when the inputs have fewer elements than the outputs, else reverse.
-``hessian`` is forward over reverse (``jacfwd(jacrev(f))``); ``hvp`` is ``jvp`` of ``grad``: H v without forming
-H, at a small constant multiple of one gradient's cost.
+``hessian`` is forward over reverse (``jacfwd(jacrev(f))``); ``hvp`` is the gradient of the directional derivative
+(reverse over forward): H v without forming H, at a small constant multiple of one gradient's cost.
 
 Results have JAX's layout: for each output leaf and each differentiated input leaf, an array of shape
 ``out.shape + in.shape``; the outputs' pytree holds, in place of each leaf, the inputs' structure (the argument,
@@ -144,7 +144,9 @@ def jacobian(fun, argnums=0, mode="auto"):
     ``mode="fwd"`` runs ``jacfwd`` (n forward passes' work, n = the inputs' total size), ``"rev"`` runs ``jacrev``
     (m reverse passes' work, m = the outputs' total size). ``"auto"`` (the default) follows the cost table: it
     records one forward pass to learn m, then takes forward mode when n < m (fewer inputs than outputs) and
-    reverse mode otherwise, continuing from the recorded pass (so reverse mode costs nothing extra)."""
+    reverse mode otherwise, continuing from the recorded pass (so reverse mode costs nothing extra). The choice
+    is remembered for inputs of the same shapes and dtypes, so later calls in forward mode skip that pass (both
+    modes give the same Jacobian; only the cost depends on the choice)."""
     if mode not in ("auto", "fwd", "rev"):
         raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}")
     if mode == "fwd":
@@ -152,14 +154,19 @@ def jacobian(fun, argnums=0, mode="auto"):
     if mode == "rev":
         return jacrev(fun, argnums)
     forward = jacfwd(fun, argnums)
+    chosen = {}  # the mode chosen for inputs of given shapes and dtypes
 
     @functools.wraps(fun)
     def jac_fun(*args):
         inputs = _Inputs(fun, args, argnums, "jacobian")
+        key = (inputs.treedef, tuple(aval(v) for v in inputs.leaves))
+        if chosen.get(key) == "fwd":
+            return forward(*args)
         out, pullback = vjp(inputs.call, *inputs.leaves)
         outputs = sum(math.prod(aval(o)[0]) for o in tree.flatten(out)[0])
-        if inputs.size < outputs:
-            del out, pullback  # forward mode: the recorded pass is not needed
+        chosen[key] = "fwd" if inputs.size < outputs else "rev"
+        if chosen[key] == "fwd":
+            del out, pullback  # the recorded pass only told the outputs' size
             return forward(*args)
         return _rows(inputs, out, pullback)
 
@@ -173,9 +180,15 @@ def hessian(fun, argnums=0):
 
 def hvp(fun, primals, tangents):
     """``(gradient, H v)`` of scalar ``fun`` at ``primals`` along ``tangents`` (tuples with one entry per
-    argument), without forming H: forward mode over the reverse-mode gradient, a small constant multiple of one
-    gradient's cost. With one primal the two results are arrays (pytrees), with several they are tuples."""
+    argument), without forming H, at a small constant multiple of one gradient's cost. H v is the gradient of
+    the directional derivative, ``grad(x -> jvp(fun, x, v))`` (reverse over forward; H is symmetric): its tape
+    holds the forward pass with its tangents, which run as fused elementwise regions backwards, where forward
+    over reverse would run the backward pass op by op on dual numbers. With one primal the two results are
+    arrays (pytrees), with several they are tuples."""
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("hvp takes primals and tangents as tuples (or lists) of arguments, e.g. hvp(f, (x,), (v,))")
+    primals, tangents = tuple(primals), tuple(tangents)
     nums = 0 if len(primals) == 1 else tuple(range(len(primals)))
-    return jvp(grad(fun, argnums=nums), tuple(primals), tuple(tangents))
+    gradient = grad(fun, argnums=nums)(*primals)
+    directional = grad(lambda *p: jvp(fun, p, tangents)[1], argnums=nums)
+    return gradient, directional(*primals)
