@@ -65,6 +65,8 @@ def _like(name):
     def fn(a, *args, dtype=None, **kwargs):
         v = raw(a)
         module = module_of((v,))
+        if isinstance(a, Tensor) and not args and "shape" not in kwargs:
+            kwargs["shape"] = aval(a)[0]  # (under vmap: one example's shape, the same for every example)
         return getattr(module, name)(v if hasattr(v, "shape") else module.asarray(v), *args, dtype=dtype, **kwargs)
     fn.__name__ = name
     fn.__doc__ = f"numpy.{name}: a plain array shaped like ``a`` (constants carry no derivative)."
@@ -80,6 +82,8 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
         v = raw(a)
         module = backend.array_module(v, raw(fill_value))
         extra = {} if device is None else {"device": device}
+        if isinstance(a, Tensor) and shape is None:
+            shape = aval(a)[0]  # (under vmap: one example's shape, the same for every example)
         return module.full_like(v if hasattr(v, "shape") else module.asarray(v), fill_value, dtype=dtype,
                                 order=order, subok=subok, shape=shape, **extra)
     target = aval(a)[0] if shape is None else ((shape,) if isinstance(shape, int) else tuple(shape))
