@@ -20,3 +20,5 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/overhead.py
 	$(VENV)/bin/python benchmarks/gradient_cost.py
+	$(VENV)/bin/mpiexec -n 1 $(VENV)/bin/python benchmarks/distributed_scaling.py
+	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/python benchmarks/distributed_scaling.py

@@ -121,39 +121,3 @@ def require_cupy(reason: str):
             f"(pip install 'gpuad[cuda12]' or 'gpuad[cuda13]') on a machine with a GPU, or use "
             f"GPUAD_BACKEND=numpy") from None
     return cupy
-
-
-# ---- generated kernels -----------------------------------------------------------------------------------
-
-def kernel_launcher(module):
-    """``launch(spec, kinds, values)`` running a generated kernel (``gpuad.codegen.KernelSpec``) on the device
-    of ``module``'s arrays, or None for NumPy (the CPU evaluates the Python rendering of the same program)."""
-    return None if module is numpy else _launch_cuda
-
-
-_cuda_kernels: dict = {}
-_SCALAR_TYPES = {"i64": numpy.int64, "u32": numpy.uint32, "f32": numpy.float32, "f64": numpy.float64}
-_BLOCK = 256
-_max_blocks = None
-
-
-def _launch_cuda(spec, kinds, values):
-    """Compile (once per process; CuPy also caches the binary on disk) and launch one generated CUDA kernel:
-    a grid-stride loop over ``values[0]`` elements. ``kinds`` says how to pass each value ("ptr": a CuPy array;
-    "i64"/"u32"/"f32"/"f64": a scalar of that C type)."""
-    global _max_blocks
-    import cupy
-    kernel = _cuda_kernels.get(spec.name)
-    if kernel is None:
-        from .codegen import kernel_source
-        kernel = _cuda_kernels[spec.name] = cupy.RawKernel(kernel_source(spec, "cuda"), spec.name)
-    if _max_blocks is None:  # enough blocks of the grid-stride loop to fill every SM
-        try:
-            sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
-        except Exception:
-            sms = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["multiProcessorCount"]
-        _max_blocks = 32 * int(sms)
-    args = tuple(v if kind == "ptr" else _SCALAR_TYPES[kind](v) for kind, v in zip(kinds, values))
-    n = values[0]
-    grid = max(1, min((n + _BLOCK - 1) // _BLOCK, _max_blocks))
-    kernel((grid,), (_BLOCK,), args)

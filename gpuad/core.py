@@ -20,24 +20,35 @@ import threading
 _next_level = itertools.count(1)
 
 
+class TraceStack(list):
+    """One thread's traces recording now, outermost first, with that thread's other trace state: the traces
+    that lift values by identity (open Tape blocks, outermost first) and the ``no_grad`` depth. A trace keeps a
+    reference to the stack it records on, so it checks its thread without a thread-local lookup."""
+
+    __slots__ = ("lifters", "no_grad")
+
+    def __init__(self):
+        super().__init__()
+        self.lifters: list = []
+        self.no_grad = 0
+
+
 class _ThreadState(threading.local):
     def __init__(self):
-        self.stack: list[Trace] = []     # traces recording in this thread, outermost first
-        self.lifters: list[Trace] = []   # traces that lift values by identity (open Tape blocks), outermost first
-        self.no_grad = 0                 # depth of no_grad blocks: tapes record nothing while it is positive
+        self.stack = TraceStack()
 
 
 _thread = _ThreadState()
 
 
-def recording_traces() -> list:
-    """The traces recording in the calling thread, outermost first (do not modify the list)."""
+def recording_traces() -> TraceStack:
+    """The calling thread's trace stack (do not modify it)."""
     return _thread.stack
 
 
 def lifters() -> list:
     """The traces lifting values by identity in the calling thread, outermost first (do not modify the list)."""
-    return _thread.lifters
+    return _thread.stack.lifters
 
 
 def settle(x):
@@ -46,7 +57,7 @@ def settle(x):
 
 
 def no_grad_active() -> bool:
-    return _thread.no_grad > 0
+    return _thread.stack.no_grad > 0
 
 
 class Trace:
@@ -66,21 +77,20 @@ class Trace:
         """Start recording in the calling thread; ``lifts``: also see values by identity (``lift``)."""
         if self._stack is not None:
             raise RuntimeError("this trace is already recording; a trace records in one block at a time")
-        state = _thread
-        self._stack = state.stack
-        state.stack.append(self)
+        stack = self._stack = _thread.stack
+        stack.append(self)
         if lifts:
-            state.lifters.append(self)
+            stack.lifters.append(self)
 
     def stop(self):
-        if self._stack is None:
+        stack = self._stack
+        if stack is None:
             return
-        state = _thread
-        if self._stack is not state.stack:
+        if stack is not _thread.stack:
             raise RuntimeError("a trace must be stopped in the thread that started it")
-        state.stack.remove(self)
-        if self in state.lifters:
-            state.lifters.remove(self)
+        stack.remove(self)
+        if self in stack.lifters:
+            stack.lifters.remove(self)
         self._stack = None
 
     def lift(self, original, value):
@@ -93,13 +103,17 @@ class Trace:
 
 def bind(prim, args, params):
     """Apply primitive ``prim`` to ``args``: evaluate it, or hand it to the innermost trace that boxes an arg."""
-    state = _thread
-    if state.lifters:
-        args = _lift(args, state.lifters)
-    stack = state.stack
+    for a in args:
+        if type(a) in BOX_TYPES:
+            break
+    else:
+        return prim.impl(*args, **params)
+    stack = _thread.stack
+    if stack.lifters:
+        args = _lift(args, stack.lifters)
     top = None
     for a in args:
-        if isinstance(a, Tensor):
+        if type(a) in BOX_TYPES:
             t = a._trace
             if t is None or t._stack is not stack:
                 return bind(prim, [_settle(x, stack) for x in args], params)
@@ -113,7 +127,7 @@ def bind(prim, args, params):
 def _lift(args, lifters):
     lifted = None
     for k, a in enumerate(args):
-        if isinstance(a, Tensor):
+        if type(a) in BOX_TYPES:
             v = a
             for t in lifters:
                 v = t.lift(a, v)
@@ -126,21 +140,21 @@ def _lift(args, lifters):
 
 def _settle(x, stack):
     """A box of a trace not recording in this thread (or of none) acts as its primal: a constant to the rest."""
-    while isinstance(x, Tensor) and (x._trace is None or x._trace._stack is not stack):
+    while type(x) in BOX_TYPES and (x._trace is None or x._trace._stack is not stack):
         x = x._primal
     return x
 
 
 def raw(x):
     """The backend array under any number of boxes."""
-    while isinstance(x, Tensor):
+    while type(x) in BOX_TYPES:
         x = x._primal
     return x
 
 
 def lower(x, trace):
     """``x`` seen one level below ``trace``: its primal if ``trace`` boxes it, else ``x`` itself."""
-    if isinstance(x, Tensor) and x._trace is trace:
+    if type(x) in BOX_TYPES and x._trace is trace:
         return x._primal
     return x
 
@@ -149,7 +163,7 @@ def aval(value):
     """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's). Each batching
     box (``vmap``) around the value hides the leading axis of its primal: the batch axis."""
     hidden = 0
-    while isinstance(value, Tensor):
+    while type(value) in BOX_TYPES:
         hidden += value._batch_dims
         value = value._primal
     try:
@@ -244,11 +258,11 @@ class no_grad:
     arrays. Other threads keep recording."""
 
     def __enter__(self):
-        _thread.no_grad += 1
+        _thread.stack.no_grad += 1
         return self
 
     def __exit__(self, *exc):
-        _thread.no_grad -= 1
+        _thread.stack.no_grad -= 1
         return False
 
     def __call__(self, fun):
@@ -268,6 +282,10 @@ class Tensor:
 
     __slots__ = ("_trace", "_primal", "__weakref__")
     _batch_dims = 0  # 1 on the boxes of a batching trace (vmap): their primal's leading axis is the batch axis
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        BOX_TYPES.add(cls)  # each interpreter's box class
 
     def __init__(self, trace, primal):
         self._trace = trace
@@ -297,3 +315,7 @@ class Tensor:
         return f"Tensor({raw(self)!r})"
 
     __hash__ = object.__hash__
+
+
+# Tensor and its subclasses: ``type(x) in BOX_TYPES`` is the hot-path spelling of ``isinstance(x, Tensor)``.
+BOX_TYPES: set = {Tensor}

@@ -33,7 +33,7 @@ class ForwardTrace(Trace):
         primals, tangents = [], []
         any_tangent = False
         for a in args:
-            if isinstance(a, Tensor) and a._trace is self:
+            if type(a) is DualTensor and a._trace is self:
                 primals.append(a._primal)
                 tangents.append(a._tangent)
                 any_tangent = any_tangent or a._tangent is not None

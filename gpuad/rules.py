@@ -18,7 +18,6 @@ from . import backend
 from .core import aval, bind, raw
 
 ARG_NAMES = ("x", "y", "z")
-_registry: dict[str, "Primitive"] = {}
 
 
 class Primitive:
@@ -33,7 +32,6 @@ class Primitive:
 
     def __init__(self, name):
         self.name = name
-        _registry[name] = self
 
     def bind(self, *args, **params):
         return bind(self, args, params)
@@ -149,8 +147,3 @@ class Custom(Primitive):
 
     def vjp(self, ct, saved, params, avals, needed, fast):
         return self._vjp(ct, saved, params, avals, needed)
-
-
-def registry():
-    return dict(_registry)
-

@@ -8,23 +8,25 @@ ones are added into it (``+=``) once the buffer is known to be private. When an 
 the same rules run on traced values instead, so the backward pass is itself differentiable. ``Tape`` is both
 the context-manager API and the trace that ``grad``/``vjp`` use internally.
 
-Elementwise entries are grouped into regions as they are recorded: an argument is internal to a region when it
-is the output of an elementwise entry of the same shape and dtype on this tape. An elementwise entry saves only
-its external arguments, so a region's intermediates are freed during the forward pass and recomputed by the
-backward pass, which runs each region as one fused program (``gpuad.fusion``: one generated kernel on the GPU).
-A region only grows while no entry outside it has used its values, so every outside use comes after its last
-entry, and the reverse walk can run the whole region when it reaches that last entry (no path can leave the
-region and come back into it). When the backward pass is traced, elementwise entries run their per-op rules
-instead, on values recomputed with traced ops.
+Elementwise entries are grouped into regions as they are recorded, by the tape's ``RegionBuilder`` (package
+``gpuad.fusion``): the tape tells it of every entry (``join`` for elementwise ones, which says what the entry
+saves: only its region-external arguments, so a region's intermediates are freed during the forward pass;
+``close`` for the others). The backward pass asks it for the regions (``groups``) and runs each as one fused
+program when the reverse walk reaches its last entry (``run_region``: one generated kernel on the GPU, through
+the tape's launcher or the default one for the arrays). When the backward pass is traced, region entries run
+their per-op rules instead, on values recomputed with traced ops (``rule_inputs``).
 """
 from __future__ import annotations
 
 import os
 
-from . import backend, codegen, fusion, printing, tree
+from . import backend, printing, tree
 from .core import (Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces,
                    refuse_complex, settle)
 from .core import lifters as core_lifters
+from .fusion.regions import RegionBuilder, rule_inputs
+from .fusion.render_cpp import kernel_source
+from .fusion.run import accumulate, run_region, spec_of
 from .ops.elementwise import Elementwise
 
 # Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
@@ -79,10 +81,12 @@ class Tape(Trace):
     watches, by identity, every ``gpuad.tensor`` at its first use and every value passed to ``watch``; the
     watched objects themselves are left untouched. Recording happens only in the thread that opened the block.
     A non-persistent tape frees its saved arrays after the first ``gradient`` call; ``persistent=True`` keeps
-    them for more calls.
+    them for more calls. ``launcher`` runs the fused regions' kernels (``gpuad.fusion.HostLauncher()``: the CPU
+    build of the kernels on NumPy arrays); by default CuPy arrays use the CUDA launcher and NumPy arrays the
+    Python rendering.
     """
 
-    def __init__(self, persistent=False):
+    def __init__(self, persistent=False, launcher=None):
         super().__init__()
         self.persistent = persistent
         self.entries: list[TapeEntry] = []
@@ -91,6 +95,8 @@ class Tape(Trace):
         self._inputs = 0
         self._kernel_log = None
         self._watched: dict[int, tuple] = {}  # id(value) -> (value, its TapeTensor): values watched by identity
+        self.launcher = launcher
+        self.regions = RegionBuilder()  # the elementwise regions of the entries (gpuad.fusion.regions)
 
     # ---- context manager
     def __enter__(self):
@@ -159,7 +165,7 @@ class Tape(Trace):
         return len(self.entries) - 1
 
     def process(self, prim, args, params):
-        if no_grad_active():
+        if self._stack.no_grad:  # (the stack of this thread: process runs only while this trace is live)
             return bind(prim, [lower(a, self) for a in args], params)
         primals, parents = [], []
         constants = None  # Python-scalar arguments, kept only to print the tape
@@ -175,72 +181,22 @@ class Tape(Trace):
                 parents.append(None)
         out = bind(prim, primals, params)
         out_aval = aval(out)
-        kind = out_aval[1].kind if out_aval[1] is not None else "f"
-        if kind != "f":
-            if kind == "c":
-                refuse_complex(out_aval[1], f"the result of {prim.name}")
+        dtype = out_aval[1]
+        if dtype is None or dtype.kind != "f":
+            refuse_complex(dtype, f"the result of {prim.name}")
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
         entries = self.entries
         if _fusion and isinstance(prim, Elementwise):
-            entry = TapeEntry(prim, parents, None, params, [aval(p) for p in primals], out_aval, constants)
-            self._join_region(entry, primals)
-            entries.append(entry)
+            avals = [aval(p) for p in primals]
+            saved = self.regions.join(len(entries), parents, primals, avals, out_aval)
+            entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         else:
-            self._close_regions(parents)
+            self.regions.close(parents)
             entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
                                      [aval(p) for p in primals], out_aval, constants))
         return TapeTensor(self, out, len(entries) - 1)
-
-    def _join_region(self, entry, primals):
-        """Put a new elementwise entry in the region of its internal arguments (merging their regions), or start
-        a region; save its external arguments only. A region accepts members only while it is open: once any
-        entry outside it has used one of its values (an outside use closes it), joining is refused, and so it is
-        past MAX_REGION entries; a refused entry saves every argument and starts a region of its own."""
-        entries = self.entries
-        out_aval = entry.out_aval
-        roots = internal = None
-        for k, p in enumerate(entry.parents):
-            if p is None:
-                continue
-            pe = entries[p]
-            if pe.region is None:
-                continue
-            r = pe.region = region_root(entries, p)  # (path compression)
-            head = entries[r]
-            if head.closed or pe.out_aval != out_aval:
-                head.closed = True  # a use from outside the region
-            elif roots is None:
-                roots, internal = [r], [k]
-            else:
-                internal.append(k)
-                if r not in roots:
-                    roots.append(r)
-        if roots is not None:
-            size = 1
-            for r in roots:
-                size += entries[r].size
-            if size <= MAX_REGION:
-                first = min(roots)
-                for r in roots:
-                    entries[r].region = first
-                entries[first].size = size
-                saved = list(primals)
-                for k in internal:
-                    saved[k] = None
-                entry.saved, entry.region = tuple(saved), first
-                return
-            for r in roots:
-                entries[r].closed = True
-        entry.saved, entry.region = tuple(primals), len(entries)
-
-    def _close_regions(self, parents):
-        """Close the regions whose values a non-elementwise entry uses."""
-        entries = self.entries
-        for p in parents:
-            if p is not None and entries[p].region is not None:
-                entries[region_root(entries, p)].closed = True
 
     def _check_open(self, what):
         if self.freed:
@@ -337,10 +293,11 @@ class Tape(Trace):
         return self.format(adjoint=True)
 
     def kernel_specs(self):
-        """The ``codegen.KernelSpec`` of each fused region of the last ``gradient`` call, in the order they ran."""
+        """The ``gpuad.fusion.KernelSpec`` of each fused region of the last ``gradient`` call, in the order they
+        ran."""
         if self._kernel_log is None:
             raise RuntimeError("no backward pass has run on this Tape yet: call gradient() first")
-        return [fusion.spec_of(entry) for entry in self._kernel_log]
+        return [spec_of(entry) for entry in self._kernel_log]
 
     def kernels(self, target: str = "cuda") -> str:
         """The generated source of the fused backward kernels of the last ``gradient`` call, one per
@@ -350,7 +307,7 @@ class Tape(Trace):
         for spec in self.kernel_specs():
             if spec.name not in seen:
                 seen.add(spec.name)
-                parts.append(codegen.kernel_source(spec, target))
+                parts.append(kernel_source(spec, target))
         return "\n".join(parts)
 
 
@@ -382,125 +339,106 @@ def as_array(value):
     return value if isinstance(value, module.ndarray) else module.asarray(value)
 
 
-def region_root(entries, i):
-    """The first entry of the region that entry ``i`` belongs to (regions are union-find trees of entries)."""
-    r = entries[i].region
-    while entries[r].region != r:
-        r = entries[r].region
-    return r
-
-
 def backward(entries, seeds, sources, tape, log=None):
-    """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk.
+    """Cotangents of ``sources`` (tape nodes) given ``seeds`` [(node, cotangent)], by one reverse walk of
+    ``tape``'s ``entries``. Returns {node: cotangent} for the sources reached.
 
-    Returns {node: cotangent} for the sources reached. Entries that cannot reach a source are skipped, and the
-    cotangents of intermediates are dropped as soon as they have been propagated. Elementwise regions run as
-    one fused unit each when the walk reaches their first entry (``log`` collects their kernel specs).
+    Entries that cannot reach a source are skipped, and the cotangents of intermediates are dropped as soon as
+    they have been propagated. With raw arrays everywhere the raw path runs: in-place accumulation, fused
+    regions. When another trace records in this thread (or the seeds are traced), the traced path runs the
+    per-op rules through ``bind``, so the backward pass is itself differentiated by that trace. The
+    differentiated tape itself may still be recording (gradient() inside its block): its own boxes never reach
+    the backward pass.
     """
     wanted = {n for n in sources if n is not None}
     if not wanted or not seeds:
         return {}
-    n = len(entries)
     first = min(wanted)
-    reaches = bytearray(n)
+    reaches = _reaching(entries, wanted, first)
+    if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
+        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log)
+    return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions)
+
+
+def _reaching(entries, wanted, first):
+    """reaches[i]: entry i depends on a wanted source (so its cotangent must be propagated)."""
+    reaches = bytearray(len(entries))
     for s in wanted:
         reaches[s] = 1
-    for i in range(first, n):
+    for i in range(first, len(entries)):
         if not reaches[i]:
             for p in entries[i].parents:
                 if p is not None and reaches[p]:
                     reaches[i] = 1
                     break
-    # Raw arrays everywhere: fast in-place path. Otherwise (another trace records in this thread, or the seeds
-    # are traced) the rules run on traced values and buffers are never mutated. The differentiated ``tape``
-    # itself may still be recording (gradient() inside its block): its own boxes never reach the backward pass.
-    fast = (all(t is tape for t in recording_traces())
-            and not any(isinstance(g, Tensor) for _, g in seeds))
+    return reaches
+
+
+def _needed(e, reaches):
+    return [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(e.parents, e.avals)]
+
+
+def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log):
+    """The raw-array path: each elementwise region runs as one fused program when the walk reaches its last
+    entry; every other entry runs its rule on arrays; cotangents are accumulated in place into private
+    buffers."""
+    n = len(entries)
     cts = [None] * n
     owned = bytearray(n)
     module = None
     for node, g in seeds:
-        fusion.accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
-
-    # Fused regions (raw arrays only): group the region entries from the first source on by region (reaching
-    # down to the first entry of every region that has one there); each runs at its last entry.
-    groups = None
-    low = first
-    if fast:
-        root_of = {i: region_root(entries, i) for i in range(first, n) if entries[i].region is not None}
-        if root_of:
-            groups = {r: [] for r in root_of.values()}
-            low = min(first, min(groups))
-            for i in range(low, first):
-                if entries[i].region is not None:
-                    r = region_root(entries, i)
-                    if r in groups:
-                        groups[r].append(i)
-            for i, r in root_of.items():
-                groups[r].append(i)
-            groups = {members[-1]: members for members in groups.values()}
-    values = None  # traced backward: region values recomputed with traced ops
-
+        accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
+    # Group the region entries from the first source on by region (reaching down to the first entry of every
+    # region that has one there); each runs at its last entry.
+    low, groups = regions.groups(first, n)
+    region_nodes = regions.nodes()
     for i in range(n - 1, low - 1, -1):
-        e = entries[i]
-        if groups is not None and e.region is not None:
+        if groups and i in region_nodes:
             group = groups.get(i)
             if group is not None:
-                fusion.run_region(entries, group, cts, owned, reaches, wanted, log)
+                run_region(entries, group, cts, owned, reaches, wanted, log, launcher)
             continue
         ct = cts[i]
-        if ct is None or not reaches[i]:
-            continue
-        if e.prim is None:
+        e = entries[i]
+        if ct is None or not reaches[i] or e.prim is None:
             continue
         if i not in wanted:
             cts[i] = None
-        parents = e.parents
-        needed = [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(parents, e.avals)]
+        needed = _needed(e, reaches)
         if not any(needed):
             continue
-        saved = e.saved
-        if e.region is not None:  # a region entry run by its per-op rule: recompute what the rule reads
-            if values is None:
-                values = {}
-            saved = _rule_inputs(entries, i, values)
-        contribs = e.prim.vjp(ct, saved, e.params, e.avals, needed, fast)
-        for p, c, need in zip(parents, contribs, needed):
+        contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
+        for p, c, need in zip(e.parents, contribs, needed):
             if need and c is not None:
-                if fast and module is None:
+                if module is None:
                     module = backend.array_module(c)
-                fusion.accumulate(cts, owned, p, c, c is not ct, module if fast else None)
+                accumulate(cts, owned, p, c, c is not ct, module)
     return {s: cts[s] for s in wanted}
 
 
-def _arguments(entries, i, values):
-    """The argument values of region entry ``i``: saved, or recomputed (memoised in ``values``)."""
-    e = entries[i]
-    if not any(v is None for v in e.saved):
-        return e.saved
-    stack = [p for p, v in zip(e.parents, e.saved) if v is None and p not in values]
-    while stack:  # iterative: regions can be long chains
-        j = stack[-1]
-        if j in values:
-            stack.pop()
+def _backward_traced(entries, seeds, wanted, reaches, first, regions):
+    """The traced path: every entry runs its per-op rule through ``bind`` (region entries on their values
+    recomputed with traced ops), and cotangents are summed out of place, so the outer traces record it all."""
+    n = len(entries)
+    cts = [None] * n
+    owned = bytearray(n)  # stays all zero: traced buffers are never added into in place
+    for node, g in seeds:
+        accumulate(cts, owned, node, g, False, None)
+    region_nodes = regions.nodes()
+    values = {}  # region values recomputed with traced ops
+    for i in range(n - 1, first - 1, -1):
+        ct = cts[i]
+        e = entries[i]
+        if ct is None or not reaches[i] or e.prim is None:
             continue
-        ej = entries[j]
-        missing = [p for p, v in zip(ej.parents, ej.saved) if v is None and p not in values]
-        if missing:
-            stack.extend(missing)
+        if i not in wanted:
+            cts[i] = None
+        needed = _needed(e, reaches)
+        if not any(needed):
             continue
-        stack.pop()
-        values[j] = bind(ej.prim, [values[p] if v is None else v for p, v in zip(ej.parents, ej.saved)], {})
-    return [values[p] if v is None else v for p, v in zip(e.parents, e.saved)]
-
-
-def _rule_inputs(entries, i, values):
-    """What region entry ``i``'s rule reads (``prim.saves``), with its output recomputed when it is read."""
-    e = entries[i]
-    args = _arguments(entries, i, values)
-    out = None
-    if "out" in e.prim.saves:
-        out = values.get(i)
-        if out is None:
-            out = values[i] = bind(e.prim, list(args), {})
-    return e.prim.save(args, out)
+        saved = rule_inputs(entries, i, values) if i in region_nodes else e.saved
+        contribs = e.prim.vjp(ct, saved, e.params, e.avals, needed, False)
+        for p, c, need in zip(e.parents, contribs, needed):
+            if need and c is not None:
+                accumulate(cts, owned, p, c, False, None)
+    return {s: cts[s] for s in wanted}

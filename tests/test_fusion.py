@@ -11,14 +11,15 @@ from hypothesis import given, settings, strategies as st
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad import codegen, fusion
+from gpuad import fusion
 from gpuad.core import bind
+from gpuad.fusion import MAX_REGION
+from gpuad.ops import elementwise as elementwise_rows
 from gpuad.ops.elementwise import Elementwise
-from gpuad.rules import registry
-from gpuad.tape import MAX_REGION, set_fusion
+from gpuad.tape import set_fusion
 from gpuad.testing import check_grads
 
-ROWS = sorted((p for p in registry().values() if isinstance(p, Elementwise)), key=lambda p: p.name)
+ROWS = sorted((p for p in vars(elementwise_rows).values() if isinstance(p, Elementwise)), key=lambda p: p.name)
 
 
 def bench(x, w):
@@ -67,11 +68,11 @@ def make_args(shapes, dtype, seed=0):
     return [np.asarray(rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
 
 
-def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False):
-    """(gradients, tape) of fn at args, recorded with fusion on or off."""
+def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False, launcher=None):
+    """(gradients, tape) of fn at args, recorded with fusion on or off (its regions run by ``launcher``)."""
     previous = set_fusion(fused)
     try:
-        with gpuad.Tape(persistent=persistent) as tape:
+        with gpuad.Tape(persistent=persistent, launcher=launcher) as tape:
             xs = [tape.watch(a) for a in args]
             y = fn(*xs)
         return tape.gradient(y, xs, output_gradients=output_gradients), tape
@@ -210,14 +211,7 @@ def test_random_programs_fused_match_per_op(seed):
 # ---- what the tape records and keeps ----------------------------------------------------------------------------
 
 def _regions(tape):
-    groups = {}
-    for i, e in enumerate(tape.entries):
-        if e.region is not None:
-            r = e.region
-            while tape.entries[r].region != r:
-                r = tape.entries[r].region
-            groups.setdefault(r, []).append(e.prim.name)
-    return list(groups.values())
+    return [[tape.entries[i].prim.name for i in members] for members in tape.regions.regions()]
 
 
 def test_benchmark_function_is_one_region_saving_only_its_inputs():
@@ -309,7 +303,7 @@ def test_python_rendering_reuses_buffers():
         X, W = tape.watch(x), tape.watch(w)
         y = bench(X, W)
     tape.gradient(y, [X, W])
-    source = codegen.python_source(tape.kernel_specs()[0].region)[0]
+    source = fusion.python_source(tape.kernel_specs()[0].region)[0]
     assert "out=" in source and "+=" in source and "del " in source
 
 
@@ -327,3 +321,94 @@ def test_fusion_can_be_turned_off():
     finally:
         set_fusion(previous)
     assert _regions(tape) == [] and tape.kernel_specs() == []
+
+
+# ---- the fusion package: names, launchers, the Python rendering's liveness, its place among the modules --------
+
+def test_kernel_names_hash_row_names():
+    """A kernel's name depends on the region's structure with its rows by name, never on object identity: the
+    same in every process (CuPy's disk cache, the batch builds of the tests), and the same as before the rows
+    were held as objects."""
+    from gpuad.ops.elementwise import EXP, NEGATIVE
+    region = fusion.Region("float64", False, (("float64", True),), 0,
+                           ((NEGATIVE, (("i", 0),)), (EXP, (("v", 0),))), (1,), (("i", 0),))
+    full = np.zeros((3, 4))
+    spec = fusion.plan(region, (3, 4), [full], [full], [((3, 4), full.dtype)])[0]
+    assert spec.name == "gpuad_fused2_negative_exp_bwd_f64_4cf4d352"
+
+
+def _rendered_sources():
+    sources = []
+    for fn, shapes, dtype in [PROGRAMS["benchmark"], PROGRAMS["broadcast_row"], PROGRAMS["long_chain"],
+                              PROGRAMS["where_clip_maximum"], PROGRAMS["constants"]]:
+        _, tape = tape_gradient(fn, make_args(shapes, dtype))
+        sources += [fusion.python_source(s.region)[0] for s in tape.kernel_specs()]
+    for seed in range(20):
+        with np.errstate(all="ignore"):
+            _, tape = tape_gradient(random_program(seed), random_args(seed))
+        sources += [fusion.python_source(s.region)[0] for s in tape.kernel_specs()]
+    return sources
+
+
+def test_python_rendering_frees_every_local_after_its_last_use():
+    """Every local the rendered function makes (temporaries, forward values, adjoints) and does not return is
+    deleted once, after its last read, and never read again."""
+    import ast
+    for source in _rendered_sources():
+        body = ast.parse(source).body[0].body
+        returned = {e.id for e in body[-1].value.elts}
+        made, deleted = set(), {}
+        for n, stmt in enumerate(body):
+            if isinstance(stmt, ast.Delete):
+                for t in stmt.targets:
+                    assert t.id not in deleted, source
+                    deleted[t.id] = n
+                continue
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name):
+                    assert node.id not in deleted, f"{node.id} used after its del:\n{source}"
+                    if isinstance(node.ctx, ast.Store):
+                        made.add(node.id)
+        assert made - returned == set(deleted), source
+
+
+def test_regions_run_through_the_launcher_the_tape_was_given():
+    """One launcher interface: ``runs_on`` and ``launch(spec, kinds, values)``, passed to the Tape."""
+    class Recorder:
+        runs_on = "numpy"
+
+        def __init__(self):
+            self.calls = []
+
+        def launch(self, spec, kinds, values):
+            self.calls.append((spec, kinds, len(values)))
+
+    x, w = make_args([(3, 4), (4,)], np.float64)
+    recorder = Recorder()
+    tape_gradient(bench, [x, w], launcher=recorder)
+    assert [spec.name.split("_bwd")[0] for spec, _, _ in recorder.calls] == ["gpuad_fused8_sin_multiply_add_tanh",
+                                                                            "gpuad_fused2_negative_exp"]
+    for spec, kinds, count in recorder.calls:
+        assert kinds == fusion.kernel_param_kinds(spec) and count == len(kinds)
+    with pytest.raises(ValueError, match="runs cupy arrays"):
+        tape_gradient(bench, [x, w], launcher=fusion.CudaLauncher())
+
+
+def test_fusion_never_imports_the_tape_and_the_backend_no_fusion():
+    import ast
+    import pathlib
+    root = pathlib.Path(gpuad.__file__).parent
+
+    def imported(path):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names.add("." * node.level + (node.module or ""))
+                names.update(f"{'.' * node.level}{node.module or ''}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    for path in (root / "fusion").glob("*.py"):
+        assert not any("tape" in name for name in imported(path)), path.name
+    assert not any("fusion" in name or "codegen" in name for name in imported(root / "backend.py"))

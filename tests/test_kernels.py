@@ -23,7 +23,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad import codegen, fusion, native
+from gpuad import fusion
 from gpuad.core import bind
 from gpuad.testing import sample
 from test_fusion import (PROGRAMS, ROWS, assert_grads_close, bench, make_args, random_args, random_program,
@@ -86,10 +86,10 @@ def all_cases():
     return cases
 
 
-def run(case, fused=True):
+def run(case, fused=True, launcher=None):
     name, fn, args, ct = case
     with np.errstate(all="ignore"):
-        return tape_gradient(fn, args, fused=fused, output_gradients=ct)
+        return tape_gradient(fn, args, fused=fused, output_gradients=ct, launcher=launcher)
 
 
 # ---- one compile of everything ----------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def cuda_batch(specs):
     for spec in specs:
         if spec.name not in seen:
             seen.add(spec.name)
-            sources.append(codegen.kernel_source(spec, "cuda"))
+            sources.append(fusion.kernel_source(spec, "cuda"))
     return "\n".join(sources), len(sources)
 
 
@@ -126,8 +126,8 @@ def compiled(tmp_path_factory):
         reference[case[0]] = grads
         specs += tape.kernel_specs()
     host, host_error = None, None
-    if native.compiler() is not None:
-        host = native.HostKernels(folder)
+    if fusion.compiler() is not None:
+        host = fusion.HostLauncher(folder)
         try:
             host.preload(specs)
         except RuntimeError as e:
@@ -137,11 +137,11 @@ def compiled(tmp_path_factory):
 
 
 @pytest.fixture
-def host(compiled, monkeypatch):
+def host(compiled):
+    """The host launcher holding the CPU build of every case's kernels (tapes pass it: Tape(launcher=host))."""
     if compiled.host is None:
         pytest.skip("no C++ compiler here (g++ or clang++) for the CPU build of the kernels")
     assert compiled.host_error is None, compiled.host_error
-    monkeypatch.setattr(fusion, "host_kernels", compiled.host)
     return compiled.host
 
 
@@ -166,15 +166,15 @@ def test_every_row_has_its_own_kernel(compiled):
 
 def test_one_source_two_wrappers(compiled):
     spec = next(s for s in compiled.specs if s.name.startswith("gpuad_fused"))
-    cuda, cpu = codegen.kernel_source(spec, "cuda"), codegen.kernel_source(spec, "cpu")
-    body = codegen.kernel_body(spec)
+    cuda, cpu = fusion.kernel_source(spec, "cuda"), fusion.kernel_source(spec, "cpu")
+    body = fusion.kernel_body(spec)
     assert body in cuda and body in cpu
     assert cuda.replace(body, "").count("\n") < 25 and cpu.replace(body, "").count("\n") < 25  # thin wrappers
 
 
 def _check_case(case, compiled, host):
     launched = len(host.launched)
-    grads, _ = run(case)
+    grads, _ = run(case, launcher=host)
     dtype = case[2][0].dtype
     assert_grads_close(grads, compiled.reference[case[0]], dtype, f"{case[0]}: CPU kernel vs NumPy rendering")
     unfused, _ = run(case, fused=False)
@@ -211,7 +211,7 @@ def test_kernel_accumulates_into_owned_buffers(compiled, host):
                                   (lambda x, w: gnp.sum(x), np.ones((3, 3)), 1)]:
         case = ("accumulate", lambda x, w, use=use: gnp.sum(gnp.sin(x) * w) + use(x, w), [x, w], None)
         before = dict(fusion.stats)
-        grads, _ = run(case)
+        grads, _ = run(case, launcher=host)
         np.testing.assert_allclose(grads[0], expected + np.cos(x) * w)
         assert fusion.stats["copies"] - before["copies"] == copies
         assert fusion.stats["accumulations"] == before["accumulations"]
@@ -253,17 +253,17 @@ def test_templates_load_from_an_installed_package(tmp_path):
     shutil.copytree(ROOT / "kernels", site / "gpuad" / "kernels")
     script = textwrap.dedent("""
         import gpuad, gpuad.kernels
-        from gpuad import codegen
+        from gpuad import fusion
         from pathlib import Path
         for name in ("prelude.h", "elementwise_bwd.cu", "elementwise_bwd.cpp"):
-            assert codegen.load_template(name) == (Path(gpuad.kernels.__file__).parent / name).read_text()
+            assert fusion.load_template(name) == (Path(gpuad.kernels.__file__).parent / name).read_text()
         print(Path(gpuad.kernels.__file__).parent)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(site / "gpuad" / "kernels")
-    assert codegen.load_template("prelude.h") == (ROOT / "kernels" / "prelude.h").read_text()
+    assert fusion.load_template("prelude.h") == (ROOT / "kernels" / "prelude.h").read_text()
 
 
 # ---- on the GPU -------------------------------------------------------------------------------------------------
@@ -338,13 +338,12 @@ def test_gpu_second_order_through_a_region(cp):
 
 @pytest.mark.gpu
 def test_gpu_kernels_are_cached_and_printable(cp):
-    from gpuad import backend
     x, w = (cp.asarray(a) for a in make_args([(8, 4), (4,)], np.float32))
     with gpuad.Tape(persistent=True) as tape:
         X, W = tape.watch(x), tape.watch(w)
         y = bench(X, W)
     tape.gradient(y, [X, W])
-    compiled = len(backend._cuda_kernels)
+    compiled = len(fusion.CUDA.kernels)
     tape.gradient(y, [X, W])
-    assert len(backend._cuda_kernels) == compiled
+    assert len(fusion.CUDA.kernels) == compiled
     assert tape.kernels().count("__global__") == 2

@@ -18,7 +18,7 @@ def test_core_tensor_is_a_bare_box_and_gpuad_numpy_gives_it_array_behaviour():
     core_source = ast.parse((NUMPY_LAYER.parent / "core.py").read_text())
     tensor = next(n for n in core_source.body if isinstance(n, ast.ClassDef) and n.name == "Tensor")
     defined = {n.name for n in tensor.body if isinstance(n, ast.FunctionDef)}
-    assert defined <= {"__init__", "data", "shape", "dtype", "ndim", "size", "__repr__"}
+    assert defined <= {"__init__", "__init_subclass__", "data", "shape", "dtype", "ndim", "size", "__repr__"}
     for name in ("__add__", "__rsub__", "__getitem__", "__array_ufunc__", "__array_function__", "sum", "T", "at"):
         assert hasattr(Tensor, name), name
 

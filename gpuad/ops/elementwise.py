@@ -27,7 +27,7 @@ class Elementwise(Primitive):
     names (x, y, z) and ``out``; None marks an argument that carries no derivative (a condition, an integer
     result). ``domain`` tells the tests where the op is differentiable: one (low, high) interval per argument,
     or "nonzero" for |value| in (0.5, 2) with either sign. The tape groups these entries into fused regions
-    (see ``gpuad.tape``); ``vjp`` is the per-op rule the traced backward pass uses.
+    (see ``gpuad.fusion.regions``); ``vjp`` is the per-op rule the traced backward pass uses.
     """
 
     def __init__(self, name, forward, partials, domain=None, symbol=None):
@@ -66,8 +66,7 @@ class Elementwise(Primitive):
 
     def jvp(self, primals, tangents, out, params):
         saved = _scalars_as_arrays(self.save(primals, out), out)
-        fast = not any(isinstance(v, Tensor) for v in (*saved, *tangents))
-        namespace = backend.array_module(*saved, *tangents) if fast else TRACED
+        namespace = TRACED if _any_tensor(saved) or _any_tensor(tangents) else backend.array_module(*saved, *tangents)
         total = None
         for k, t in enumerate(tangents):
             c = self.partial_constants[k]
@@ -107,6 +106,13 @@ class Elementwise(Primitive):
             return f"-{ct_name}"
         text = p.show(dict(zip(self.args, args), out=out_name))
         return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
+
+
+def _any_tensor(values):
+    for v in values:
+        if isinstance(v, Tensor):
+            return True
+    return False
 
 
 def _scalars_as_arrays(saved, like):

@@ -22,8 +22,8 @@ import string
 from .. import backend
 from ..core import aval, map_values, raw
 from ..rules import Custom, Linear
-from .elementwise import WHERE
-from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, batch_all, sum_to
+from .elementwise import MULTIPLY, WHERE
+from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, batch_all, batch_size, sum_to
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
 
@@ -182,6 +182,36 @@ def _batch_einsum(args, batched, params):
 
 
 EINSUM.batch = _batch_einsum
+
+
+def _batch_matmul(args, batched, params):
+    """Vectors as one-row (one-column) matrices, batched operands padded to a common rank, then one matmul. Two
+    shapes get a faster form: a batched left operand times one matrix folds the batch into the rows (one
+    matrix product, not a stack of small ones), and a product over a length-1 axis (the outer products of
+    per-example weight gradients) is a broadcast multiply."""
+    (x, y), (bx, by) = args, batched
+    size = batch_size(args, batched)
+    xs, ys = aval(x)[0][bx:], aval(y)[0][by:]
+    if bx and not by and len(ys) <= 2:
+        rows = RESHAPE.bind(x, shape=(math.prod((size,) + xs[:-1]), xs[-1]))
+        return RESHAPE.bind(MATMUL.bind(rows, y), shape=(size,) + xs[:-1] + ys[1:])
+    row, col = len(xs) == 1, len(ys) == 1
+    rank = max(len(xs) + row, len(ys) + col)
+    xs2 = (1,) * (rank - len(xs) - row if bx else 0) + xs[:-1] + (1,) * row + xs[-1:]
+    ys2 = (1,) * (rank - len(ys) - col if by else 0) + ys + (1,) * col
+    x = RESHAPE.bind(x, shape=(size,) * bx + xs2) if xs2 != xs else x
+    y = RESHAPE.bind(y, shape=(size,) * by + ys2) if ys2 != ys else y
+    if bx and by and xs2[-1] == 1:
+        out = MULTIPLY.bind(x, y)
+    else:
+        out = MATMUL.bind(x, y)
+    if row or col:
+        shape = aval(out)[0]
+        out = RESHAPE.bind(out, shape=shape[:-2] + shape[-2:-1] * (not row) + shape[-1:] * (not col))
+    return out
+
+
+MATMUL.batch = _batch_matmul
 
 
 # ---- inverse, solve, determinants ---------------------------------------------------------------------------------

@@ -9,13 +9,11 @@ a broadcast operand) is here too. The nonlinear reductions (max, min, prod) are 
 """
 from __future__ import annotations
 
-import math
-
 import numpy
 
 from .. import backend
 from ..core import aval, raw
-from ..rules import Linear, registry
+from ..rules import Linear
 
 
 # ---- batching (vmap) helpers: a batched argument has the batch axis in front (see Primitive.batch) ----------
@@ -288,33 +286,4 @@ MATMUL = Linear(
     multilinear=True,
     format=lambda a, p: f"{a[0]} @ {a[1]}",
     adjoint=lambda k, ct, a, p: f"{ct} @ {a[1]}ᵀ" if k == 0 else f"{a[0]}ᵀ @ {ct}")
-
-
-def _batch_matmul(args, batched, params):
-    """Vectors as one-row (one-column) matrices, batched operands padded to a common rank, then one matmul. Two
-    shapes get a faster form: a batched left operand times one matrix folds the batch into the rows (one
-    matrix product, not a stack of small ones), and a product over a length-1 axis (the outer products of
-    per-example weight gradients) is a broadcast multiply."""
-    (x, y), (bx, by) = args, batched
-    size = batch_size(args, batched)
-    xs, ys = aval(x)[0][bx:], aval(y)[0][by:]
-    if bx and not by and len(ys) <= 2:
-        rows = RESHAPE.bind(x, shape=(math.prod((size,) + xs[:-1]), xs[-1]))
-        return RESHAPE.bind(MATMUL.bind(rows, y), shape=(size,) + xs[:-1] + ys[1:])
-    row, col = len(xs) == 1, len(ys) == 1
-    rank = max(len(xs) + row, len(ys) + col)
-    xs2 = (1,) * (rank - len(xs) - row if bx else 0) + xs[:-1] + (1,) * row + xs[-1:]
-    ys2 = (1,) * (rank - len(ys) - col if by else 0) + ys + (1,) * col
-    x = RESHAPE.bind(x, shape=(size,) * bx + xs2) if xs2 != xs else x
-    y = RESHAPE.bind(y, shape=(size,) * by + ys2) if ys2 != ys else y
-    if bx and by and xs2[-1] == 1:
-        out = registry()["multiply"].bind(x, y)  # (the elementwise rows are defined above this module)
-    else:
-        out = MATMUL.bind(x, y)
-    if row or col:
-        shape = aval(out)[0]
-        out = RESHAPE.bind(out, shape=shape[:-2] + shape[-2:-1] * (not row) + shape[-1:] * (not col))
-    return out
-
-
-MATMUL.batch = _batch_matmul
+# (matmul's vmap rule is in ops.linalg, beside einsum's: it multiplies outer products elementwise)

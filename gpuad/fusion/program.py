@@ -1,0 +1,211 @@
+"""What a fused region computes, independent of arrays: its structure (``Region``), its composed adjoint program
+(``Program``) and a kernel of it for one combination of operand layouts (``KernelSpec``).
+
+A ``Region`` is the structure of a connected group of elementwise tape entries over one broadcast shape: its
+``Elementwise`` rows with argument references, which nodes receive a cotangent from outside, and which
+cotangents it must produce. ``program(region)`` composes the rows symbolically into straight-line code: the
+forward values the partials need, recomputed from the region's inputs, then the adjoints in reverse order, with
+dead code pruned. Both renderings (``render_cpp``, ``render_python``) print that one program. Everything here is
+a pure function of hashable structure, cached in the process; kernel names hash the rows' names, so they are the
+same in every process.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Region:
+    """What a fused backward computes, independent of array sizes and layouts.
+
+    ``nodes``: (row, argument refs) in tape order, the row an ``Elementwise`` primitive; a ref is ("i", j)
+    external input j, ("c", j) Python scalar j, or ("v", k) the value of node k. ``inputs``: (dtype name, has the
+    region's full shape) per external input. ``seeded``: nodes whose cotangent arrives from outside.
+    ``outputs``: ("i", j) the cotangent of input j, or ("v", k) the total adjoint of node k (a node that is
+    itself a differentiation source).
+    """
+
+    dtype: str
+    scalar: bool  # the broadcast shape is (): NumPy computes with scalars, so no in-place updates
+    inputs: tuple
+    n_consts: int
+    nodes: tuple
+    seeded: tuple
+    outputs: tuple
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A region's kernel for one combination of operand layouts. ``layouts``: (C type, kind) per operand, in
+    the order used inputs, used seeds, written outputs; kind is "full" (C-contiguous, the whole shape: index i),
+    "scalar" (one element) or "strided" (offset from the coordinates over ``ndim`` collapsed dimensions)."""
+
+    region: Region
+    layouts: tuple
+    ndim: int
+
+    @property
+    def name(self) -> str:
+        return _kernel_name(self)
+
+
+def _nonzero(partial) -> bool:
+    return partial is not None and partial.constant != 0
+
+
+class Program:
+    """The composed adjoint program of a region: ``values`` (nodes whose forward value is recomputed, in order),
+    ``live_seeds`` (incoming cotangents that matter), ``steps`` ((target ref, source node, argument position):
+    adjoint of the source times its partial, added into the target, in execution order), ``written`` (outputs
+    produced) and ``used_inputs`` (external inputs read)."""
+
+    def __init__(self, region: Region):
+        self.region = region
+        nodes = region.nodes
+        self.prims = [prim for prim, _ in nodes]
+        n = len(nodes)
+        out_inputs = {j for kind, j in region.outputs if kind == "i"}
+        out_nodes = {k for kind, k in region.outputs if kind == "v"}
+        # useful[k]: node k's adjoint reaches a requested output
+        useful = [False] * n
+        for k, (prim, refs) in enumerate(nodes):
+            if k in out_nodes:
+                useful[k] = True
+                continue
+            partials = prim.partials
+            useful[k] = any(_nonzero(partials[q]) and ((r[0] == "i" and r[1] in out_inputs) or
+                                                       (r[0] == "v" and useful[r[1]]))
+                            for q, r in enumerate(refs))
+        seeded = set(region.seeded)
+        has_adjoint = [k in seeded for k in range(n)]
+        steps = []  # (target ref, source node, argument position), in execution order
+        for k in range(n - 1, -1, -1):
+            if not (has_adjoint[k] and useful[k]):
+                continue
+            partials = self.prims[k].partials
+            for q, r in enumerate(nodes[k][1]):
+                if not _nonzero(partials[q]):
+                    continue
+                if r[0] == "i" and r[1] in out_inputs:
+                    steps.append((r, k, q))
+                elif r[0] == "v" and useful[r[1]]:
+                    steps.append((r, k, q))
+                    has_adjoint[r[1]] = True
+        self.steps = steps
+        self.live_seeds = tuple(i for i, k in enumerate(region.seeded) if useful[k])
+        targets = {t for t, _, _ in steps}
+        self.written = tuple(o for o, (kind, j) in enumerate(region.outputs)
+                             if (kind, j) in targets or (kind == "v" and has_adjoint[j] and j in seeded))
+        # forward values the partials read, and the values those are computed from
+        needed = set()
+        for _, k, q in steps:
+            refs = nodes[k][1]
+            for name in self.prims[k].partials[q].names:
+                if name == "out":
+                    needed.add(k)
+                else:
+                    r = refs["xyz".index(name)]
+                    if r[0] == "v":
+                        needed.add(r[1])
+        for k in range(n - 1, -1, -1):
+            if k in needed:
+                needed.update(r[1] for r in nodes[k][1] if r[0] == "v")
+        self.values = sorted(needed)
+        used = set()
+        for k in self.values:
+            used.update(r[1] for r in nodes[k][1] if r[0] == "i")
+        for _, k, q in steps:
+            refs = nodes[k][1]
+            used.update(refs["xyz".index(name)][1] for name in self.prims[k].partials[q].names
+                        if name != "out" and refs["xyz".index(name)][0] == "i")
+        self.used_inputs = tuple(sorted(used))
+
+    def rename(self, k, ref_text):
+        """The names of node k's row expressions (x, y, z, out) as rendered references."""
+        refs = self.region.nodes[k][1]
+        mapping = {"xyz"[q]: ref_text(r) for q, r in enumerate(refs)}
+        mapping["out"] = ref_text(("v", k))
+        return mapping
+
+    def statements(self):
+        """The program as statements in execution order, each (kind, what, reads): ("value", k) computes node
+        k's forward value, ("seed", i) starts the adjoint of the node seed i arrives at, ("step", (target, k, q))
+        adds a step's term into its target. ``reads`` are the program locals the statement reads: ("v", k) a
+        forward value, ("a", k) the adjoint of node k, ("g", j) the cotangent of input j."""
+        nodes = self.region.nodes
+        out = []
+        for k in self.values:
+            refs = nodes[k][1]
+            names = self.prims[k].forward.names
+            out.append(("value", k, tuple(("v", r[1]) for q, r in enumerate(refs)
+                                          if r[0] == "v" and "xyz"[q] in names)))
+        for i in self.live_seeds:
+            out.append(("seed", i, ()))
+        declared = {("v", self.region.seeded[i]) for i in self.live_seeds}
+        for step in self.steps:
+            target, k, q = step
+            refs = nodes[k][1]
+            reads = [("a", k)]
+            for name in self.prims[k].partials[q].names:
+                r = ("v", k) if name == "out" else refs["xyz".index(name)]
+                if r[0] == "v":
+                    reads.append(("v", r[1]))
+            if target in declared:  # an accumulation reads what it adds into
+                reads.append(local(target))
+            declared.add(target)
+            out.append(("step", step, tuple(reads)))
+        return out
+
+    def last_reads(self):
+        """{program local: index in ``statements()`` of the last statement that reads it}."""
+        last = {}
+        for n, (_, _, reads) in enumerate(self.statements()):
+            for name in reads:
+                last[name] = n
+        return last
+
+
+def local(target):
+    """The program local a step's target accumulates into: ("g", j) for input j, ("a", k) for node k."""
+    return ("g" if target[0] == "i" else "a", target[1])
+
+
+@lru_cache(maxsize=4096)
+def program(region: Region) -> Program:
+    return Program(region)
+
+
+def operands(region: Region):
+    """(role, index) of each kernel operand in order: used inputs, live seeds, written outputs."""
+    prog = program(region)
+    return ([("in", j) for j in prog.used_inputs] + [("seed", i) for i in prog.live_seeds]
+            + [("out", o) for o in prog.written])
+
+
+def describe(region: Region) -> str:
+    """A short readable name of the region: the op alone, or ``fused<n>_<first ops>``."""
+    ops = []
+    for prim, _ in region.nodes:
+        if prim.name not in ops:
+            ops.append(prim.name)
+    if len(region.nodes) == 1:
+        return ops[0]
+    shown = "_".join(ops[:4]) + ("_etc" if len(ops) > 4 else "")
+    return f"fused{len(region.nodes)}_{shown}"
+
+
+def _structure_text(region: Region) -> str:
+    """The region as text with its rows by name (never by object identity): what kernel names hash."""
+    nodes = tuple((prim.name, refs) for prim, refs in region.nodes)
+    return (f"Region(dtype={region.dtype!r}, scalar={region.scalar!r}, inputs={region.inputs!r}, "
+            f"n_consts={region.n_consts!r}, nodes={nodes!r}, seeded={region.seeded!r}, "
+            f"outputs={region.outputs!r})")
+
+
+@lru_cache(maxsize=4096)
+def _kernel_name(spec: KernelSpec) -> str:
+    key = f"({_structure_text(spec.region)}, {spec.layouts!r}, {spec.ndim!r})"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return f"gpuad_{describe(spec.region)}_bwd_{'f32' if spec.region.dtype == 'float32' else 'f64'}_{digest}"

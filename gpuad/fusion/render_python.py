@@ -1,0 +1,267 @@
+"""The Python rendering of a region's adjoint program, for NumPy (and any NumPy-like namespace).
+
+``python_source(region)`` prints the composed program (``program.Program``) as a Python function over the
+namespace's functions: each row expression becomes ufunc calls, written into the function's own temporaries
+with ``out=`` where the result has the region's shape and dtype, and cotangents are accumulated in place
+(``+=``) into arrays the function owns. The result dtype of each operation is asked of NumPy (the operation
+applied to empty arrays of the operands' dtypes, and to the literal constants themselves), not re-derived.
+Which names to ``del`` after their last use comes from the program's statements (``Program.last_reads``) and
+from the temporaries each emitted line reads, recorded as the lines are written. ``python_function`` compiles
+the source against a namespace, cached per region.
+"""
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+
+import numpy  # dtype bookkeeping: the rendering asks NumPy for result dtypes
+
+from .. import expr
+from .program import Region, describe, local, program
+
+_UFUNC_OPS = {ast.Add: ("add", "+"), ast.Sub: ("subtract", "-"), ast.Mult: ("multiply", "*"),
+              ast.Div: ("divide", "/")}
+_COMPARE = {ast.Lt: ("less", "<"), ast.LtE: ("less_equal", "<="), ast.Gt: ("greater", ">"),
+            ast.GtE: ("greater_equal", ">="), ast.Eq: ("equal", "=="), ast.NotEq: ("not_equal", "!=")}
+_FRESH_CALLS = {"where", "clip", "nan_to_num"}  # non-ufuncs that always return a new array
+
+
+class _Val:
+    """A rendered subexpression: its text, whether it has the region's full shape, whether it is a temporary
+    this function owns (so it may be overwritten with out=), whether it is a constant (a literal or a Python
+    scalar argument), its temporary's name (None for anything else), and ``probe``: what NumPy's type
+    promotion sees of it, an empty array of its dtype, or the literal itself (a Python scalar is weak)."""
+
+    __slots__ = ("text", "full", "fresh", "const", "temp", "probe")
+
+    def __init__(self, text, full, fresh, probe, const=False, temp=None):
+        self.text, self.full, self.fresh, self.probe, self.const, self.temp = text, full, fresh, probe, const, temp
+
+    def dtype(self):
+        return getattr(self.probe, "dtype", None)
+
+
+def _probe(dtype):
+    return numpy.empty(0, dtype)
+
+
+def _ask_numpy(fn, args):
+    """The result of ``fn`` on the operands' probes (an empty array of the result's dtype), or None when NumPy
+    refuses the combination (the generated code then fails the same way, if it ever runs)."""
+    if fn is None:
+        return None
+    try:
+        with numpy.errstate(all="ignore"):
+            result = fn(*(a.probe for a in args))
+    except TypeError:
+        return None
+    return result if isinstance(result, numpy.ndarray) else numpy.asarray(result)[None][:0]
+
+
+class _PythonWriter:
+    """Emits the lines of one function, recording for each temporary the last line that reads it."""
+
+    def __init__(self, dtype, inplace):
+        self.dtype = numpy.dtype(dtype)
+        self.inplace = inplace
+        self.lines: list[str] = []
+        self.functions: set[str] = set()
+        self.count = 0
+        self.owned: dict[str, bool] = {}
+        self.dtypes: dict[str, object] = {}
+        self.temp_last: dict[str, int] = {}
+
+    def is_t(self, val):
+        """``val`` is an array of the region's dtype (a constant is not: NumPy keeps the other operand's)."""
+        return not val.const and val.dtype() == self.dtype
+
+    def emit(self, line, reads=(), made=None):
+        for v in reads:
+            if v.temp is not None:
+                self.temp_last[v.temp] = len(self.lines)
+        if made is not None:
+            self.temp_last[made] = len(self.lines)
+        self.lines.append(line)
+
+    def new_temp(self, text, reads, full, fresh, probe):
+        self.count += 1
+        t = f"t{self.count}"
+        self.emit(f"{t} = {text}", reads, made=t)
+        return _Val(t, full, fresh, probe, temp=t)
+
+    def ufunc(self, fname, args, plain):
+        self.functions.add(fname)
+        full = any(a.full for a in args)
+        probe = _ask_numpy(getattr(numpy, fname), args)
+        result_t = probe is not None and probe.dtype == self.dtype
+        if self.inplace and full and result_t:
+            for a in args:
+                if a.fresh and a.full and self.is_t(a):
+                    self.emit(f"{fname}({', '.join(x.text for x in args)}, out={a.text})", args)
+                    return _Val(a.text, True, True, probe, temp=a.temp)
+        return self.new_temp(plain, args, full, full, probe)
+
+    def expr(self, node, env):
+        if isinstance(node, ast.Name):
+            return env[node.id]
+        if isinstance(node, ast.Constant):
+            return _Val(repr(node.value), False, False, node.value, const=True)
+        if isinstance(node, ast.UnaryOp):
+            o = self.expr(node.operand, env)
+            if isinstance(node.op, ast.UAdd):
+                return o
+            if o.const:
+                return _Val(f"(-{o.text})", False, False, _ask_numpy(numpy.negative, [o]), const=True)
+            return self.ufunc("negative", [o], f"negative({o.text})")
+        if isinstance(node, ast.BinOp):
+            left, right = self.expr(node.left, env), self.expr(node.right, env)
+            fname, sym = _UFUNC_OPS[type(node.op)]
+            if left.const and right.const:
+                return _Val(f"({left.text} {sym} {right.text})", False, False,
+                            _ask_numpy(getattr(numpy, fname), [left, right]), const=True)
+            return self.ufunc(fname, [left, right], f"{left.text} {sym} {right.text}")
+        if isinstance(node, ast.Compare):
+            left, right = self.expr(node.left, env), self.expr(node.comparators[0], env)
+            fname, sym = _COMPARE[type(node.ops[0])]
+            probe = _ask_numpy(getattr(numpy, fname), [left, right])
+            return self.new_temp(f"{left.text} {sym} {right.text}", [left, right], left.full or right.full,
+                                 False, probe)
+        if isinstance(node, ast.Call):
+            fname = expr.FUNCTIONS[node.func.id][0]
+            args = [self.expr(a, env) for a in node.args]
+            if fname == "where":  # constant branches take T, as in C++ (np.where(c, 1, 0) would be int64)
+                args = args[:1] + [_Val(f"_T({a.text})", False, False, _probe(self.dtype)) if a.const else a
+                                   for a in args[1:]]
+            plain = f"{fname}({', '.join(a.text for a in args)})"
+            if isinstance(getattr(numpy, fname, None), numpy.ufunc):
+                return self.ufunc(fname, args, plain)
+            self.functions.add(fname)
+            full = any(a.full for a in args)
+            return self.new_temp(plain, args, full, full and fname in _FRESH_CALLS,
+                                 _ask_numpy(getattr(numpy, fname, None), args))
+        raise expr.ExprError(f"cannot render {ast.dump(node)}")
+
+    def assign(self, var, val):
+        """``var = val``; an alias of another variable is marked shared so neither is updated in place."""
+        self.emit(f"{var} = {val.text}", [val])
+        self.owned[var] = val.fresh
+        self.dtypes[var] = None if val.const else val.dtype()
+        if not val.fresh and val.text in self.owned:
+            self.owned[val.text] = False
+
+    def accumulate(self, var, term, first):
+        if first:
+            self.assign(var, term)
+        elif (self.inplace and self.owned.get(var) and self.dtypes.get(var) == self.dtype
+              and self.is_t(term)):
+            self.emit(f"{var} += {term.text}", [term])
+        else:
+            self.emit(f"{var} = {var} + {term.text}", [term])
+            self.owned[var] = self.inplace  # a new full-shape array (a scalar when in-place is off)
+            current = self.dtypes.get(var)
+            before = _Val(var, True, False, None if current is None else _probe(current))
+            probe = _ask_numpy(numpy.add, [before, term])
+            self.dtypes[var] = None if probe is None else probe.dtype
+
+
+def _name(ref):
+    """The Python name of a program local (("v", k), ("a", k), ("g", j))."""
+    return f"{ref[0]}{ref[1]}"
+
+
+@lru_cache(maxsize=4096)
+def python_source(region: Region):
+    """(source of ``region_bwd(i0.., c0.., s0..)`` returning the written outputs, names of the namespace
+    functions it uses, and per written output whether it is a new array owned by the caller)."""
+    prog = program(region)
+    w = _PythonWriter(region.dtype, inplace=not region.scalar)
+    t = _probe(w.dtype)
+    inputs = [_Val(f"i{j}", full, False, _probe(numpy.dtype(d))) for j, (d, full) in enumerate(region.inputs)]
+    values = {}  # node k -> _Val of its forward value v{k}
+
+    def env_of(k):
+        refs = region.nodes[k][1]
+        env = {}
+        for q, r in enumerate(refs):
+            if r[0] == "i":
+                env["xyz"[q]] = inputs[r[1]]
+            elif r[0] == "c":  # a 0-d array of T (see run._run_python): NumPy keeps the other operand's dtype
+                env["xyz"[q]] = _Val(f"c{r[1]}", False, False, t, const=True)
+            else:
+                env["xyz"[q]] = values.get(r[1]) or _Val(f"v{r[1]}", True, False, t)
+        env["out"] = values.get(k) or _Val(f"v{k}", True, False, t)
+        return env
+
+    statements = prog.statements()
+    ends = []  # per statement of the program: the index of its last line
+    declared = set()
+    for kind, what, _ in statements:
+        if kind == "value":
+            k = what
+            val = w.expr(prog.prims[k].forward.tree, env_of(k))
+            w.assign(f"v{k}", _Val(val.text, val.full, False, val.probe, val.const, val.temp))
+            values[k] = _Val(f"v{k}", val.full, False, val.probe, val.const)
+        elif kind == "seed":
+            k = region.seeded[what]
+            w.assign(f"a{k}", _Val(f"s{what}", True, False, t))
+            declared.add(("v", k))
+        else:
+            target, k, q = what
+            partial = prog.prims[k].partials[q]
+            c = partial.constant
+            source = _Val(f"a{k}", True, False, t)
+            if c == 1:
+                term = source
+            elif c == -1:
+                term = w.ufunc("negative", [source], f"negative(a{k})")
+            else:
+                factor = w.expr(partial.tree, env_of(k))
+                term = w.ufunc("multiply", [source, factor], f"a{k} * {factor.text}")
+            w.accumulate(_name(local(target)), term, target not in declared)
+            declared.add(target)
+        ends.append(len(w.lines) - 1)
+    results = [_name(local(region.outputs[o])) for o in prog.written]
+    fresh = tuple(bool(w.owned.get(r)) and results.count(r) == 1 for r in results)
+    # free every local after its last use: program locals after the last statement that reads them (or the one
+    # that makes them, when none does), temporaries after the last line that reads them
+    dead_after: dict[int, list[str]] = {}
+    for name, line in w.temp_last.items():
+        dead_after.setdefault(line, []).append(name)
+    last = prog.last_reads()
+    for n, (kind, what, _) in enumerate(statements):
+        made = (("v", what) if kind == "value" else ("a", region.seeded[what]) if kind == "seed"
+                else local(what[0]))
+        last.setdefault(made, n)
+    keep = set(results)
+    for ref, n in last.items():
+        if _name(ref) not in keep and ends[n] >= 0:
+            dead_after.setdefault(ends[n], []).append(_name(ref))
+    body = []
+    for n, line in enumerate(w.lines):
+        body.append("    " + line)
+        dead = dead_after.get(n)
+        if dead:
+            body.append("    del " + ", ".join(sorted(set(dead))))
+    params = ([f"i{j}" for j in range(len(region.inputs))] + [f"c{j}" for j in range(region.n_consts)]
+              + [f"s{i}" for i in range(len(region.seeded))])
+    source = (f"def region_bwd({', '.join(params)}):\n" + "\n".join(body or ["    pass"])
+              + f"\n    return ({''.join(r + ', ' for r in results)})\n")
+    return source, tuple(sorted(w.functions)), fresh
+
+
+_python_cache: dict = {}
+
+
+def python_function(region: Region, namespace):
+    """``python_source`` compiled against ``namespace`` (numpy or cupy): (function, fresh flags)."""
+    key = (region, namespace)
+    hit = _python_cache.get(key)
+    if hit is None:
+        if len(_python_cache) >= 4096:  # programs whose structure keeps changing: start over
+            _python_cache.clear()
+        source, functions, fresh = python_source(region)
+        scope = {f: getattr(namespace, f) for f in functions}
+        scope["_T"] = numpy.dtype(region.dtype).type
+        exec(compile(source, f"<gpuad region {describe(region)}>", "exec"), scope)  # noqa: S102 (generated)
+        hit = _python_cache[key] = (scope["region_bwd"], fresh)
+    return hit
