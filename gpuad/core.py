@@ -249,8 +249,9 @@ def refuse_complex(dtype, where):
 
 
 def stop_gradient(x):
-    """``x`` as a constant: its value, with zero derivative with respect to everything."""
-    return raw(x)
+    """``x`` as a constant: its value, with zero derivative with respect to everything (under vmap, still
+    batched)."""
+    return constant(x)
 
 
 class no_grad:

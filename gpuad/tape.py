@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 
 from . import backend, printing, tree
-from .core import (Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces,
-                   refuse_complex, settle)
+from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, lower, no_grad_active, raw,
+                   recording_traces, refuse_complex, settle)
 from .core import lifters as core_lifters
 from .fusion.regions import RegionBuilder, rule_inputs
 from .fusion.render_cpp import kernel_source
@@ -314,10 +314,14 @@ class Tape(Trace):
 def tensor(value, dtype=None):
     """A leaf Tensor holding ``value`` (converted to a backend array): an explicit request for derivatives. Every
     open Tape block of this thread watches it, now if it is made inside one, else at its first use there."""
-    value = raw(value)
-    module = backend.array_module(value)
-    if not isinstance(value, module.ndarray) or dtype is not None:
-        value = module.asarray(value, dtype=dtype)
+    value = constant(value)  # (under vmap a batched value stays batched)
+    if isinstance(value, Tensor):
+        if dtype is not None:
+            value = value.astype(dtype)
+    else:
+        module = backend.array_module(value)
+        if not isinstance(value, module.ndarray) or dtype is not None:
+            value = module.asarray(value, dtype=dtype)
     leaf = Tensor(None, value)
     lifted = leaf
     for t in core_lifters():

@@ -366,3 +366,15 @@ def test_creation_like_norms_and_slogdet_inside_vmap():
         close(vmap(f)(x), loop(f, (0,), x))
         g = grad(lambda a: gnp.sum(f(a)))
         close(vmap(g)(x), loop(g, (0,), x))
+
+
+def test_stop_gradient_and_tensor_of_batched_values():
+    f = lambda x: gnp.sum(gpuad.stop_gradient(x) * x)  # noqa: E731
+    close(vmap(grad(f))(X), X)
+
+    def per_example(x):
+        with gpuad.Tape() as tape:
+            t = gpuad.tensor(x)
+            y = gnp.sum(gnp.sin(t) * t)
+        return tape.gradient(y, t)
+    close(vmap(per_example)(X), np.cos(X) * X + np.sin(X))
