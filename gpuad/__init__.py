@@ -12,6 +12,6 @@ from .jacobians import hessian, hvp, jacfwd, jacobian, jacrev
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
 from . import nn  # noqa: F401
 
-__all__ = ["Tensor", "Tape", "grad", "value_and_grad", "vjp", "jvp", "vmap", "jacfwd", "jacrev", "jacobian", "hessian", "hvp", "tensor", "stop_gradient", "no_grad",
-           "numpy", "nn", "testing"]
+__all__ = ["Tensor", "Tape", "grad", "value_and_grad", "vjp", "jvp", "vmap", "jacfwd", "jacrev", "jacobian",
+           "hessian", "hvp", "tensor", "stop_gradient", "no_grad", "numpy", "nn", "testing"]
 __version__ = "0.1.0"

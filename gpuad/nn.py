@@ -190,4 +190,5 @@ def _one_hot(labels, shape, axis):
         if low < 0 or high >= classes:
             raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "
                              f"from {low} to {high}")
-    return xp.expand_dims(labels, axis - len(shape)) == xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
+    classes_along_axis = xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
+    return xp.expand_dims(labels, axis - len(shape)) == classes_along_axis

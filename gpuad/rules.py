@@ -112,7 +112,8 @@ class Linear(Primitive):
             return total
         if all(t is None for t in tangents):
             return None
-        filled = [t if t is not None else backend.float_zeros_like(raw(p), aval(p)[0]) for p, t in zip(primals, tangents)]
+        filled = [t if t is not None else backend.float_zeros_like(raw(p), aval(p)[0])
+                  for p, t in zip(primals, tangents)]
         return self.bind(*filled, **params)
 
     def save(self, primals, out):
