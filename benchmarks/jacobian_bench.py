@@ -3,7 +3,7 @@
 
 Expected: forward mode wins for n << m, reverse mode for m << n, the slower mode's time showing the ratio of the
 two sizes' work; jacobian's automatic choice within 10% of the faster mode on both shapes; hvp at most 4x one
-gradient. Usage: python benchmarks/jacobian_bench.py [--repeat 5]
+gradient (best of --repeat runs each). Usage: python benchmarks/jacobian_bench.py [--repeat 20]
 """
 import argparse
 import time
@@ -15,15 +15,22 @@ import gpuad.numpy as gnp
 from gpuad import backend
 
 
-def best_of(fn, repeat, sync):
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def best_of(fns, repeat, sync):
+    """The best time of each function, measured in turns (one run of each per round, in a rotating order) so
+    that the load of a shared machine, which drifts, and the caches another function has just churned weigh on
+    all of them alike."""
+    best = {name: float("inf") for name in fns}
+    for name, fn in fns.items():
         fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
+    sync()
+    names = list(fns)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # each in turn after each other one
+            fn = fns[name]
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -33,7 +40,7 @@ def rosenbrock(x):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     xp = backend.default_module()
     sync = (lambda: xp.cuda.Device().synchronize()) if xp.__name__ == "cupy" else (lambda: None)
@@ -45,9 +52,8 @@ def main():
         b = xp.asarray(rng.standard_normal(m))
         x = xp.asarray(rng.standard_normal(n))
         f = lambda x: gnp.tanh(w @ x + b)  # noqa: E731
-        times = {}
-        for name, jac in [("jacfwd", gpuad.jacfwd(f)), ("jacrev", gpuad.jacrev(f)), ("jacobian", gpuad.jacobian(f))]:
-            times[name] = best_of(lambda: jac(x), args.repeat, sync)
+        jacs = {"jacfwd": gpuad.jacfwd(f), "jacrev": gpuad.jacrev(f), "jacobian": gpuad.jacobian(f)}
+        times = best_of({name: (lambda jac=jac: jac(x)) for name, jac in jacs.items()}, args.repeat, sync)
         fast = min(times["jacfwd"], times["jacrev"])
         slow_name = "jacfwd" if times["jacfwd"] > times["jacrev"] else "jacrev"
         print(f"  (n, m) = ({n}, {m}): jacfwd {times['jacfwd'] * 1e3:8.2f} ms   jacrev {times['jacrev'] * 1e3:8.2f} ms"
@@ -56,9 +62,9 @@ def main():
     x = xp.asarray(rng.uniform(-1, 1, 2**20))
     v = xp.asarray(rng.standard_normal(2**20))
     g = gpuad.grad(rosenbrock)
-    t_f = best_of(lambda: rosenbrock(x), args.repeat, sync)
-    t_g = best_of(lambda: g(x), args.repeat, sync)
-    t_h = best_of(lambda: gpuad.hvp(rosenbrock, (x,), (v,)), args.repeat, sync)
+    times = best_of({"f": lambda: rosenbrock(x), "grad": lambda: g(x),
+                     "hvp": lambda: gpuad.hvp(rosenbrock, (x,), (v,))}, args.repeat, sync)
+    t_f, t_g, t_h = times["f"], times["grad"], times["hvp"]
     print(f"Rosenbrock at 2^20 float64: f {t_f * 1e3:.1f} ms, grad {t_g * 1e3:.1f} ms, hvp (grad and H v) "
           f"{t_h * 1e3:.1f} ms: hvp / grad = {t_h / t_g:.2f}")
 

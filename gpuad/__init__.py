@@ -1,7 +1,8 @@
 """gpuad: exact derivatives of NumPy-style array programs, on the GPU (CuPy) or the CPU (NumPy).
 
 Reverse mode records an array-level tape and walks it backwards (``grad``, ``value_and_grad``, ``vjp``,
-``Tape``); forward mode pushes dual numbers through the program with no tape (``jvp``). Write the program with
+``Tape``); forward mode pushes dual numbers through the program with no tape (``jvp``); ``vmap`` maps a function
+over a batch, and ``jacfwd``/``jacrev``/``jacobian``/``hessian``/``hvp`` build on them. Write the program with
 ``gpuad.numpy`` (or plain ``numpy`` functions applied to gpuad values).
 """
 from .core import Tensor, no_grad, stop_gradient
