@@ -378,3 +378,36 @@ def test_stop_gradient_and_tensor_of_batched_values():
             y = gnp.sum(gnp.sin(t) * t)
         return tape.gradient(y, t)
     close(vmap(per_example)(X), np.cos(X) * X + np.sin(X))
+
+
+NUMPY_USES = {  # gpuad.numpy functions inside vmap and vmap(grad), against the loop
+    "mean": lambda a: gnp.mean(a, axis=0), "var": lambda a: gnp.var(a, axis=1), "std": lambda a: gnp.std(a),
+    "stack": lambda a: gnp.stack([a, a * 2], axis=1), "split": lambda a: gnp.split(a, 2, axis=1)[1],
+    "dot": lambda a: gnp.dot(a, a[0]), "outer": lambda a: gnp.outer(a[0], a[1]),
+    "tensordot": lambda a: gnp.tensordot(a, a, axes=1), "take": lambda a: gnp.take(a, [0, 2], axis=1),
+    "pad": lambda a: gnp.pad(a, 1), "roll": lambda a: gnp.roll(a, 1, axis=0), "diff": lambda a: gnp.diff(a, axis=0),
+    "norm": lambda a: gnp.linalg.norm(a, axis=1), "relu": nn.relu, "sigmoid": nn.sigmoid, "softplus": nn.softplus,
+    "T": lambda a: a.T, "reshape": lambda a: a.reshape(-1), "moveaxis": lambda a: gnp.moveaxis(a, 0, 1),
+    "trace": lambda a: gnp.trace(a), "diag": lambda a: gnp.diag(a), "tril": lambda a: gnp.tril(a),
+    "kron": lambda a: gnp.kron(a[:2, :2], a[2:, 2:]), "average": lambda a: gnp.average(a, axis=0, weights=np.arange(1., 5.)),
+    "cumsum": lambda a: gnp.cumsum(a), "repeat": lambda a: gnp.repeat(a, 2, axis=0), "tile": lambda a: gnp.tile(a, (2, 1)),
+    "ptp": lambda a: gnp.ptp(a, axis=0), "concatenate": lambda a: gnp.concatenate([a, a], axis=None),
+    "einsum": lambda a: gnp.einsum("ij,jk", a, a), "eigvalsh": lambda a: gnp.linalg.eigvalsh(a + a.T),
+    "multi_dot": lambda a: gnp.linalg.multi_dot([a, a, a]), "select": lambda a: gnp.select([a > 0.5, a < -0.5], [a, 2 * a]),
+    "nan_to_num": lambda a: gnp.nan_to_num(a, nan=1.0), "rot90": lambda a: gnp.rot90(a),
+    "broadcast_arrays": lambda a: gnp.broadcast_arrays(a, a[0])[1], "meshgrid": lambda a: gnp.meshgrid(a[0], a[1])[0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_USES))
+def test_numpy_functions_inside_vmap(name):
+    f = NUMPY_USES[name]
+    x = np.random.default_rng(9).standard_normal((B, 4, 4))
+    close(vmap(f)(x), loop(f, (0,), x))
+    g = grad(lambda a: gnp.sum(gnp.sin(f(a))))
+    close(vmap(g)(x), loop(g, (0,), x))
+
+
+def test_sorting_inside_vmap_is_refused_clearly():
+    with pytest.raises(NotImplementedError, match="sort of a batched value"):
+        vmap(lambda a: gnp.sort(a))(X)

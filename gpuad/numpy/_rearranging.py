@@ -17,7 +17,7 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw, Tensor
+from ..core import aval, constant, is_batched, raw, Tensor
 from ..ops.linear import SCATTER_ADD
 
 from ._creation import asarray, asarray_like
@@ -418,6 +418,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
+    _refuse_batched(a, "sort")
     return take_along_axis(a, _xp(a).argsort(raw(a), axis=axis, **options), axis)
 
 
@@ -429,7 +430,14 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     if axis is None:
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
+    _refuse_batched(a, "partition")
     return take_along_axis(a, _xp(a).argpartition(raw(a), kth, axis=axis, kind=kind), axis)
+
+
+def _refuse_batched(a, name):
+    if is_batched(a):
+        raise NotImplementedError(f"vmap: gpuad.numpy.{name} of a batched value is not supported yet (it gathers "
+                                  f"with indices that differ between examples); apply it outside the vmapped function")
 
 
 def _integer_indices(a, indices, error):
@@ -466,6 +474,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
 def take_along_axis(arr, indices, axis=-1):
     """Gathers through one flat index into ``ravel(arr)``, so the backward pass is a single 1-D scatter-add."""
     arr = asarray(arr)
+    _refuse_batched(indices, "take_along_axis with batched indices")
     index = _integer_indices(arr, indices, IndexError)
     if axis is None:
         if index.ndim != 1:
@@ -498,7 +507,7 @@ def select(condlist, choicelist, default=0):
         raise ValueError("select with an empty condition list is not possible")
     conditions = []
     for i, c in enumerate(condlist):
-        c = backend.array_module(raw(c)).asarray(raw(c))
+        c = constant(c) if is_batched(c) else backend.array_module(raw(c)).asarray(raw(c))  # (vmap: batched)
         if c.dtype != _np.bool_:
             raise TypeError(f"invalid entry {i} in condlist: should be boolean ndarray")
         conditions.append(c)
