@@ -18,12 +18,13 @@ import numpy as _np
 
 from .. import backend
 from ..core import aval, constant, is_batched, raw, Tensor
-from ..ops.linear import SCATTER_ADD
-
+from ..ops.linear import SCATTER_ADD, SUM
+from . import _nondifferentiable
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, no_out, normalize_axes, traceable
 from ._elementwise import where
-from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpose
+from ._indexing import getitem, one_hot
+from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, ravel, reshape, transpose
 
 __all__ = [
     "atleast_1d", "atleast_2d", "atleast_3d", "split", "array_split", "hsplit", "vsplit", "dsplit", "vstack",
@@ -418,7 +419,8 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
-    _refuse_batched(a, "sort")
+    if is_batched(a):  # (vmap: the permutations differ between examples)
+        return take_along_axis(a, _nondifferentiable.argsort(a, axis, **options), axis)
     return take_along_axis(a, _xp(a).argsort(raw(a), axis=axis, **options), axis)
 
 
@@ -430,14 +432,24 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     if axis is None:
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
-    _refuse_batched(a, "partition")
+    if is_batched(a):
+        raise NotImplementedError("vmap: gpuad.numpy.partition of a batched value is not supported yet; use sort")
     return take_along_axis(a, _xp(a).argpartition(raw(a), kth, axis=axis, kind=kind), axis)
 
 
-def _refuse_batched(a, name):
-    if is_batched(a):
-        raise NotImplementedError(f"vmap: gpuad.numpy.{name} of a batched value is not supported yet (it gathers "
-                                  f"with indices that differ between examples); apply it outside the vmapped function")
+def _take_along_axis_batched(arr, indices, axis):
+    """take_along_axis with batched indices (vmap): a one-hot mask of the indices times ``arr``, summed along
+    ``axis`` (O(n) per gathered element, n the axis length); its derivative is the mask's transpose."""
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    shape = _shape(arr)
+    axis = normalize_axes(axis, len(shape))[0]
+    if len(aval(indices)[0]) != len(shape):
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    mask = moveaxis(one_hot(indices, shape[axis], aval(arr)[1]), axis, -2)  # (..., m, n)
+    values = expand_dims(moveaxis(arr, axis, -1), -2)  # (..., 1, n)
+    gathered = SUM.bind(mask * values, axis=(len(shape),), keepdims=False)  # (..., m)
+    return moveaxis(gathered, -1, axis)
 
 
 def _integer_indices(a, indices, error):
@@ -459,6 +471,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
+    if is_batched(indices) and mode == "raise":  # (vmap: a gather through a one-hot mask)
+        return getitem(a, (slice(None),) * axis + (indices,))
     index = _integer_indices(a, indices, TypeError)
     n = _shape(a)[axis]
     if mode == "wrap" or mode == "clip":
@@ -474,7 +488,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
 def take_along_axis(arr, indices, axis=-1):
     """Gathers through one flat index into ``ravel(arr)``, so the backward pass is a single 1-D scatter-add."""
     arr = asarray(arr)
-    _refuse_batched(indices, "take_along_axis with batched indices")
+    if is_batched(indices):
+        return _take_along_axis_batched(arr, indices, axis)
     index = _integer_indices(arr, indices, IndexError)
     if axis is None:
         if index.ndim != 1:
