@@ -53,6 +53,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "fmax": ("fmax", "fmax({0}, {1})"),
     "fmin": ("fmin", "fmin({0}, {1})"),
     "fmod": ("fmod", "fmod({0}, {1})"),
+    "copysign": ("copysign", "copysign({0}, {1})"),
     "clip": ("clip", "minimum(maximum({0}, {1}), {2})"),  # expanded below, as NumPy defines it
     "where": ("where", "(({0}) ? ({1}) : ({2}))"),
     "reciprocal": ("reciprocal", "((T)1 / ({0}))"),

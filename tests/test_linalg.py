@@ -236,18 +236,36 @@ def test_numpy_functions_on_tensors_reach_gpuad():
     check_grads(with_numpy, [x], order=2)
 
 
-def test_symmetric_input_convention():
-    """cholesky and eigh read a symmetric matrix: their gradients are symmetric, a perturbation counts by its
-    symmetric part."""
+def test_triangle_convention():
+    """cholesky and eigh read one triangle, as NumPy does (the lower one; the upper with UPLO='U' / upper=True):
+    only that triangle gets a gradient, a perturbation of the other changes nothing, and the derivative is
+    exact at non-symmetric input too."""
     x, w = spd(3, 3), a(3, 3)
-    for f in (lambda x: gnp.sum(gnp.linalg.cholesky(x) * w), lambda x: gnp.sum(gnp.linalg.eigh(x)[1] ** 2 * w),
-              lambda x: gnp.sum(gnp.linalg.eigvalsh(x) * w[0])):
+    lower_fns = (lambda x: gnp.sum(gnp.linalg.cholesky(x) * w), lambda x: gnp.sum(gnp.linalg.eigh(x)[1] ** 2 * w),
+                 lambda x: gnp.sum(gnp.linalg.eigvalsh(x) * w[0]))
+    upper_fns = (lambda x: gnp.sum(gnp.linalg.cholesky(x, upper=True) * w),
+                 lambda x: gnp.sum(gnp.linalg.eigh(x, UPLO="U")[1] ** 2 * w),
+                 lambda x: gnp.sum(gnp.linalg.eigvalsh(x, UPLO="U") * w[0]))
+    for f in lower_fns:
         g = gpuad.grad(f)(x)
-        np.testing.assert_allclose(g, g.T, atol=1e-12)
-    skew = a(3, 3)
-    skew = skew - skew.T
-    _, t = gpuad.jvp(gnp.linalg.cholesky, (x,), (skew,))
+        np.testing.assert_array_equal(np.triu(g, 1), 0)
+    for f in upper_fns:
+        g = gpuad.grad(f)(x)
+        np.testing.assert_array_equal(np.tril(g, -1), 0)
+    upper_only = np.triu(a(3, 3), 1)
+    _, t = gpuad.jvp(gnp.linalg.cholesky, (x,), (upper_only,))
     np.testing.assert_allclose(t, 0, atol=1e-12)
+    _, t = gpuad.jvp(lambda x: gnp.linalg.eigh(x, UPLO="U").eigenvalues, (x,), (upper_only.T,))
+    np.testing.assert_allclose(t, 0, atol=1e-12)
+    # Non-symmetric input: NumPy's value (from the triangle it reads) and exact derivatives of it.
+    skewed = x + np.triu(a(3, 3), 1)
+    for uplo in ("L", "U"):
+        np.testing.assert_allclose(gnp.linalg.eigh(gpuad.tensor(skewed), UPLO=uplo)[0],
+                                   np.linalg.eigh(skewed, UPLO=uplo)[0], rtol=1e-13)
+        check_grads(lambda x: gnp.linalg.eigvalsh(x, UPLO=uplo), [skewed], order=2)
+    np.testing.assert_allclose(gnp.linalg.cholesky(gpuad.tensor(skewed.T), upper=True),
+                               np.linalg.cholesky(skewed.T, upper=True), rtol=1e-13)
+    check_grads(lambda x: gnp.linalg.cholesky(x, upper=True), [skewed.T], order=2)
 
 
 def test_repeated_eigen_and_singular_values_keep_value_gradients_exact():

@@ -317,7 +317,7 @@ ERRORS = [
     ("pad-float-width", lambda: gnp.pad(traced(M), 1.5), TypeError, "integral"),
     ("pad-width-shape", lambda: gnp.pad(traced(M), ((1, 2), (1, 2), (1, 1))), ValueError, "broadcast"),
     ("pad-unknown-mode", lambda: gnp.pad(traced(M), 1, mode="bogus"), ValueError, "not supported"),
-    ("pad-mean-mode", lambda: gnp.pad(traced(M), 1, mode="mean"), NotImplementedError, "'edge'"),
+    ("pad-empty-mode", lambda: gnp.pad(traced(M), 1, mode="empty"), NotImplementedError, "linear_ramp"),
     ("pad-bad-keyword", lambda: gnp.pad(traced(M), 1, mode="edge", constant_values=3), ValueError, "unsupported"),
     ("pad-odd", lambda: gnp.pad(traced(M), 1, mode="reflect", reflect_type="odd"), NotImplementedError, "even"),
     ("pad-empty-axis", lambda: gnp.pad(traced(np.zeros((0, 3))), 1, mode="reflect"), ValueError, "empty axis"),

@@ -133,6 +133,8 @@ CASES = [  # (primitive names covered, function, make args (rng) -> (values, in_
      lambda r: ([_spd(r, 3)[0], r.standard_normal((B, 3))], (None, 0))),
     ({"cholesky", "eigh"}, lambda a: gnp.linalg.cholesky(a) + gnp.sum(gnp.linalg.eigh(a)[0]),
      lambda r: ([_spd(r, 3)], (0,))),
+    ({"eig"}, lambda a: gnp.linalg.eig(a)[0] + gnp.sum(gnp.linalg.eig(a)[1] ** 2, axis=0),
+     lambda r: ([np.triu(r.standard_normal((B, 3, 3))) + np.diag([0.0, 3.0, 6.0]) + _spd(r, 3) * 0.01], (0,))),
     ({"svd", "qr", "pinv"},
      lambda a: gnp.sum(gnp.linalg.svd(a, full_matrices=False)[1]) + gnp.linalg.qr(a)[0] + gnp.linalg.pinv(a).T,
      lambda r: ([r.standard_normal((B, 4, 3))], (0,))),

@@ -1,7 +1,9 @@
 """The shared plumbing of ``gpuad.numpy``: dispatch between traced and plain arguments, and axis arguments.
 
 ``traceable`` wraps a traced implementation so that calls without a gpuad Tensor go to the backend module's
-(NumPy's or CuPy's) function of the same name; ``has_tensor`` and ``module_of`` are the tests it makes.
+(NumPy's or CuPy's) function of the same name; ``has_tensor`` and ``module_of`` are the tests it makes. On the
+traced path it reads lists and tuples given for array parameters as NumPy does (``array_from``: the one reading
+of array_like arguments, which the elementwise functions and the operators share).
 ``normalize_axes`` is the one reading of NumPy's ``axis`` arguments (None, one axis, or a sequence) into
 non-negative axes, with NumPy's ``AxisError`` and repeated-axis errors. ``no_out`` rejects the in-place
 arguments (``out=``, ``where=``, ...) that traced values cannot take. Every family module builds on these.
@@ -9,12 +11,14 @@ arguments (``out=``, ``where=``, ...) that traced values cannot take. Every fami
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 
 import numpy as _np
 
 from .. import backend
-from ..core import raw, Tensor
+from ..core import aval, raw, Tensor
+from ..ops.linear import CONCATENATE, CONVERT, RESHAPE
 
 
 def has_tensor(values):
@@ -43,15 +47,149 @@ def is_backend_array(value):
     return hasattr(value, "__array_priority__") or hasattr(value, "dtype")
 
 
-def traceable(fn, submodule=None):
+# ---- array_like arguments ------------------------------------------------------------------------------------
+
+def is_nested(value):
+    """Whether ``value`` is Python's spelling of an array: a list or tuple (possibly nested)."""
+    return type(value) in (list, tuple)
+
+
+def plain_values(value):
+    """``value`` with every gpuad Tensor (at any depth of lists and tuples) replaced by the value under it."""
+    if isinstance(value, Tensor):
+        return raw(value)
+    if is_nested(value):
+        return [plain_values(v) for v in value]
+    return value
+
+
+def _leaves(value, out):
+    if is_nested(value):
+        for v in value:
+            _leaves(v, out)
+    else:
+        out.append(raw(value))
+    return out
+
+
+def array_from(value):
+    """An array_like argument read as NumPy reads it. A list or tuple (nested, holding numbers, arrays or traced
+    values) becomes one array: without traced values the backend's own ``asarray``; with them, the same array
+    (NumPy's shape, its dtype, its error for ragged lists) assembled differentiably from its parts (reshape,
+    convert and concatenate rows), with nothing of its size computed twice. Anything else (a Tensor, an array,
+    a scalar) is returned as it is."""
+    if not is_nested(value):
+        return value
+    module = backend.array_module(*_leaves(value, []))
+    if not has_tensor(value):
+        return module.asarray(value)
+    _nested_shape(value, 0)
+    # the dtype NumPy would give: its discovery does not depend on the nesting, so a flat list of 0-d stand-ins
+    dtype = _np.asarray([_dtype_probe(v) for v in _leaves(value, [])]).dtype
+    return _assemble(value, dtype, module)
+
+
+def _nested_shape(value, depth):
+    """The shape NumPy gives a nested list, or NumPy's error for an inhomogeneous one."""
+    if not is_nested(value):
+        shape = aval(value)[0] if isinstance(value, Tensor) or hasattr(value, "shape") else _np.shape(value)
+        return tuple(shape)
+    shapes = {_nested_shape(v, depth + 1) for v in value}
+    if len(shapes) > 1:
+        raise ValueError(f"setting an array element with a sequence. The requested array has an inhomogeneous "
+                         f"shape after {depth + 1} dimensions: the elements of one list have the shapes "
+                         f"{sorted(shapes, key=len)}")
+    return (len(value),) + (shapes.pop() if shapes else ())
+
+
+def _dtype_probe(value):
+    dtype = aval(value)[1]
+    return value if dtype is None else _np.zeros((), dtype)
+
+
+def _assemble(value, dtype, module):
+    if isinstance(value, Tensor):
+        return value if aval(value)[1] == dtype else CONVERT.bind(value, dtype=dtype)
+    if not has_tensor((value,)):
+        return module.asarray(plain_values(value), dtype=dtype)
+    parts = [_assemble(v, dtype, module) for v in value]
+    return CONCATENATE.bind(*[RESHAPE.bind(p, shape=(1,) + aval(p)[0]) for p in parts], axis=0)
+
+
+# The parameters of gpuad.numpy's functions that NumPy reads as array_like: only these are converted (axis tuples,
+# shapes, indices_or_sections, reps, pad_width, subscripts, ... keep their meaning). One array each, a sequence of
+# arrays each (concatenate's ``arrays``, vstack's ``tup``, ...), or one array per extra positional argument.
+ARRAY_PARAMETERS = frozenset({"a", "b", "x", "x1", "x2", "v", "m", "A", "ary", "arr", "array", "values",
+                              "weights", "prepend", "append", "fill_value"})
+ARRAY_SEQUENCES = frozenset({"arrays", "tup", "choicelist"})
+ARRAY_VARARGS = frozenset({"arys", "args", "xi"})
+
+
+def _array_parameters(fn, arrays, sequences):
+    """(positional index, is a sequence) and (keyword name -> is a sequence) of ``fn``'s array parameters, and
+    the index its array varargs start at (None without)."""
+    positional, keywords, varargs = [], {}, None
+    for i, p in enumerate(inspect.signature(fn).parameters.values()):
+        if p.kind is p.VAR_POSITIONAL:
+            if p.name in ARRAY_VARARGS:
+                varargs = i
+            break
+        if p.kind is p.VAR_KEYWORD:
+            continue
+        sequence = p.name in (ARRAY_SEQUENCES if sequences is None else sequences)
+        if sequence or p.name in (ARRAY_PARAMETERS if arrays is None else arrays):
+            if p.kind is not p.KEYWORD_ONLY:
+                positional.append((i, sequence))
+            if p.kind is not p.POSITIONAL_ONLY:
+                keywords[p.name] = sequence
+    return tuple(positional), keywords, varargs
+
+
+def _as_arrays(value, sequence):
+    if not sequence:
+        return array_from(value)
+    return [array_from(v) for v in value] if is_nested(value) else value
+
+
+def convert_array_likes(args, kwargs, spec):
+    """``args`` and ``kwargs`` with every list or tuple given for an array parameter (``spec``, from
+    ``_array_parameters``) turned into an array by ``array_from``."""
+    positional, keywords, varargs = spec
+    new_args = None
+    for i, sequence in positional:
+        if i < len(args) and is_nested(args[i]):
+            new_args = new_args or list(args)
+            new_args[i] = _as_arrays(args[i], sequence)
+    if varargs is not None:
+        for i in range(varargs, len(args)):
+            if is_nested(args[i]):
+                new_args = new_args or list(args)
+                new_args[i] = array_from(args[i])
+    if new_args is not None:
+        args = tuple(new_args)
+    if kwargs and any(is_nested(v) for k, v in kwargs.items() if k in keywords):
+        kwargs = {k: _as_arrays(v, keywords[k]) if k in keywords and is_nested(v) else v
+                  for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def traceable(fn, submodule=None, arrays=None, sequences=None):
     """Run ``fn`` (the traced implementation) when an argument is a gpuad Tensor; otherwise call the backend
     module's function of the same name (in its ``submodule``, e.g. "linalg", when given), so plain arrays get
-    NumPy's (or CuPy's) exact behaviour."""
+    NumPy's (or CuPy's) exact behaviour.
+
+    On the traced path, a list or tuple given for one of ``fn``'s array parameters reaches ``fn`` as one array,
+    as NumPy reads it (``array_from``): ``dot(x, [[1.], [2.]])``, ``mean([x, 3 * x], axis=0)``. The array
+    parameters are those named in ``ARRAY_PARAMETERS`` (one array), ``ARRAY_SEQUENCES`` (a sequence of arrays)
+    and ``ARRAY_VARARGS`` (``*arys``); a function whose array parameters have other names passes their names
+    as ``arrays`` (one array each) and ``sequences`` (a sequence of arrays each)."""
     name = fn.__name__
+    spec = _array_parameters(fn, arrays, sequences)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if has_tensor(args) or has_tensor(kwargs.values()):
+            args, kwargs = convert_array_likes(args, kwargs, spec)
             return fn(*args, **kwargs)
         module = module_of((*args, *kwargs.values()))
         return getattr(getattr(module, submodule) if submodule else module, name)(*args, **kwargs)

@@ -18,15 +18,8 @@ import numpy as _np
 from ..core import aval, bind, constant, raw
 from ..ops import elementwise as _rows
 from ..ops.elementwise import Elementwise
-from ._dispatch import has_tensor, module_of, no_out, traceable
-from ._shapes import astype, stack
-
-
-def _plain(value):
-    """A list or tuple argument as an array (stacked when it holds Tensors)."""
-    if has_tensor(value):
-        return stack(value)
-    return module_of(value).asarray(value)
+from ._dispatch import array_from, has_tensor, module_of, no_out, traceable
+from ._shapes import astype
 
 
 def _elementwise(prim: Elementwise, name: str):
@@ -38,7 +31,7 @@ def _elementwise(prim: Elementwise, name: str):
                 raise TypeError(f"gpuad.numpy.{name}: keyword arguments {sorted(kwargs)} are not supported on "
                                 f"traced values (gpuad is out-of-place; cast with astype instead of dtype=)")
             return getattr(module_of(args), prim.name)(*args, **kwargs)
-        return bind(prim, [_plain(a) if type(a) in (list, tuple) else a for a in args], {})
+        return bind(prim, [array_from(a) if type(a) in (list, tuple) else a for a in args], {})
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (f"numpy.{name}, differentiable. Forward: {prim.forward.source}; partial derivatives: "
@@ -122,5 +115,19 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return out
 
 
-__all__ = [*_ROW_FUNCTIONS, "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",
+@traceable
+def angle(z, deg=False):
+    """numpy.angle of real input: 0 for x >= +0, pi (180) for x < 0 and -0.0. Piecewise constant, so a plain array
+    (no derivative); complex values are refused by the traces."""
+    value = raw(z)
+    return module_of((value,)).angle(value, deg=deg)
+
+
+@traceable
+def real_if_close(a, tol=100):
+    """numpy.real_if_close: traced values are real, so ``a`` itself."""
+    return a
+
+
+__all__ = [*_ROW_FUNCTIONS, "angle", "real_if_close", "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",
            "clip", "float_power", "round", "around", "nan_to_num"]

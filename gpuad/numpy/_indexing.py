@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as _np
+
 from .. import backend
 from ..core import aval, concrete, is_batched, map_values, raw, Tensor
 from ..ops.linalg import EINSUM
 from ..ops.linear import GETITEM, SCATTER_ADD
-from ._dispatch import is_backend_array, module_of
+from ._dispatch import array_from, is_backend_array, module_of
 from ._elementwise import where
-from ._shapes import astype, broadcast_to
+from ._shapes import astype, broadcast_to, ravel, reshape
 
 def normalize_index(index, like):
     """An index for ``like``: traced index arrays give their values, and lists and arrays of another backend
@@ -111,6 +113,7 @@ class IndexUpdateAt:
 
     def _values(self, values, module, dtype, selected):
         """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
+        values = array_from(values)
         values = values if isinstance(values, Tensor) else module.asarray(raw(values))
         return broadcast_to(astype(values, dtype), selected)
 
@@ -134,3 +137,43 @@ class IndexUpdateAt:
         if not bool(chosen.all()):
             values = where(chosen, values, 0)
         return where(winner < 0, self.array, 0) + SCATTER_ADD.bind(values, index=self.index, shape=shape)
+
+    def _combine(self, values, combine):
+        """Apply ``combine(current, value)`` at every selected position, once per occurrence of the position (in
+        rounds: round r updates each position that occurs more than r times), like NumPy's ``ufunc.at``."""
+        module, shape, dtype, selected = self._selection()
+        values = ravel(self._values(values, module, dtype, selected))
+        size = math.prod(shape)
+        positions = backend.to_numpy(module.arange(size).reshape(shape)[self.index]).ravel()
+        out = ravel(self.array)
+        if positions.size == 0:
+            return self.array
+        order = _np.argsort(positions, kind="stable")
+        ordered = positions[order]
+        starts = _np.flatnonzero(_np.r_[True, ordered[1:] != ordered[:-1]])
+        lengths = _np.diff(_np.r_[starts, ordered.size])
+        rank = _np.empty(ordered.size, dtype=_np.intp)
+        rank[order] = _np.arange(ordered.size) - _np.repeat(starts, lengths)
+        for r in range(int(rank.max()) + 1):
+            elements = _np.flatnonzero(rank == r)
+            targets = module.asarray(positions[elements])
+            scattered = SCATTER_ADD.bind(values[module.asarray(elements)], index=targets, shape=(size,))
+            mask = module.zeros(size, dtype=bool)
+            mask[targets] = True
+            out = where(mask, combine(out, scattered), out)
+        return reshape(out, shape)
+
+    def multiply(self, values):
+        """Multiply the elements at ``index`` by ``values``; repeated indices multiply repeatedly (like
+        ``numpy.multiply.at``)."""
+        return self._combine(values, lambda a, b: a * b)
+
+    def min(self, values):
+        """The elementwise minimum with ``values`` at ``index`` (like ``numpy.minimum.at``); ties split evenly."""
+        from ._elementwise import minimum
+        return self._combine(values, minimum)
+
+    def max(self, values):
+        """The elementwise maximum with ``values`` at ``index`` (like ``numpy.maximum.at``); ties split evenly."""
+        from ._elementwise import maximum
+        return self._combine(values, maximum)

@@ -2,24 +2,65 @@
 
 The core knows a Tensor only as a boxed value of some trace. Everything that makes it behave like a NumPy
 array lives here and is set on the class by ``attach`` when ``gpuad.numpy`` is imported (as HIPS autograd's
-``numpy_boxes``): arithmetic and reflected operators record through gpuad.numpy's functions; comparisons,
-index-valued methods (argmax, nonzero, ...) and conversions (``float(t)``, ``t.item()``) give plain values with no
-derivative; ``t[i]`` records a getitem and ``t.at[i]`` gives out-of-place updates; ``__array_ufunc__`` and
-``__array_function__`` route ``numpy.sin(t)`` and ``numpy.sum(t)`` to the gpuad.numpy function of the same
-name, and ``__array__`` refuses the implicit conversion that would drop the derivative. Subclasses of Tensor
-(one per interpreter) inherit all of it. Hashing stays by identity although ``__eq__`` compares values.
+``numpy_boxes``): arithmetic and reflected operators record through gpuad.numpy's functions (a list operand
+reads as NumPy reads it); comparisons and index-valued methods (argmax, nonzero, ...) give plain values with no
+derivative; the array methods take ndarray's signatures; ``t[i]`` records a getitem and ``t.at[i]`` gives
+out-of-place updates; ``__array_ufunc__`` and ``__array_function__`` route ``numpy.sin(t)`` and
+``numpy.sum(t)`` to the gpuad.numpy function of the same name. Conversions to plain values (``float(t)``,
+``t.item()``, ``numpy.asarray(t)``, ...) are refused while the value is being differentiated (``convertible``)
+and free otherwise; ``format`` formats like NumPy and never refuses. Subclasses of Tensor (one per
+interpreter) inherit all of it. Hashing stays by identity although ``__eq__`` compares values.
 """
 from __future__ import annotations
 
 import operator
 
-from ..core import aval, concrete, map_values, raw
+import numpy as _np
+
+from .. import backend
+from ..core import aval, concrete, lifters, map_values, raw, settle, Tensor
 from . import _creation, _diagonals, _elementwise, _nondifferentiable, _products, _rearranging, _reductions, _shapes
 from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
+from ._dispatch import plain_values
 from ._indexing import getitem, IndexUpdate
 from ._products import matmul
 
 _gnp = None  # the gpuad.numpy module, set by attach
+
+
+def being_recorded(t) -> bool:
+    """Whether a derivative of ``t`` is being taken in the calling thread: ``t`` (or a box inside it) belongs to
+    a trace recording here, or ``t`` is a ``gpuad.tensor`` leaf and a ``Tape`` block is open here (which would
+    watch it at its first use)."""
+    return isinstance(settle(t), Tensor) or (t._trace is None and bool(lifters()))
+
+
+def convertible(t, what):
+    """The backend value under ``t``, for a conversion (``what``) that would drop its derivative: refused with
+    the same error as ``numpy.asarray(t)`` while a floating ``t`` is being differentiated (integer and boolean
+    values carry no derivative, and a value no trace records converts freely)."""
+    value = raw(t)
+    if being_recorded(t) and getattr(value, "dtype", None) is not None and value.dtype.kind in "fc":
+        raise TypeError(
+            f"{what}: a traced gpuad Tensor cannot be turned into a plain value while it is being differentiated "
+            f"(the derivative would be lost silently); use gpuad.numpy functions, or t.data / "
+            f"gpuad.stop_gradient(t) to take the value on purpose")
+    return value
+
+
+def _operand(o):
+    """A comparison's other operand: Tensors as they are (a vmap's batch stays), lists of them as values."""
+    return o if isinstance(o, Tensor) else plain_values(o)
+
+
+def format_value(value, spec):
+    """``format(value, spec)`` as NumPy formats the value; a format spec on an n-d array (which NumPy refuses)
+    applies to each element. Formatting never drops a derivative, so it never refuses."""
+    value = backend.to_numpy(value)
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return _np.array2string(_np.asarray(value), formatter={"all": lambda v: format(v, spec)})
 
 
 class _ArrayBehaviour:
@@ -44,7 +85,7 @@ class _ArrayBehaviour:
     def imag(self):
         return _elementwise.imag(self)
 
-    # ---- Python conversions and iteration: plain values
+    # ---- Python conversions and iteration: plain values, refused while the value is being differentiated
     def __len__(self):
         shape = aval(self)[0]
         if not shape:
@@ -58,19 +99,33 @@ class _ArrayBehaviour:
         return bool(concrete(self, "a Python bool"))
 
     def __float__(self):
-        return float(concrete(self, "a Python float"))
+        concrete(self, "a Python float")  # (refused for a value batched by vmap)
+        return float(convertible(self, "float(t)"))
 
     def __int__(self):
-        return int(concrete(self, "a Python int"))
+        concrete(self, "a Python int")
+        return int(convertible(self, "int(t)"))
+
+    def __complex__(self):
+        concrete(self, "a Python complex")
+        return complex(convertible(self, "complex(t)"))
 
     def __index__(self):
         return operator.index(concrete(self, "an index"))
 
     def item(self, *args):
-        return concrete(self, "a Python number").item(*args)
+        concrete(self, "a Python number")
+        return convertible(self, "t.item()").item(*args)
 
     def tolist(self):
-        return concrete(self, "a Python list").tolist()
+        concrete(self, "a Python list")
+        return convertible(self, "t.tolist()").tolist()
+
+    def __round__(self, ndigits=None):  # like ndarray: numpy.round, recorded (derivative 0)
+        return _elementwise.round(self, 0 if ndigits is None else ndigits)
+
+    def __format__(self, spec):
+        return format_value(raw(self), spec)
 
     # ---- NumPy protocols: numpy.sin(t) and numpy.sum(t) record exactly like gpuad.numpy's
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -95,9 +150,7 @@ class _ArrayBehaviour:
         return fn(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise TypeError(
-            "a traced gpuad Tensor cannot be turned into a plain array implicitly (the derivative would be lost); "
-            "use gpuad.numpy functions, or t.data / gpuad.stop_gradient(t) to take the value on purpose")
+        return _np.array(convertible(self, "numpy.asarray(t)"), dtype=dtype, copy=copy)
 
     # ---- operators
     def __add__(self, o): return add(self, o)
@@ -123,12 +176,12 @@ class _ArrayBehaviour:
     def __rdivmod__(self, o): return floor_divide(o, self), mod(o, self)
 
     # comparisons: plain boolean arrays, no derivative (batched under vmap)
-    def __lt__(self, o): return map_values(operator.lt, self, o, align=True)
-    def __le__(self, o): return map_values(operator.le, self, o, align=True)
-    def __gt__(self, o): return map_values(operator.gt, self, o, align=True)
-    def __ge__(self, o): return map_values(operator.ge, self, o, align=True)
-    def __eq__(self, o): return map_values(operator.eq, self, o, align=True)
-    def __ne__(self, o): return map_values(operator.ne, self, o, align=True)
+    def __lt__(self, o): return map_values(operator.lt, self, _operand(o), align=True)
+    def __le__(self, o): return map_values(operator.le, self, _operand(o), align=True)
+    def __gt__(self, o): return map_values(operator.gt, self, _operand(o), align=True)
+    def __ge__(self, o): return map_values(operator.ge, self, _operand(o), align=True)
+    def __eq__(self, o): return map_values(operator.eq, self, _operand(o), align=True)
+    def __ne__(self, o): return map_values(operator.ne, self, _operand(o), align=True)
 
     # ---- indexing
     def __getitem__(self, index):
@@ -144,41 +197,43 @@ class _ArrayBehaviour:
     def at(self):
         return IndexUpdate(self)
 
-    # ---- common methods, all recorded through gpuad.numpy
-    def sum(self, axis=None, dtype=None, keepdims=False): return _reductions.sum(self, axis, dtype, keepdims=keepdims)
-    def mean(self, axis=None, dtype=None, keepdims=False):
-        return _reductions.mean(self, axis, dtype, keepdims=keepdims)
-    def prod(self, axis=None, dtype=None, keepdims=False):
-        return _reductions.prod(self, axis, dtype, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _reductions.max(self, axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _reductions.min(self, axis, keepdims=keepdims)
-    def var(self, axis=None, dtype=None, ddof=0, keepdims=False):
-        return _reductions.var(self, axis, dtype, ddof=ddof, keepdims=keepdims)
-    def std(self, axis=None, dtype=None, ddof=0, keepdims=False):
-        return _reductions.std(self, axis, dtype, ddof=ddof, keepdims=keepdims)
-    def cumsum(self, axis=None): return _reductions.cumsum(self, axis)
-    def cumprod(self, axis=None): return _reductions.cumprod(self, axis)
-    def ptp(self, axis=None, keepdims=False): return _reductions.ptp(self, axis, keepdims=keepdims)
-    def clip(self, min=None, max=None, **kwargs):
-        return _elementwise.clip(self, kwargs.get("a_min", min), kwargs.get("a_max", max))
-    def round(self, decimals=0): return _elementwise.round(self, decimals)
-    def conj(self): return self
-    def astype(self, dtype, copy=True): return _shapes.astype(self, dtype)
+    # ---- common methods, all recorded through gpuad.numpy: ndarray's signatures (the function's, less its array)
+    def sum(self, *args, **kwargs): return _reductions.sum(self, *args, **kwargs)
+    def mean(self, *args, **kwargs): return _reductions.mean(self, *args, **kwargs)
+    def prod(self, *args, **kwargs): return _reductions.prod(self, *args, **kwargs)
+    def max(self, *args, **kwargs): return _reductions.max(self, *args, **kwargs)
+    def min(self, *args, **kwargs): return _reductions.min(self, *args, **kwargs)
+    def var(self, *args, **kwargs): return _reductions.var(self, *args, **kwargs)
+    def std(self, *args, **kwargs): return _reductions.std(self, *args, **kwargs)
+    def cumsum(self, *args, **kwargs): return _reductions.cumsum(self, *args, **kwargs)
+    def cumprod(self, *args, **kwargs): return _reductions.cumprod(self, *args, **kwargs)
+    def ptp(self, *args, **kwargs): return _reductions.ptp(self, *args, **kwargs)
+    def clip(self, min=None, max=None, out=None, **kwargs):
+        return _elementwise.clip(self, kwargs.pop("a_min", min), kwargs.pop("a_max", max), out=out, **kwargs)
+    def round(self, decimals=0, out=None): return _elementwise.round(self, decimals, out)
+    def conj(self): return self  # real values only (complex ones are refused with a clear error)
+    def conjugate(self): return self
     def squeeze(self, axis=None): return _shapes.squeeze(self, axis)
-    def ravel(self): return _shapes.ravel(self)
-    def flatten(self): return _shapes.ravel(self)
-    def swapaxes(self, a, b): return _shapes.swapaxes(self, a, b)
-    def copy(self): return _creation.array(self)
-    def diagonal(self, offset=0, axis1=0, axis2=1): return _diagonals.diagonal(self, offset, axis1, axis2)
-    def trace(self, offset=0, axis1=0, axis2=1): return _diagonals.trace(self, offset, axis1, axis2)
-    def repeat(self, repeats, axis=None): return _rearranging.repeat(self, repeats, axis)
-    def take(self, indices, axis=None): return _rearranging.take(self, indices, axis)
-    def dot(self, other): return _products.dot(self, other)
+    def ravel(self, order="C"): return _shapes.ravel(self, order)
+    def flatten(self, order="C"): return _shapes.ravel(self, order)
+    def swapaxes(self, axis1, axis2): return _shapes.swapaxes(self, axis1, axis2)
+    def copy(self, order="C"): return _creation.array(self)
+    def diagonal(self, *args, **kwargs): return _diagonals.diagonal(self, *args, **kwargs)
+    def trace(self, *args, **kwargs): return _diagonals.trace(self, *args, **kwargs)
+    def repeat(self, *args, **kwargs): return _rearranging.repeat(self, *args, **kwargs)
+    def take(self, *args, **kwargs): return _rearranging.take(self, *args, **kwargs)
+    def dot(self, b, out=None): return _products.dot(self, b, out)
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if casting != "unsafe" and not _np.can_cast(raw(self).dtype, dtype, casting):
+            raise TypeError(f"Cannot cast array data from {raw(self).dtype!r} to {_np.dtype(dtype)!r} according "
+                            f"to the rule {casting!r}")
+        return _shapes.astype(self, dtype)
 
     def reshape(self, *shape, order="C", **kwargs):
         if "shape" in kwargs:
             shape = kwargs.pop("shape")
-        elif len(shape) == 1 and not isinstance(shape[0], int):
+        elif len(shape) == 1 and not hasattr(shape[0], "__index__"):
             shape = shape[0]
         if kwargs:
             raise TypeError(f"reshape() got unexpected keyword arguments {sorted(kwargs)}")
@@ -189,14 +244,56 @@ class _ArrayBehaviour:
             axes = axes[0]
         return _shapes.transpose(self, axes or None)
 
+    @property
+    def nbytes(self):
+        return raw(self).nbytes
+
+    @property
+    def itemsize(self):
+        return raw(self).itemsize
+
+    def sort(self, axis=-1, kind=None, order=None, *, stable=None):
+        """In place, like ndarray.sort: this Tensor becomes the (recorded) sorted array; returns None. An input of a
+        transform or Tape (what a gradient is taken with respect to) cannot be sorted in place: its gradient would
+        silently become the sorted array's."""
+        level = self
+        while isinstance(level, Tensor):
+            entries = getattr(level._trace, "entries", None)
+            node = getattr(level, "_node", None)
+            if entries is not None and node is not None and entries[node].prim is None:
+                raise TypeError("Tensor.sort would sort an input of a transform (or Tape) in place, and its gradient "
+                                "would then be the sorted array's; use gpuad.numpy.sort(t), which returns the sorted "
+                                "array")
+            level = level._primal
+        result = _rearranging.sort(self, axis, kind, order, stable=stable)
+        if type(result) is not type(self):
+            raise TypeError("Tensor.sort sorts in place, which needs a traced Tensor (one made inside a transform or "
+                            "a Tape); use gpuad.numpy.sort(t), which returns the sorted array")
+        for cls in type(self).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if slot != "__weakref__":
+                    setattr(self, slot, getattr(result, slot))
+
+    def __getattr__(self, name):  # only reached for names Tensor lacks: say what ndarray's one would do here
+        if name.startswith("_") or not hasattr(_np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        in_place = name in ("sort", "fill", "resize", "put", "itemset", "setfield", "partition", "byteswap")
+        alternative = getattr(_gnp, name, None) is not None and not name.startswith("to")
+        raise AttributeError(
+            f"a gpuad Tensor has no method {name!r} (numpy.ndarray.{name})"
+            + (": it works in place, and a traced value cannot change" if in_place else "")
+            + (f"; use gpuad.numpy.{name}(t)" if alternative else "")
+            + f"{'; or ' if alternative else '; '}t.data.{name} works on the value, without its derivative")
+
     # index- and boolean-valued methods: plain arrays, no derivative
-    def argmax(self, axis=None, keepdims=False): return _nondifferentiable.argmax(self, axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return _nondifferentiable.argmin(self, axis, keepdims=keepdims)
-    def argsort(self, axis=-1): return _nondifferentiable.argsort(self, axis)
+    def argmax(self, *args, **kwargs): return _nondifferentiable.argmax(self, *args, **kwargs)
+    def argmin(self, *args, **kwargs): return _nondifferentiable.argmin(self, *args, **kwargs)
+    def argsort(self, *args, **kwargs): return _nondifferentiable.argsort(self, *args, **kwargs)
+    def argpartition(self, *args, **kwargs): return raw(self).argpartition(*args, **kwargs)
     def nonzero(self): return raw(self).nonzero()
-    def searchsorted(self, v, side="left"): return raw(self).searchsorted(raw(v), side)
-    def all(self, axis=None, keepdims=False): return _nondifferentiable.all(self, axis, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return _nondifferentiable.any(self, axis, keepdims=keepdims)
+    def searchsorted(self, v, *args, **kwargs): return raw(self).searchsorted(plain_values(v), *args, **kwargs)
+    def all(self, *args, **kwargs): return _nondifferentiable.all(self, *args, **kwargs)
+    def any(self, *args, **kwargs): return _nondifferentiable.any(self, *args, **kwargs)
 
 
 def attach(cls, namespace):

@@ -21,7 +21,7 @@ NAMES = (
     "isnan", "isinf", "isfinite", "isneginf", "isposinf", "signbit", "iscomplexobj", "isrealobj",
     # index- and integer-valued results
     "argmax", "argmin", "argsort", "argpartition", "nonzero", "flatnonzero", "argwhere", "count_nonzero",
-    "searchsorted", "digitize", "bincount", "unique", "histogram",
+    "searchsorted", "digitize", "bincount", "unique", "histogram", "isin",
     # dtype and shape queries
     "result_type", "can_cast", "broadcast_shapes",
 )

@@ -4,7 +4,8 @@ Every function here is composed from the basic shape functions of ``_shapes`` an
 rows (through indexing), so its derivatives of every order come from theirs: a split's pieces are
 slices, ``sort`` and ``partition`` are a ``take_along_axis`` with the permutation NumPy's ``argsort`` /
 ``argpartition`` pick (the gradient follows the permutation), ``pad`` in the edge/reflect/symmetric/wrap modes
-is an index gather whose indices NumPy's own ``pad`` computes on ``arange``. Index arrays are integer
+is an index gather whose indices NumPy's own ``pad`` computes on ``arange``, and in the statistic and
+linear_ramp modes a concatenation of max/min/mean/median or linspace pieces. Index arrays are integer
 bookkeeping: they are made with NumPy and moved onto the array's backend. As everywhere in ``gpuad.numpy``,
 called on plain arrays these functions are NumPy's (or CuPy's) own.
 """
@@ -28,7 +29,7 @@ from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, r
 
 __all__ = [
     "atleast_1d", "atleast_2d", "atleast_3d", "split", "array_split", "hsplit", "vsplit", "dsplit", "vstack",
-    "hstack", "dstack", "column_stack", "append", "tile", "repeat", "flip", "fliplr", "flipud",
+    "hstack", "dstack", "column_stack", "row_stack", "rollaxis", "append", "tile", "repeat", "flip", "fliplr", "flipud",
     "roll", "rot90", "pad", "diff", "sort", "partition", "take", "take_along_axis", "select",
 ]
 
@@ -172,6 +173,12 @@ def vstack(tup, *, dtype=None, casting="same_kind"):
     return _join(_as_list(atleast_2d(*tup)), 0, dtype, casting)
 
 
+def row_stack(tup, *, dtype=None, casting="same_kind"):
+    """numpy.row_stack, deprecated in NumPy 2 in favour of vstack: here an alias of vstack, without the warning
+    (plain arrays too)."""
+    return vstack(tup, dtype=dtype, casting=casting)
+
+
 @traceable
 def hstack(tup, *, dtype=None, casting="same_kind"):
     arrays = _as_list(atleast_1d(*tup))
@@ -294,6 +301,27 @@ def roll(a, shift, axis=None):
 
 
 @traceable
+def rollaxis(a, axis, start=0):
+    """numpy.rollaxis: ``axis`` moved to lie before position ``start`` (NumPy's rules for ``start``)."""
+    a = asarray(a)
+    n = _ndim(a)
+    axis = normalize_axes(axis, n)[0]
+    start = operator.index(start)
+    if not -n <= start <= n:
+        raise _np.exceptions.AxisError(f"'start' arg requires {-n} <= start < {n + 1}, but {start} was passed in")
+    if start < 0:
+        start += n
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    order = list(range(n))
+    order.remove(axis)
+    order.insert(start, axis)
+    return transpose(a, order)
+
+
+@traceable
 def rot90(m, k=1, axes=(0, 1)):
     axes = tuple(axes)
     if len(axes) != 2:
@@ -317,22 +345,27 @@ def rot90(m, k=1, axes=(0, 1)):
 # ---- padding ------------------------------------------------------------------------------------------------
 
 _INDEX_PAD_MODES = ("edge", "reflect", "symmetric", "wrap")
+_STAT_PAD_MODES = ("maximum", "mean", "median", "minimum")
 _PAD_KEYWORDS = {"constant": {"constant_values"}, "edge": set(), "reflect": {"reflect_type"},
-                 "symmetric": {"reflect_type"}, "wrap": set()}
-_OTHER_PAD_MODES = ("empty", "linear_ramp", "maximum", "mean", "median", "minimum")
+                 "symmetric": {"reflect_type"}, "wrap": set(), "linear_ramp": {"end_values"},
+                 **{m: {"stat_length"} for m in _STAT_PAD_MODES}}
+_OTHER_PAD_MODES = ("empty",)
 
 
 @traceable
 def pad(array, pad_width, mode="constant", **kwargs):
-    """Modes 'constant', 'edge', 'reflect', 'symmetric' and 'wrap' (reflect_type='even') on traced values.
+    """Every NumPy mode but 'empty' and callables, on traced values (reflect_type='even').
 
-    'constant' places the array into the padded shape (scatter) over a constant background; the other modes
-    gather along each axis with the indices ``numpy.pad(arange(n), pad, mode)``, so their gradients add up
-    every copy of an edge or reflected element.
+    'constant' places the array into the padded shape (scatter) over a constant background; 'edge', 'reflect',
+    'symmetric' and 'wrap' gather along each axis with the indices ``numpy.pad(arange(n), pad, mode)``, so their
+    gradients add up every copy of an edge or reflected element; 'maximum', 'minimum', 'mean' and 'median' pad
+    with the statistic of the first/last ``stat_length`` elements (differentiable like max, min, mean and median:
+    ties share evenly); 'linear_ramp' pads with NumPy's linspace from ``end_values`` to the edge element. Axes are
+    padded one after the other, as NumPy does (a statistic along a later axis sees the earlier axes' padding).
     """
     if callable(mode) or mode in _OTHER_PAD_MODES:
         raise NotImplementedError(f"gpuad.numpy.pad: mode {mode!r} is not differentiable here; use one of "
-                                  f"'constant', {', '.join(map(repr, _INDEX_PAD_MODES))}")
+                                  f"{', '.join(map(repr, _PAD_KEYWORDS))}")
     if mode not in _PAD_KEYWORDS:
         raise ValueError(f"mode '{mode}' is not supported")
     unsupported = set(kwargs) - _PAD_KEYWORDS[mode]
@@ -351,10 +384,82 @@ def pad(array, pad_width, mode="constant", **kwargs):
         raise ValueError("index can't contain negative values")
     if mode == "constant":
         return _pad_constant(array, shape, dtype, widths, kwargs.get("constant_values", 0))
+    if mode in _STAT_PAD_MODES:
+        return _pad_statistic(array, widths, mode, kwargs.get("stat_length"))
+    if mode == "linear_ramp":
+        return _pad_linear_ramp(array, widths, kwargs.get("end_values", 0))
     for ax, (before, after) in enumerate(widths.tolist()):
         if before or after:
             index = _np.pad(_np.arange(shape[ax]), (before, after), mode=mode)
             array = array[_along(ax, _index_array(array, index))]
+    return array
+
+
+def _pairs(value, ndim, name):
+    """NumPy's per-axis (before, after) pairs of a pad argument (None stays None)."""
+    if value is None:
+        return [(None, None)] * ndim
+    if has_tensor((value,)):
+        raise TypeError(f"gpuad.numpy.pad: a traced {name} is not supported (no derivative in it); pass plain "
+                        f"numbers")
+    host = _np.asarray(backend.to_numpy(raw(value)) if isinstance(value, Tensor) else value, dtype=object)
+    if host.ndim == 0 or host.size == 1:
+        v = host.reshape(()).item()
+        return [(v, v)] * ndim
+    if host.ndim == 1 and host.size == 2:
+        return [tuple(host.tolist())] * ndim
+    try:
+        return [tuple(p) for p in _np.broadcast_to(host, (ndim, 2)).tolist()]
+    except ValueError:
+        raise ValueError(f"operands could not be broadcast: {name} does not fit the array's {ndim} axes") from None
+
+
+def _pad_statistic(array, widths, mode, stat_length):
+    from ._reductions import max as maximum, mean, min as minimum
+    from ._statistics import median
+    stat = {"maximum": maximum, "minimum": minimum, "mean": mean, "median": median}[mode]
+    lengths = _pairs(stat_length, _ndim(array), "stat_length")
+    for ax, ((before, after), (left_len, right_len)) in enumerate(zip(widths.tolist(), lengths)):
+        if not (before or after):
+            continue
+        n = _shape(array)[ax]
+        left_len = n if left_len is None or left_len > n else int(left_len)
+        right_len = n if right_len is None or right_len > n else int(right_len)
+        if (left_len < 0) or (right_len < 0):
+            raise ValueError("index can't contain negative values")
+        if (before and left_len == 0) or (after and right_len == 0):
+            raise ValueError("stat_length of 0 yields no value for padding")
+        parts = []
+        shape = _shape(array)
+        if before:
+            left = stat(array[_along(ax, slice(0, left_len))], axis=ax, keepdims=True)
+            parts.append(broadcast_to(left, shape[:ax] + (before,) + shape[ax + 1:]))
+        parts.append(array)
+        if after:
+            right = stat(array[_along(ax, slice(n - right_len, n))], axis=ax, keepdims=True)
+            parts.append(broadcast_to(right, shape[:ax] + (after,) + shape[ax + 1:]))
+        array = concatenate(parts, ax)
+    return array
+
+
+def _pad_linear_ramp(array, widths, end_values):
+    from ._creation import linspace
+    ends = _pairs(end_values, _ndim(array), "end_values")
+    dtype = aval(array)[1]
+    for ax, ((before, after), (left_end, right_end)) in enumerate(zip(widths.tolist(), ends)):
+        if not (before or after):
+            continue
+        n = _shape(array)[ax]
+        parts = []
+        if before:
+            edge = array[_along(ax, 0)]
+            parts.append(linspace(left_end, edge, before, endpoint=False, dtype=dtype, axis=ax))
+        parts.append(array)
+        if after:
+            edge = array[_along(ax, n - 1)]
+            ramp = linspace(right_end, edge, after, endpoint=False, dtype=dtype, axis=ax)
+            parts.append(ramp[_along(ax, slice(None, None, -1))])
+        array = concatenate(parts, ax)
     return array
 
 

@@ -7,6 +7,10 @@ from multiplies (a tree for prod, a log-depth scan for cumprod), since the rows'
 divide by the zero. Plain (untraced) arguments go straight to NumPy's (or CuPy's) function of the same name, and
 traced ones follow NumPy's signatures, axis rules and dtype promotion.
 
+``where=`` masks elements out (they get derivative 0; max and min need ``initial`` with it, as in NumPy) and
+``initial=`` joins the reduction (sum adds it, prod multiplies by it, max/min compare with it: a tie with it
+shares the derivative evenly).
+
 Conventions: ``std`` where the variance is exactly 0 (a constant slice) has derivative 0, a subgradient of the
 kink, instead of the 0/0 = nan that sqrt's rule would give; ties in max, min and ptp split the derivative evenly
 among the tied elements.
@@ -39,19 +43,50 @@ def _reduced_axes(axis, ndim):
 
 # ---- sums, extrema and products -----------------------------------------------------------------------------
 
+def _given(**kwargs):
+    """The keyword arguments that were given (not None): an intermediate that is a plain array goes to NumPy's
+    own function, whose defaults are not None (numpy.sum(x, where=None) is 0)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _mask(where, a):
+    """A reduction's ``where=`` as a plain boolean array on ``a``'s backend (None when everything counts)."""
+    if where is None or where is True:
+        return None
+    mask = raw(where)
+    return module_of((raw(a),)).asarray(mask, dtype=bool)
+
+
+def _masked_count(a, mask, axes, keepdims, dtype=None):
+    """The number of elements ``mask`` selects per reduced slice (NumPy's count for mean/var with where=)."""
+    xp = module_of((raw(a),))
+    full = xp.broadcast_to(mask, aval(a)[0])
+    return xp.sum(full, axis=axes, keepdims=keepdims, dtype=_np.intp)
+
+
 @traceable
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-    no_out("sum", out=out, initial=initial, where=where)
+    """numpy.sum; ``where=`` masks elements out (derivative 0 there), ``initial`` is added."""
+    no_out("sum", out=out)
     if dtype is not None:
         a = astype(a, dtype)
-    return SUM.bind(a, axis=_reduced_axes(axis, len(aval(a)[0])), keepdims=builtins.bool(keepdims))
+    mask = _mask(where, a)
+    if mask is not None:
+        a = _select(mask, a, 0)
+    total = SUM.bind(a, axis=_reduced_axes(axis, len(aval(a)[0])), keepdims=builtins.bool(keepdims))
+    return total if initial is None else total + initial
 
 
 @traceable
-def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
-    no_out("mean", out=out, where=where)
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    no_out("mean", out=out)
     shape = aval(a)[0]
     axes = _reduced_axes(axis, len(shape))
+    mask = _mask(where, a)
+    if mask is not None:
+        total = sum(a, axes, dtype, keepdims=keepdims, **_given(where=mask))
+        count = _masked_count(a, mask, axes, keepdims)
+        return total / count.astype(aval(total)[1])
     count = math.prod(shape[i] for i in axes)
     total = sum(a, axes, dtype, keepdims=keepdims)
     return total / count if count else total * _np.nan
@@ -59,11 +94,31 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 
 def _extremum(prim, name):
     def fn(a, axis=None, out=None, keepdims=False, initial=None, where=None):
-        no_out(name, out=out, initial=initial, where=where)
+        """numpy.max / numpy.min; ``where=`` needs ``initial`` (as in NumPy); ties with ``initial`` split evenly."""
+        no_out(name, out=out)
         shape = aval(a)[0]
-        if builtins.any(n == 0 for n in shape):
+        mask = _mask(where, a)
+        if mask is not None and initial is None:
+            raise ValueError(f"reduction operation '{'maximum' if name == 'max' else 'minimum'}' does not have an "
+                             f"identity, so to use a where mask one has to specify 'initial'")
+        if initial is None and builtins.any(n == 0 for n in shape):
             raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
-        return prim.bind(a, axis=_reduced_axes(axis, len(shape)), keepdims=builtins.bool(keepdims))
+        axes = _reduced_axes(axis, len(shape))
+        if initial is None:
+            return prim.bind(a, axis=axes, keepdims=builtins.bool(keepdims))
+        from ._elementwise import maximum, minimum
+        combine = maximum if name == "max" else minimum
+        dtype = aval(a)[1]
+        # Masked-out elements become the identity of the reduction (never a tie with a selected element).
+        identity = (-_np.inf if name == "max" else _np.inf) if dtype.kind in "fc" else (
+            _np.iinfo(dtype).min if name == "max" else _np.iinfo(dtype).max) if dtype.kind in "iu" else initial
+        if mask is not None:
+            a = _select(mask, a, identity)
+        if builtins.any(n == 0 for n in shape):  # only the initial value
+            out_shape = tuple(1 if i in axes else n for i, n in enumerate(shape)) if keepdims else tuple(
+                n for i, n in enumerate(shape) if i not in axes)
+            return module_of((raw(a),)).full(out_shape, initial, dtype=dtype)
+        return combine(prim.bind(a, axis=axes, keepdims=builtins.bool(keepdims)), initial)
     fn.__name__ = name
     return traceable(fn)
 
@@ -74,13 +129,19 @@ min = amin = _extremum(AMIN, "min")
 
 @traceable
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-    no_out("prod", out=out, initial=initial, where=where)
+    """numpy.prod; ``where=`` masks elements out (they count as 1), ``initial`` multiplies the product."""
+    no_out("prod", out=out)
     if dtype is not None:
         a = astype(a, dtype)
+    mask = _mask(where, a)
+    if mask is not None:
+        a = _select(mask, a, 1)
     axes = _reduced_axes(axis, len(aval(a)[0]))
     if has_zero(a):
-        return tree_product(a, axes, builtins.bool(keepdims))
-    return PROD.bind(a, axis=axes, keepdims=builtins.bool(keepdims))
+        result = tree_product(a, axes, builtins.bool(keepdims))
+    else:
+        result = PROD.bind(a, axis=axes, keepdims=builtins.bool(keepdims))
+    return result if initial is None else result * initial
 
 
 # ---- variance and standard deviation ----------------------------------------------------------------------
@@ -99,24 +160,32 @@ def _ddof(ddof, correction):
 
 @traceable
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
-    no_out("var", out=out, where=where)
+    no_out("var", out=out)
     ddof = _ddof(ddof, correction)
     if dtype is not None:
         a = astype(a, dtype)
     shape = aval(a)[0]
     axes = _reduced_axes(axis, len(shape))
-    count = _count(shape, axes)
+    mask = _mask(where, a)
+    count = _count(shape, axes) if mask is None else _masked_count(a, mask, axes, True)
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
-    centre = sum(a, axes, keepdims=True) / count if mean is None else mean
+    if mask is not None:
+        count = count.astype(aval(a)[1] if aval(a)[1].kind == "f" else _np.float64)
+    centre = sum(a, axes, keepdims=True, **_given(where=mask)) / count if mean is None else mean
     deviation = a - centre
-    # An array divisor: with count - ddof <= 0 NumPy gives inf/nan (with a warning), not ZeroDivisionError.
-    divisor = module_of((raw(a),)).asarray(builtins.max(count - ddof, 0), dtype=aval(deviation)[1])
-    return sum(deviation * deviation, axes, keepdims=keepdims) / divisor
+    xp = module_of((raw(a),))
+    if mask is not None:
+        count = count if keepdims else xp.squeeze(count, axis=axes)
+        divisor = xp.maximum(count - ddof, 0).astype(aval(deviation)[1])
+    else:
+        # An array divisor: with count - ddof <= 0 NumPy gives inf/nan (with a warning), not ZeroDivisionError.
+        divisor = xp.asarray(builtins.max(count - ddof, 0), dtype=aval(deviation)[1])
+    return sum(deviation * deviation, axes, keepdims=keepdims, **_given(where=mask)) / divisor
 
 
 @traceable
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
-    variance = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    variance = var(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
     zero = map_values(lambda v: v == 0, variance)
     if not bool(module_of((zero,)).any(raw(zero))):
         return sqrt(variance)

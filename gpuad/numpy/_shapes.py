@@ -14,7 +14,7 @@ import numpy as _np
 
 from ..core import aval, raw
 from ..ops.linear import BROADCAST_TO, CONCATENATE, CONVERT, RESHAPE, TRANSPOSE
-from ._dispatch import no_out, normalize_axes, traceable
+from ._dispatch import no_out, normalize_axes, plain_values, traceable
 
 __all__ = ["reshape", "ravel", "transpose", "swapaxes", "moveaxis", "matrix_transpose", "broadcast_to",
            "broadcast_arrays", "meshgrid", "expand_dims", "squeeze", "concatenate", "stack", "astype", "shape",
@@ -33,19 +33,47 @@ def _resolve_shape(shape, size):
     return shape
 
 
+def memory_order(a, order, name):
+    """NumPy's ``order`` argument of reshape and ravel as 'C' or 'F' for ``a``: 'A' reads Fortran order when
+    the value under ``a`` is Fortran-contiguous (and not C-contiguous), 'K' (ravel only) reads the order of its
+    memory layout."""
+    if order is None and name == "ravel":
+        order = "C"
+    if order in ("C", "F"):
+        return order
+    flags = getattr(raw(a), "flags", None)
+    fortran = flags is not None and flags.f_contiguous and not flags.c_contiguous
+    if order == "A":
+        return "F" if fortran else "C"
+    if order == "K" and name == "ravel":
+        if flags is None or flags.c_contiguous or fortran:
+            return "F" if fortran else "C"
+        strides = [st for st, n in zip(raw(a).strides, raw(a).shape) if n > 1]
+        if all(st > 0 for st in strides) and strides in (sorted(strides, reverse=True), sorted(strides)):
+            return "C" if strides == sorted(strides, reverse=True) else "F"
+        raise NotImplementedError("gpuad.numpy.ravel: order='K' reads the elements in memory order, and the memory "
+                                  "of the value under this traced array is laid out neither in C nor in Fortran "
+                                  "order; use order='C' or 'F'")
+    orders = "'C', 'F', 'A'" + (", 'K'" if name == "ravel" else "")
+    raise ValueError(f"{name}: order must be one of {orders} (got {order!r})")
+
+
 @traceable
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    if order != "C":
-        raise NotImplementedError("gpuad.numpy.reshape supports order='C' only on traced values")
+    order = memory_order(a, order, "reshape")
     shape = newshape if shape is None else shape
+    if shape is None:
+        raise TypeError("reshape() missing required argument 'shape'")
     old = aval(a)[0]
     new = _resolve_shape(shape, math.prod(old))
+    if order == "F":  # Fortran order: the C-order reshape of the reversed axes, reversed back
+        return transpose(reshape(transpose(a), new[::-1]))
     return a if new == old else RESHAPE.bind(a, shape=new)
 
 
 @traceable
 def ravel(a, order="C"):
-    return reshape(a, (-1,), order)
+    return reshape(a, (-1,), memory_order(a, order, "ravel"))
 
 
 @traceable
@@ -172,15 +200,17 @@ def astype(x, dtype, copy=True):
 
 
 def shape(a):
+    if type(a) in (list, tuple):  # NumPy's reading of a (nested) list; traced values inside give their shapes
+        return _np.shape(plain_values(a))
     return aval(a)[0]
 
 
 def ndim(a):
-    return len(aval(a)[0])
+    return len(shape(a))
 
 
 def size(a):
-    return math.prod(aval(a)[0])
+    return math.prod(shape(a))
 
 
 def isscalar(a):

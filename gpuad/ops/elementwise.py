@@ -230,6 +230,11 @@ FMIN = Elementwise("fmin", "fmin(x, y)",
                     "where(x < y, 0, where(x == y, 0.5, where(y != y, 0, 1)))"))
 # The output equals the input exactly where the input is finite (no arithmetic on inf: no warnings).
 NAN_TO_NUM = Elementwise("nan_to_num", "nan_to_num(x)", ("out == x",))
+# |x| with the sign of y (signed zeros and nan signs included): d/dx = sign(x) * sign of y (0 at x = 0, as abs);
+# the sign of y is piecewise constant.
+COPYSIGN = Elementwise("copysign", "copysign(x, y)", ("sign(x) * copysign(1, y)", None), domain=("nonzero", None))
+# The step function: 0 for x < 0, y at x == 0, 1 for x > 0 (nan stays nan). Only the value at 0 depends on y.
+HEAVISIDE = Elementwise("heaviside", "where(x == 0, y, where(x < 0, 0, where(x > 0, 1, x)))", (None, "x == 0"))
 CLIP = Elementwise("clip", "clip(x, y, z)", ("(x >= y) * (x <= z)", "x < y", "x > z"),
                    domain=((-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)))
 

@@ -10,7 +10,9 @@ turn and second derivatives come for free. A primitive has one output, so the de
 unpacks them with ``unpack`` (reshapes and slices, themselves differentiable).
 
 Conventions: cholesky and eigh read a symmetric matrix, so their derivatives treat the input perturbation as
-symmetric ((dA + dA^T) / 2) whichever triangle the backend reads. eigh and svd derivatives divide by gaps
+symmetric ((dA + dA^T) / 2) whichever triangle the backend reads (gpuad.numpy.linalg binds them on the
+symmetric matrix built from the triangle NumPy reads). eig (real input, real spectrum) follows NumPy's unit-norm
+eigenvectors. eigh and svd derivatives divide by gaps
 between eigenvalues (singular values); a gap that is exactly zero contributes nothing (so functions of the
 values alone stay exact), while near-equal values give large, ill-conditioned vector derivatives.
 """
@@ -370,6 +372,57 @@ def _eigh_vjp(ct, saved, params, avals, needed):
 # Packed output (..., n + n*n): [eigenvalues, eigenvectors].
 EIGH = Custom("eigh", _eigh_impl, _eigh_jvp, _eigh_vjp, saves=("out",))
 EIGH.batch = stacked(EIGH)
+
+
+# ---- eig (real input with a real spectrum) --------------------------------------------------------------------
+
+def _eig_impl(xp, a):
+    eig = getattr(xp.linalg, "eig", None)
+    if eig is None:  # a backend without a general eigensolver: LAPACK on the host
+        import numpy
+        w, v = (xp.asarray(p) for p in numpy.linalg.eig(backend.to_numpy(a)))
+    else:
+        w, v = eig(a)
+    if w.dtype.kind == "c":
+        if bool(xp.any(w.imag != 0)):
+            import numpy
+            raise numpy.linalg.LinAlgError(
+                "eig/eigvals of a traced matrix with complex eigenvalues: gpuad differentiates real input with a "
+                "real spectrum only (complex values are not supported); for symmetric matrices use eigh")
+        w, v = w.real, v.real
+    return pack_impl(xp, (w, v), a.shape[:-2])
+
+
+def _eig_parts(packed):
+    n = (math.isqrt(4 * aval(packed)[0][-1] + 1) - 1) // 2
+    return unpack(packed, [(n,), (n, n)])
+
+
+def _column_dots(v, g):
+    """(..., 1, n): the inner product of each column of v with the same column of g."""
+    return SUM.bind(v * g, axis=(len(aval(v)[0]) - 2,), keepdims=True)
+
+
+def _eig_jvp(primals, tangents, out, params):
+    w, v = _eig_parts(out)
+    x = _solve(v, _mm(tangents[0], v))  # V^-1 dA V
+    dv = _mm(v, _eigen_gaps(w) * x)
+    dv = dv - v * _column_dots(v, dv)  # NumPy's eigenvectors have unit norm: keep the tangent orthogonal to each
+    return pack([_diag_part(x), dv], aval(w)[0][:-1])
+
+
+def _eig_vjp(ct, saved, params, avals, needed):
+    w, v = _eig_parts(saved[0])
+    w_bar, v_bar = _eig_parts(ct)
+    v_bar = v_bar - v * _column_dots(v, v_bar)
+    middle = _diag_embed(w_bar) + _eigen_gaps(w) * _mm(_mT(v), v_bar)
+    return [_solve(_mT(v), _mm(middle, _mT(v)))]  # V^-T middle V^T
+
+
+# Packed output (..., n + n*n): [eigenvalues, unit eigenvectors]; the eigenvalues must be real and distinct for
+# the vector derivatives (a zero gap contributes nothing, as in eigh).
+EIG = Custom("eig", _eig_impl, _eig_jvp, _eig_vjp, saves=("out",))
+EIG.batch = stacked(EIG)
 
 
 # ---- svd (reduced) ---------------------------------------------------------------------------------------------

@@ -7,8 +7,11 @@ norm and the array-API helpers are compositions. ``numpy.linalg.f(t)`` on a trac
 through ``__array_function__``; on plain arrays every function is NumPy's (or CuPy's) own.
 
 Where the derivative exists only under conditions, these are the rules (see gpuad/ops/linalg.py):
-cholesky and eigh treat the input as symmetric (a gradient is symmetrised; a perturbation counts by its
-symmetric part), so differentiate them at symmetric matrices. eigh's eigenvector derivatives need distinct
+cholesky and eigh read one triangle, as NumPy does (the lower by default; ``UPLO='U'`` or ``upper=True`` the
+upper): they bind their rows on the symmetric matrix that triangle defines, so only that triangle gets a
+derivative, at symmetric and non-symmetric input alike. eig and eigvals take real input with a real spectrum
+(a complex one raises LinAlgError) and differentiate where the eigenvalues are distinct; matrix_power is NumPy's
+chain of matmuls, lstsq is pinv(a) @ b with NumPy's cutoff. eigh's eigenvector derivatives need distinct
 eigenvalues, svd's vector derivatives distinct, nonzero singular values: exactly equal values contribute zero
 (so functions of the values alone, like eigvalsh sums or the nuclear norm, stay correct) but nearly equal ones
 make the vector derivatives blow up, as the mathematics says. svd with full_matrices=True is differentiable
@@ -25,7 +28,7 @@ from typing import NamedTuple
 import numpy as _np
 
 from ...core import aval, constant, raw
-from ...ops.linalg import CHOLESKY, DET, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
+from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
 from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
 from .._creation import asarray
 from .._dispatch import module_of, traceable
@@ -38,11 +41,16 @@ LinAlgError = _np.linalg.LinAlgError
 
 __all__ = ["LinAlgError", "EighResult", "SVDResult", "QRResult", "SlogdetResult", "inv", "solve", "det",
            "slogdet", "pinv", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr", "norm", "vector_norm",
-           "matrix_norm", "multi_dot", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
+           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
            "trace"]
 
 
 class EighResult(NamedTuple):
+    eigenvalues: object
+    eigenvectors: object
+
+
+class EigResult(NamedTuple):
     eigenvalues: object
     eigenvectors: object
 
@@ -141,25 +149,111 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_np._NoValue):
 
 # ---- decompositions ----------------------------------------------------------------------------------------
 
+def _from_triangle(a, lower):
+    """The symmetric matrix that the triangle NumPy reads (lower or upper, diagonal included) defines: the value
+    is unchanged, and the derivative goes to that triangle only (the other one is never read)."""
+    if lower:
+        return _diagonals.tril(a) + swapaxes(_diagonals.tril(a, -1), -1, -2)
+    return _diagonals.triu(a) + swapaxes(_diagonals.triu(a, 1), -1, -2)
+
+
 @_linalg_function
 def cholesky(a, /, *, upper=False):
-    lower = CHOLESKY.bind(_floating(_square(a, "cholesky")))
+    """numpy.linalg.cholesky: reads the lower triangle (the upper one with ``upper=True``), as NumPy does; only
+    that triangle gets a derivative."""
+    a = _floating(_square(a, "cholesky"))
+    lower = CHOLESKY.bind(_from_triangle(a, not upper))
     return swapaxes(lower, -1, -2) if upper else lower
 
 
 @_linalg_function
 def eigh(a, UPLO="L"):
+    """numpy.linalg.eigh: reads the triangle ``UPLO`` names, as NumPy does; only that triangle gets a derivative
+    (a perturbation of the other triangle changes nothing)."""
     uplo = str(UPLO).upper()
     if uplo not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
     a = _floating(_square(a, "eigh"))
     n = aval(a)[0][-1]
-    return EighResult(*unpack(EIGH.bind(a, UPLO=uplo), [(n,), (n, n)]))
+    return EighResult(*unpack(EIGH.bind(_from_triangle(a, uplo == "L"), UPLO=uplo), [(n,), (n, n)]))
 
 
 @_linalg_function
 def eigvalsh(a, UPLO="L"):
     return eigh(a, UPLO).eigenvalues
+
+
+@_linalg_function
+def eig(a):
+    """numpy.linalg.eig of a real matrix with real eigenvalues (a LinAlgError otherwise): eigenvalues and unit
+    eigenvectors, differentiable where the eigenvalues are distinct."""
+    a = _floating(_square(a, "eig"))
+    n = aval(a)[0][-1]
+    return EigResult(*unpack(EIG.bind(a), [(n,), (n, n)]))
+
+
+@_linalg_function
+def eigvals(a):
+    """numpy.linalg.eigvals of a real matrix with real eigenvalues (a LinAlgError otherwise)."""
+    return eig(a).eigenvalues
+
+
+@_linalg_function
+def matrix_power(a, n):
+    """numpy.linalg.matrix_power by NumPy's binary decomposition (the same products in the same order)."""
+    a = _square(a, "matrix_power")
+    n = operator.index(n)
+    if n == 0:
+        value = raw(a)
+        xp = module_of((value,))
+        return xp.broadcast_to(xp.eye(value.shape[-1], dtype=value.dtype), value.shape).copy()
+    if n < 0:
+        a = inv(a)
+        n = -n
+    mm = _products.matmul
+    if n == 1:
+        return a
+    if n == 2:
+        return mm(a, a)
+    if n == 3:
+        return mm(mm(a, a), a)
+    z = result = None
+    while n > 0:
+        z = a if z is None else mm(z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else mm(result, z)
+    return result
+
+
+@_linalg_function
+def lstsq(a, b, rcond=None):
+    """numpy.linalg.lstsq: (x, residuals, rank, s). x = pinv(a) b with NumPy's cutoff (singular values at most
+    rcond * the largest count as zero; rcond defaults to eps * max(M, N)), differentiable where the rank is
+    locally constant; residuals as NumPy gives them (full column rank and M > N, else empty); rank is a plain
+    integer."""
+    a = _floating(_matrices(a, "lstsq"))
+    b = astype(asarray(b), aval(a)[1])
+    if len(aval(a)[0]) != 2:
+        raise LinAlgError(f"{len(aval(a)[0])}-dimensional array given. Array must be two-dimensional")
+    m, n = aval(a)[0]
+    vector = len(aval(b)[0]) == 1
+    if aval(b)[0][0] != m:
+        raise LinAlgError("Incompatible dimensions")
+    if rcond is None:
+        rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)
+    xp = module_of((raw(a),))
+    rank = xp.linalg.lstsq(raw(a), raw(b), rcond=rcond)[2]
+    x = _products.matmul(PINV.bind(a, rcond=rcond), b)
+    s = svd(a, compute_uv=False)
+    if int(rank) == n and m > n:
+        r = b - _products.matmul(a, x)
+        residuals = sum(r * r, axis=0)
+        if vector:
+            residuals = reshape(residuals, (1,))
+    else:
+        residuals = xp.empty((0,), dtype=aval(a)[1])
+    return x, residuals, rank, s
 
 
 @_linalg_function

@@ -1,0 +1,391 @@
+"""gpuad.numpy's order statistics and NaN-aware reductions: median, quantile, percentile, the nan* reductions,
+cov and corrcoef.
+
+All are compositions of differentiable functions, so their derivatives of every order follow. An order
+statistic (the k-th smallest value along an axis) is the value NumPy's sort puts there, made differentiable as
+the average of the elements equal to it: ties share the derivative evenly (the convention of max and min), and
+the value is NumPy's to the last bit (the average's rounding is corrected by a constant). quantile and
+percentile interpolate between two order statistics with NumPy's own virtual indices, gammas and ``_lerp``
+formula, for every ``method`` NumPy offers; the weighted form (``weights=``, method 'inverted_cdf' only, as in
+NumPy) lets NumPy pick the values on the host. ``q`` and the weights are constants (traced ones are refused). Slices holding a NaN give NaN, as in NumPy.
+
+The nan* reductions replace NaNs by the reduction's identity (0 for sums, 1 for products, -inf/+inf for max/min)
+so NaN entries get derivative 0; all-NaN slices give NaN (nanmean, nanvar, nanstd, nanmax, nanmin) or the
+identity (nansum, nanprod), as NumPy does. cov and corrcoef follow NumPy's formulas (rowvar, bias, ddof,
+fweights, aweights, dtype).
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as _np
+
+from .. import backend
+from ..core import aval, raw
+from ._creation import asarray, asarray_like
+from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
+from ._elementwise import clip, sqrt, where as _select  # `where` is a keyword argument of the reductions
+from ._diagonals import diagonal
+from ._products import matmul
+from ._reductions import average, max as _max, min as _min, prod, sum
+from ._shapes import astype, concatenate, reshape, squeeze, transpose
+
+__all__ = ["median", "quantile", "percentile", "nansum", "nanprod", "nanmean", "nanmax", "nanmin", "nanvar",
+           "nanstd", "cov", "corrcoef"]
+
+
+def _xp(a):
+    return module_of((raw(a),))
+
+
+def _given(**kwargs):
+    """The keyword arguments that were given (not None): a plain intermediate goes to NumPy's own function,
+    whose defaults are not None."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+# ---- order statistics ---------------------------------------------------------------------------------------
+
+def _leading(a, axis):
+    """``a`` with the reduced axes flattened into one leading axis (NumPy's layout for quantiles), the kept
+    shape, and the reduced axes."""
+    a = asarray(a)
+    shape = aval(a)[0]
+    axes = normalize_axes(axis, len(shape))
+    kept = [i for i in range(len(shape)) if i not in axes]
+    moved = transpose(a, list(axes) + kept) if list(axes) + kept != list(range(len(shape))) else a
+    n = math.prod(shape[i] for i in axes)
+    return reshape(moved, (n,) + tuple(shape[i] for i in kept)), axes, shape
+
+
+def _order_statistics(a, sorted_values, index):
+    """The order statistics ``sorted_values[index]`` (index: a host int array, shape Q) of ``a`` (n, *rest) as a
+    traced array (Q + rest)."""
+    return _elements_equal_to(a, sorted_values[_xp(a).asarray(index)], index.ndim)
+
+
+def _elements_equal_to(a, values, q_ndim):
+    """``values`` (Q + rest, each one of the elements of its slice of ``a``, which is (n, *rest)) as a traced
+    array: the mean of the elements equal to each, with its value corrected to NumPy's."""
+    xp = _xp(a)
+    data = raw(a)
+    expanded = data.reshape((1,) * q_ndim + data.shape)
+    target = xp.expand_dims(values, q_ndim)
+    equal = (expanded == target) | (xp.isnan(expanded) & xp.isnan(target))
+    weights = equal / xp.sum(equal, axis=q_ndim, keepdims=True).astype(data.dtype)
+    linear = sum(reshape(a, (1,) * q_ndim + aval(a)[0]) * weights.astype(data.dtype), axis=q_ndim)
+    # (values - value of linear) is exact and adding it back gives values exactly (the two differ by rounding).
+    return linear + (values - raw(linear))
+
+
+def _nan_slices(sorted_values):
+    xp = _xp(sorted_values)
+    return xp.isnan(sorted_values[-1]) if sorted_values.dtype.kind in "fc" and sorted_values.shape[0] else None
+
+
+def _finish(result, axes, shape, q_ndim, keepdims, nan_slices):
+    if nan_slices is not None and bool(_xp(nan_slices).any(nan_slices)):
+        result = _select(nan_slices, _np.nan, result)
+    if keepdims:
+        result = reshape(result, aval(result)[0][:q_ndim] + tuple(1 if i in axes else n for i, n in
+                                                                   enumerate(shape)))
+    return result
+
+
+def _lerp(a, b, t):
+    """NumPy's _lerp: a + (b - a) t, computed from b's side for t >= 0.5."""
+    diff = b - a
+    low = a + diff * t
+    high = b - diff * (1 - t)
+    upper = t >= 0.5
+    if isinstance(upper, builtins.bool):
+        return high if upper else low
+    return _select(upper, high, low)
+
+
+def _quantile(a, q, axis, method, keepdims, weak_q):
+    from numpy.lib import _function_base_impl as impl  # NumPy's own index and gamma rules for each method
+    a, axes, shape = _leading(a, axis)
+    n = aval(a)[0][0]
+    if n == 0:
+        raise IndexError("quantile of an empty slice is not supported on traced values")
+    q = _np.asarray(backend.to_numpy(q))
+    try:
+        props = impl._QuantileMethods[method]
+    except KeyError:
+        raise ValueError(f"{method!r} is not a valid method. Use one of: {impl._QuantileMethods.keys()}") from None
+    sorted_values = _xp(a).sort(raw(a), axis=0)
+    virtual = _np.asanyarray(props["get_virtual_index"](n, q))
+    rest_ndim = len(aval(a)[0]) - 1
+    if props["fix_gamma"] is None or (method == "linear" and _np.issubdtype(virtual.dtype, _np.integer)):
+        result = _order_statistics(a, sorted_values, _np.clip(virtual.astype(_np.intp), -n, n - 1))
+    else:
+        previous, following = impl._get_indexes(_np.empty(0, dtype=aval(a)[1]), virtual, n)
+        gamma = impl._get_gamma(virtual, previous, props)
+        gamma = float(gamma) if weak_q else gamma.reshape(virtual.shape + (1,) * rest_ndim)
+        if not weak_q:
+            gamma = _xp(a).asarray(gamma)
+        result = _lerp(_order_statistics(a, sorted_values, previous), _order_statistics(a, sorted_values, following),
+                       gamma)
+    return _finish(result, axes, shape, q.ndim, keepdims, _nan_slices(sorted_values))
+
+
+def _constant_q(q, name):
+    if has_tensor((q,)):
+        raise TypeError(f"gpuad.numpy.{name}: a traced q is not supported (its derivative is not implemented); pass "
+                        f"q as a plain array or number")
+
+
+def _check_q(q, high, what):
+    values = _np.asarray(backend.to_numpy(raw(q)))
+    if not (_np.all(values >= 0) and _np.all(values <= high)):
+        raise ValueError(f"{what} must be in the range [0, {high}]")
+
+
+@traceable
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None,
+             interpolation=None):
+    """numpy.quantile over one axis, several or all; every ``method``; ties share the derivative evenly."""
+    no_out("quantile", out=out)
+    if interpolation is not None:
+        method = interpolation
+    _constant_q(q, "quantile")
+    if weights is not None:
+        return _weighted(a, q, axis, method, keepdims, weights, 1)
+    weak_q = type(q) in (int, float)
+    _check_q(q, 1, "Quantiles")
+    return _quantile(a, raw(q), axis, method, keepdims, weak_q)
+
+
+@traceable
+def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None,
+               interpolation=None):
+    """numpy.percentile: quantile at q / 100."""
+    no_out("percentile", out=out)
+    if interpolation is not None:
+        method = interpolation
+    _constant_q(q, "percentile")
+    if weights is not None:
+        return _weighted(a, q, axis, method, keepdims, weights, 100)
+    weak_q = type(q) in (int, float)
+    _check_q(q, 100, "Percentiles")
+    return _quantile(a, _np.true_divide(_np.asarray(backend.to_numpy(raw(q))), 100), axis, method, keepdims, weak_q)
+
+
+def _weighted(a, q, axis, method, keepdims, weights, scale):
+    """The weighted form (method 'inverted_cdf', NumPy's only one): NumPy picks the values on the host, each is
+    an element of its slice, made differentiable in ``a`` as the elements equal to it (weights: constants)."""
+    if has_tensor((weights,)):
+        raise TypeError("gpuad.numpy.quantile: traced weights are not supported (no derivative in the weights); "
+                        "pass them as a plain array")
+    host_fn = _np.quantile if scale == 1 else _np.percentile
+    picked = host_fn(backend.to_numpy(raw(a)), backend.to_numpy(raw(q)), axis=axis, method=method,
+                     weights=backend.to_numpy(raw(weights)))
+    a, axes, shape = _leading(a, axis)
+    q_ndim = _np.ndim(backend.to_numpy(raw(q)))
+    result = _elements_equal_to(a, _xp(a).asarray(picked, dtype=aval(a)[1]), q_ndim)
+    return _finish(result, axes, shape, q_ndim, keepdims, None)
+
+
+@traceable
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """numpy.median: the middle order statistic, or the mean of the two middle ones; ties share evenly."""
+    no_out("median", out=out)
+    a, axes, shape = _leading(a, axis)
+    n = aval(a)[0][0]
+    if n == 0:
+        raise IndexError("median of an empty slice is not supported on traced values")
+    sorted_values = _xp(a).sort(raw(a), axis=0)
+    index = _np.array([n // 2]) if n % 2 else _np.array([n // 2 - 1, n // 2])
+    middle = _order_statistics(a, sorted_values, index)
+    result = sum(middle, axis=0) / len(index)
+    return _finish(result, axes, shape, 0, keepdims, _nan_slices(sorted_values))
+
+
+# ---- NaN-aware reductions ---------------------------------------------------------------------------------
+
+def _nan_mask(a):
+    value = raw(a)
+    return _xp(a).isnan(value) if value.dtype.kind in "fc" else None
+
+
+def _replace_nan(a, fill):
+    a = asarray(a)
+    mask = _nan_mask(a)
+    if mask is None or not bool(_xp(a).any(mask)):
+        return a, mask
+    return _select(mask, fill, a), mask
+
+
+@traceable
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    no_out("nansum", out=out)
+    a, _ = _replace_nan(a, 0)
+    return sum(a, axis, dtype, keepdims=keepdims, **_given(initial=initial, where=where))
+
+
+@traceable
+def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    no_out("nanprod", out=out)
+    a, _ = _replace_nan(a, 1)
+    return prod(a, axis, dtype, keepdims=keepdims, **_given(initial=initial, where=where))
+
+
+def _valid_count(a, mask, axis, keepdims, where_mask=None):
+    xp = _xp(a)
+    valid = xp.ones(aval(a)[0], dtype=bool) if mask is None else ~mask
+    if where_mask is not None:
+        valid = valid & xp.asarray(raw(where_mask), dtype=bool)
+    return xp.sum(valid, axis=normalize_axes(axis, len(aval(a)[0])), keepdims=keepdims, dtype=_np.intp)
+
+
+def _float_of(a):
+    dtype = aval(a)[1]
+    return dtype if dtype.kind in "fc" else _np.dtype(_np.float64)
+
+
+@traceable
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    no_out("nanmean", out=out)
+    a, mask = _replace_nan(a, 0)
+    count = _valid_count(a, mask, axis, keepdims, where)
+    total = sum(a, axis, dtype, keepdims=keepdims, **_given(where=where))
+    return total / count.astype(_float_of(total))
+
+
+def _nan_extremum(name, reduce, fill):
+    def fn(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        no_out(name, out=out)
+        a, mask = _replace_nan(a, fill)
+        result = reduce(a, axis, keepdims=keepdims, **_given(initial=initial, where=where))
+        if mask is not None and initial is None:
+            all_nan = _xp(a).all(mask, axis=normalize_axes(axis, len(aval(a)[0])), keepdims=keepdims)
+            if bool(_xp(a).any(all_nan)):
+                result = _select(all_nan, _np.nan, result)
+        return result
+    fn.__name__ = name
+    fn.__doc__ = f"numpy.{name}: NaNs are ignored (derivative 0 there); an all-NaN slice gives NaN."
+    return traceable(fn)
+
+
+nanmax = _nan_extremum("nanmax", _max, -_np.inf)
+nanmin = _nan_extremum("nanmin", _min, _np.inf)
+
+
+@traceable
+def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    no_out("nanvar", out=out)
+    if correction is not None:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
+    a, mask = _replace_nan(a, 0)
+    count = _valid_count(a, mask, axis, True, where)
+    if mean is None:
+        centre = sum(a, axis, dtype, keepdims=True, **_given(where=where)) / count.astype(_float_of(a))
+    else:
+        centre = mean
+    deviation = a - centre
+    if mask is not None:
+        deviation = _select(mask, 0, deviation)
+    result = sum(deviation * deviation, axis, dtype, keepdims=keepdims, **_given(where=where))
+    if not keepdims:
+        count = _xp(a).squeeze(count, axis=normalize_axes(axis, len(aval(a)[0])))
+    dof = count - ddof
+    result = result / _xp(a).maximum(dof, 0).astype(_float_of(result))
+    bad = dof <= 0
+    if bool(_xp(a).any(bad)):
+        result = _select(bad, _np.nan, result)
+    return result
+
+
+@traceable
+def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    """sqrt(nanvar); derivative 0 where the variance is exactly 0 (the convention of std)."""
+    variance = nanvar(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
+    zero = raw(variance) == 0
+    if not bool(_xp(variance).any(zero)):
+        return sqrt(variance)
+    return _select(zero, 0, sqrt(_select(zero, 1, variance)))
+
+
+# ---- covariance and correlation -------------------------------------------------------------------------
+
+def _at_least_2d(x, dtype):
+    x = asarray(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    shape = aval(x)[0]
+    if len(shape) > 2:
+        raise ValueError("m has more than 2 dimensions")
+    return reshape(x, (1,) * (2 - len(shape)) + shape) if len(shape) < 2 else x
+
+
+@traceable
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
+    """numpy.cov, NumPy's formula (weights: plain or traced)."""
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("ddof must be integer")
+    if dtype is None:
+        dtype = _np.result_type(aval(asarray(m))[1], _np.float64)
+        if y is not None:
+            dtype = _np.result_type(dtype, aval(asarray(y))[1])
+    X = _at_least_2d(m, dtype)
+    if not rowvar and aval(X)[0][0] != 1:
+        X = transpose(X)
+    if y is not None:
+        Y = _at_least_2d(y, dtype)
+        if not rowvar and aval(Y)[0][0] != 1:
+            Y = transpose(Y)
+        X = concatenate((X, Y), axis=0)
+    if ddof is None:
+        ddof = 0 if bias else 1
+    n = aval(X)[0][1]
+    w = None
+    if fweights is not None:
+        f = _np.asarray(backend.to_numpy(raw(fweights)))
+        if not _np.all(f == _np.around(f)):
+            raise TypeError("fweights must be integer")
+        if f.ndim > 1 or f.shape[0] != n:
+            raise RuntimeError("incompatible numbers of samples and fweights")
+        if _np.any(f < 0):
+            raise ValueError("fweights cannot be negative")
+        w = astype(asarray(asarray_like(fweights, raw(X))), _np.float64)
+    if aweights is not None:
+        aw = _np.asarray(backend.to_numpy(raw(aweights)))
+        if aw.ndim > 1 or aw.shape[0] != n:
+            raise RuntimeError("incompatible numbers of samples and aweights")
+        if _np.any(aw < 0):
+            raise ValueError("aweights cannot be negative")
+        aweights = asarray(asarray_like(aweights, raw(X)))
+        w = aweights if w is None else w * aweights
+    avg, w_sum = average(X, axis=1, weights=w, returned=True)
+    w_sum = w_sum[0]
+    if w is None:
+        fact = n - ddof
+    elif ddof == 0:
+        fact = w_sum
+    elif aweights is None:
+        fact = w_sum - ddof
+    else:
+        fact = w_sum - ddof * sum(w * aweights) / w_sum
+    if float(raw(fact)) <= 0:
+        fact = 0.0
+    X = X - avg[:, None]
+    X_T = transpose(X) if w is None else transpose(X * w)
+    c = matmul(X, X_T)
+    c = c * (1 / fact)
+    return squeeze(c)
+
+
+@traceable
+def corrcoef(x, y=None, rowvar=True, bias=_np._NoValue, ddof=_np._NoValue, *, dtype=None):
+    """numpy.corrcoef: cov scaled by the standard deviations, clipped to [-1, 1]."""
+    c = cov(x, y, rowvar, dtype=dtype)
+    if len(aval(c)[0]) == 0:
+        return c / c
+    stddev = sqrt(diagonal(c))
+    c = c / stddev[:, None]
+    c = c / stddev[None, :]
+    return clip(c, -1, 1)
