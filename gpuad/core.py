@@ -198,6 +198,13 @@ def is_batched(x) -> bool:
     return isinstance(x, Tensor) and bool(_batch_traces(x, _thread.stack))
 
 
+def refuse_batched(what, *values):
+    """Refuse, with a clear error, values batched by a vmap in progress in a function not written for them."""
+    if any(is_batched(v) for v in values):
+        raise NotImplementedError(f"vmap: {what} does not support batched values yet; apply it outside the vmapped "
+                                  f"function, or to each example")
+
+
 def constant(x):
     """``x`` as a constant to every derivative trace (as ``raw``), still batched by the vmaps in progress."""
     return map_values(_identity, x)

@@ -403,6 +403,14 @@ NUMPY_USES = {  # gpuad.numpy functions inside vmap and vmap(grad), against the 
     "select": lambda a: gnp.select([a > 0.5, a < -0.5], [a, 2 * a]),
     "nan_to_num": lambda a: gnp.nan_to_num(a, nan=1.0), "rot90": lambda a: gnp.rot90(a),
     "broadcast_arrays": lambda a: gnp.broadcast_arrays(a, a[0])[1], "meshgrid": lambda a: gnp.meshgrid(a[0], a[1])[0],
+    "nansum": lambda a: gnp.nansum(gnp.where(a > 1.0, np.nan, a), axis=0),
+    "nanmean": lambda a: gnp.nanmean(gnp.where(a > 1.0, np.nan, a), axis=1),
+    "nanprod": lambda a: gnp.nanprod(gnp.where(a > 1.0, np.nan, a), axis=1),
+    "polyval": lambda a: gnp.polyval(a[0], a[1]), "cov": lambda a: gnp.cov(a), "corrcoef": lambda a: gnp.corrcoef(a),
+    "cross": lambda a: gnp.cross(a[:, :3], a[:, 1:]), "gradient": lambda a: gnp.gradient(a, axis=0),
+    "convolve": lambda a: gnp.convolve(a[0], a[1]), "trapezoid": lambda a: gnp.trapezoid(a, axis=0),
+    "matrix_power": lambda a: gnp.linalg.matrix_power(a, 3), "copysign": lambda a: gnp.copysign(a, a[0]),
+    "linspace": lambda a: gnp.linspace(a[0, 0], a[0, 1], 5), "r_": lambda a: gnp.r_[a[0], a[1]],
 }
 
 
@@ -450,3 +458,11 @@ def test_batched_index_errors():
         vmap(lambda a, i: a[i])(np.ones((2, 3)), np.array([0, 3]))
     with pytest.raises(NotImplementedError, match="partition"):
         vmap(lambda a: gnp.partition(a, 1))(X)
+
+
+@pytest.mark.parametrize("f", [lambda a: gnp.median(a), lambda a: gnp.quantile(a, 0.3), lambda a: gnp.percentile(a, 5),
+                               lambda a: gnp.interp(a, np.arange(3.0), np.arange(3.0)),
+                               lambda a: gnp.linalg.lstsq(a, a[0])[0]])
+def test_functions_not_written_for_batches_refuse_them(f):
+    with pytest.raises(NotImplementedError, match="does not support batched values"):
+        vmap(f)(np.random.default_rng(0).standard_normal((B, 3, 3)))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from ...core import aval, constant, raw
+from ...core import aval, constant, raw, refuse_batched
 from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
 from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
 from .._creation import asarray
@@ -232,6 +232,7 @@ def lstsq(a, b, rcond=None):
     rcond * the largest count as zero; rcond defaults to eps * max(M, N)), differentiable where the rank is
     locally constant; residuals as NumPy gives them (full column rank and M > N, else empty); rank is a plain
     integer."""
+    refuse_batched("gpuad.numpy.linalg.lstsq", a, b)
     a = _floating(_matrices(a, "lstsq"))
     b = astype(asarray(b), aval(a)[1])
     if len(aval(a)[0]) != 2:
