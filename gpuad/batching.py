@@ -18,11 +18,13 @@ value) is refused with a clear error: the value differs between examples. Use ``
 """
 from __future__ import annotations
 
+import collections
 import functools
 import operator
 
 from . import backend, tree
-from .core import Tensor, Trace, aval, bind, map_values
+from .core import BOX_TYPES, Tensor, Trace, aval, bind, map_values
+from .fusion.run import run_region
 from .ops.elementwise import Elementwise
 from .ops.linear import BROADCAST_TO, RESHAPE, moveaxis
 
@@ -55,6 +57,10 @@ class BatchTrace(Trace):
     def box(self, value):
         return BatchTensor(self, value)
 
+    def run_region(self, entries, members, cts, reaches, wanted):
+        """The tape's backward pass under this vmap: a fused elementwise region over the whole batch."""
+        return _run_region(self, entries, members, cts, reaches, wanted)
+
     def process(self, prim, args, params):
         values, batched = [], []
         for a in args:
@@ -68,6 +74,73 @@ class BatchTrace(Trace):
         raise NotImplementedError(
             f"vmap has no batching rule for primitive {prim.name!r}: give its row a batch rule (Primitive.batch, "
             f"see gpuad.batching), or apply the function to each example in a loop")
+
+
+class _Shadow:
+    """A tape entry seen with the batch axis in front (what ``fusion.run.run_region`` reads)."""
+
+    __slots__ = ("prim", "parents", "saved", "out_aval")
+
+    def __init__(self, prim, parents, saved, out_aval):
+        self.prim, self.parents, self.saved, self.out_aval = prim, parents, saved, out_aval
+
+
+class _Entries:
+    def __init__(self, entries, shadows):
+        self.entries, self.shadows = entries, shadows
+
+    def __getitem__(self, i):
+        shadow = self.shadows.get(i)
+        return shadow if shadow is not None else self.entries[i]
+
+
+def _run_region(trace, entries, members, cts, reaches, wanted):
+    """``vmap(grad(f))``: one elementwise region of the tape run backwards as ONE fused program over the whole
+    batch (the same program as a plain grad's, over a shape with the batch axis in front), instead of op by op.
+    Every value the region reads gets the batch axis (length 1 when it is not batched) and the region's rank;
+    the cotangents it gives are batched. Returns False (the caller runs the region op by op) when a value is
+    boxed by another trace."""
+    size, (shape, dtype) = trace.size, entries[members[0]].out_aval
+    rank = len(shape)
+
+    def lifted(v):
+        if v is None or type(v) in backend.PYTHON_SCALARS:
+            return v
+        if type(v) is BatchTensor and v._trace is trace and type(v._primal) not in BOX_TYPES:
+            value, lead = v._primal, (size,)
+        elif type(v) not in BOX_TYPES:
+            value, lead = v, (1,)
+        else:
+            raise LookupError
+        vshape = aval(v)[0]
+        return value.reshape(lead + (1,) * (rank - len(vshape)) + vshape)
+
+    def target(node):
+        tshape, tdtype = entries[node].out_aval
+        return (size,) + (1,) * (rank - len(tshape)) + tshape, tdtype
+
+    try:
+        shadows = {m: _Shadow(entries[m].prim, entries[m].parents, tuple(lifted(v) for v in entries[m].saved),
+                              ((size,) + shape, dtype)) for m in members}
+        seeds = {m: lifted(cts[m]) for m in members if cts[m] is not None}
+    except LookupError:
+        return False
+    inputs = {p for m in members for p in entries[m].parents if p is not None and p not in shadows}
+    for p in inputs:
+        shadows[p] = _Shadow(entries[p].prim, (), (), target(p))
+    local = {}
+    for m, g in seeds.items():
+        local[m] = backend.array_module(g).broadcast_to(g, (size,) + shape) if g.shape[0] != size else g
+        if m not in wanted:
+            cts[m] = None
+    local_cts = collections.defaultdict(lambda: None, local)
+    run_region(_Entries(entries, shadows), members, local_cts, collections.defaultdict(int), reaches, wanted)
+    for node in [*inputs, *(m for m in members if m in wanted)]:
+        c = local_cts[node]
+        if c is not None:
+            c = BatchTensor(trace, c.reshape((size,) + entries[node].out_aval[0]))
+            cts[node] = c if cts[node] is None else cts[node] + c
+    return True
 
 
 def _batch_elementwise(prim, args, batched, params):

@@ -361,7 +361,10 @@ def backward(entries, seeds, sources, tape, log=None):
     reaches = _reaching(entries, wanted, first)
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
         return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log)
-    return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions)
+    others = [t for t in recording_traces() if t is not tape]
+    batched = (others[0].run_region if len(others) == 1 and others[0].level < tape.level
+               and hasattr(others[0], "run_region") else None)  # vmap(grad(f)): regions run batched, fused
+    return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions, batched)
 
 
 def _reaching(entries, wanted, first):
@@ -420,9 +423,11 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     return {s: cts[s] for s in wanted}
 
 
-def _backward_traced(entries, seeds, wanted, reaches, first, regions):
+def _backward_traced(entries, seeds, wanted, reaches, first, regions, batched=None):
     """The traced path: every entry runs its per-op rule through ``bind`` (region entries on their values
-    recomputed with traced ops), and cotangents are summed out of place, so the outer traces record it all."""
+    recomputed with traced ops), and cotangents are summed out of place, so the outer traces record it all.
+    ``batched``: under a vmap only (``vmap(grad(f))``), the batch trace's ``run_region``, which runs each
+    elementwise region as one fused program over the whole batch (True), or declines (False: op by op)."""
     n = len(entries)
     cts = [None] * n
     owned = bytearray(n)  # stays all zero: traced buffers are never added into in place
@@ -430,7 +435,16 @@ def _backward_traced(entries, seeds, wanted, reaches, first, regions):
         accumulate(cts, owned, node, g, False, None)
     region_nodes = regions.nodes()
     values = {}  # region values recomputed with traced ops
-    for i in range(n - 1, first - 1, -1):
+    low, groups, fused = first, {}, set()
+    if batched is not None:
+        low, groups = regions.groups(first, n)
+    for i in range(n - 1, low - 1, -1):
+        if groups and i in region_nodes:
+            group = groups.get(i)
+            if group is not None and batched(entries, group, cts, reaches, wanted):
+                fused.update(group)
+            if i in fused:
+                continue
         ct = cts[i]
         e = entries[i]
         if ct is None or not reaches[i] or e.prim is None:

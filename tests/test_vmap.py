@@ -466,3 +466,20 @@ def test_batched_index_errors():
 def test_functions_not_written_for_batches_refuse_them(f):
     with pytest.raises(NotImplementedError, match="does not support batched values"):
         vmap(f)(np.random.default_rng(0).standard_normal((B, 3, 3)))
+
+
+def test_vmap_of_grad_runs_each_elementwise_region_fused_over_the_batch():
+    from gpuad.fusion import run
+    rng = np.random.default_rng(11)
+    w, c = rng.standard_normal(6), rng.standard_normal((2, 6))
+
+    def f(x, s, w):  # one region (x, w, s broadcast against each other) feeding a matmul, then another region
+        h = gnp.sin(x) * w + x * x * gnp.exp(-w) * s + gnp.tanh(x * s) * c
+        return gnp.sum(gnp.cos(h @ w) * s)
+
+    xs, ss = rng.standard_normal((B, 2, 6)), rng.standard_normal(B)
+    before = run.stats["regions"]
+    got = vmap(grad(f, argnums=(0, 1, 2)), in_axes=(0, 0, None))(xs, ss, w)
+    assert run.stats["regions"] - before >= 2  # the regions ran fused, once each for the whole batch
+    for k in range(3):
+        close(got[k], loop(lambda *a: grad(f, argnums=(0, 1, 2))(*a)[k], (0, 0, None), xs, ss, w))
