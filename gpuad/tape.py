@@ -362,8 +362,8 @@ def backward(entries, seeds, sources, tape, log=None):
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
         return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log)
     others = [t for t in recording_traces() if t is not tape]
-    batched = (others[0].run_region if len(others) == 1 and others[0].level < tape.level
-               and hasattr(others[0], "run_region") else None)  # vmap(grad(f)): regions run batched, fused
+    # Under one vmap (vmap(grad(f)), or jacrev's vmap of a vjp function): regions run fused over the batch.
+    batched = others[0].run_region if len(others) == 1 and hasattr(others[0], "run_region") else None
     return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions, batched)
 
 

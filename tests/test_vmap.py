@@ -483,3 +483,13 @@ def test_vmap_of_grad_runs_each_elementwise_region_fused_over_the_batch():
     assert run.stats["regions"] - before >= 2  # the regions ran fused, once each for the whole batch
     for k in range(3):
         close(got[k], loop(lambda *a: grad(f, argnums=(0, 1, 2))(*a)[k], (0, 0, None), xs, ss, w))
+
+
+def test_jacrev_pulls_all_cotangents_through_fused_regions():
+    from gpuad.fusion import run
+    x = np.random.default_rng(12).standard_normal(5)
+    f = lambda x: gnp.tanh(x) * gnp.sin(x[::-1]) + x * x  # noqa: E731
+    before = run.stats["regions"]
+    J = gpuad.jacrev(f)(x)
+    assert run.stats["regions"] > before
+    close(J, gpuad.jacfwd(f)(x))
