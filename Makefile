@@ -20,5 +20,6 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/overhead.py
 	$(VENV)/bin/python benchmarks/gradient_cost.py
+	$(VENV)/bin/python benchmarks/checkpoint_bench.py
 	$(VENV)/bin/mpiexec -n 1 $(VENV)/bin/python benchmarks/distributed_scaling.py
 	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/python benchmarks/distributed_scaling.py

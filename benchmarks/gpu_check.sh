@@ -6,9 +6,10 @@
 #   bash benchmarks/gpu_check.sh                      # results under $OUT, default benchmarks/results/
 #   GPUAD_COMMIT=<sha> OUT=/some/dir bash benchmarks/gpu_check.sh   # where the tree has no .git
 #
-# Budget (under 8 minutes in all): the benchmark first (at most 2 minutes), then the GPU-specific tests (the gpu
-# marker, fusion and kernels: at most 2.5), then the rest of the suite on the CuPy backend (at most 3). Each
-# step's counts are written even when a later one runs out of time. Exit status: non-zero when a step failed.
+# Budget (under 9 minutes in all): the benchmark first (at most 2 minutes), the checkpoint benchmark (at most
+# 45 s), then the GPU-specific tests (the gpu marker, fusion and kernels: at most 2.5), then the rest of the suite
+# on the CuPy backend (at most 3). Each step's counts are written even when a later one runs out of time. Exit
+# status: non-zero when a step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -55,6 +56,10 @@ timeout 120 "$PY" benchmarks/gpu_bench.py --size "$SIZE" --repeat 20 --json "$OU
     | tee -a "$RESULT"
 BENCH=${PIPESTATUS[0]}
 echo "benchmark exit status: $BENCH" | tee -a "$RESULT"
+echo "## checkpoint benchmark (benchmarks/checkpoint_bench.py: MLP gradient, batch 4096, memory pool peak)" \
+    | tee -a "$RESULT"
+timeout 45 "$PY" benchmarks/checkpoint_bench.py 4096 10 2>&1 | tee -a "$RESULT"
+echo "checkpoint benchmark exit status: ${PIPESTATUS[0]}" | tee -a "$RESULT"
 
 run_tests() {  # name, time limit, pytest arguments...
     local name="$1" limit="$2"

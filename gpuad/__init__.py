@@ -10,9 +10,13 @@ from .tape import Tape, tensor
 from .transforms import grad, jvp, value_and_grad, vjp
 from .batching import vmap
 from .jacobians import hessian, hvp, jacfwd, jacobian, jacrev
+from .custom import custom_jvp, custom_vjp
+from .recompute import checkpoint, checkpoint_policies, remat
+from . import custom_batching  # noqa: F401  (vmap's rules for them, where gpuad.batching exists)
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
 from . import nn  # noqa: F401
 
 __all__ = ["Tensor", "Tape", "grad", "value_and_grad", "vjp", "jvp", "vmap", "jacfwd", "jacrev", "jacobian",
-           "hessian", "hvp", "tensor", "stop_gradient", "no_grad", "numpy", "nn", "testing"]
+           "hessian", "hvp", "tensor", "stop_gradient", "no_grad", "custom_vjp", "custom_jvp", "checkpoint",
+           "checkpoint_policies", "remat", "numpy", "nn", "testing"]
 __version__ = "0.1.0"

@@ -40,6 +40,12 @@ class ForwardTrace(Trace):
             else:
                 primals.append(a)
                 tangents.append(None)
+        hook = prim.forward_and_jvp  # gpuad.custom / gpuad.recompute: output and tangent in one call
+        if hook is not None and any_tangent:
+            for k in prim.nondiff:
+                tangents[k] = None
+            out, tangent = hook(primals, tangents, params)
+            return out if tangent is None else DualTensor(self, out, tangent)
         out = bind(prim, primals, params)
         if not any_tangent:
             return out

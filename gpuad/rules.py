@@ -29,6 +29,13 @@ class Primitive:
     # seen one level below the batch and ``batched[k]`` says whether args[k] has the batch axis in front
     # (``gpuad.batching``; elementwise rows need none, Linear and Custom rows set theirs beside the row).
     batch = None
+    # Hooks for primitives that run user code (gpuad.custom, gpuad.recompute); None for every rule-table row.
+    # ``forward_and_save(primals, params) -> (out, saved)``: the Tape computes the output and what it keeps in
+    # one call (custom_vjp runs ``fwd`` and keeps its residuals) instead of ``bind`` + ``save``.
+    # ``forward_and_jvp(primals, tangents, params) -> (out, tangent)``: forward mode computes both in one call
+    # (custom_jvp runs its rule, checkpoint runs ``jvp`` of its function) instead of ``bind`` + ``jvp``.
+    forward_and_save = None
+    forward_and_jvp = None
 
     def __init__(self, name):
         self.name = name

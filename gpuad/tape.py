@@ -179,7 +179,11 @@ class Tape(Trace):
                     constants[len(primals)] = a
                 primals.append(a)
                 parents.append(None)
-        out = bind(prim, primals, params)
+        hook = prim.forward_and_save  # gpuad.custom / gpuad.recompute: output and saved values in one call
+        if hook is None:
+            out = bind(prim, primals, params)
+        else:
+            out, saved = hook(primals, params)
         out_aval = aval(out)
         dtype = out_aval[1]
         if dtype is None or dtype.kind != "f":
@@ -194,7 +198,7 @@ class Tape(Trace):
             entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         else:
             self.regions.close(parents)
-            entries.append(TapeEntry(prim, parents, prim.save(primals, out), params,
+            entries.append(TapeEntry(prim, parents, prim.save(primals, out) if hook is None else saved, params,
                                      [aval(p) for p in primals], out_aval, constants))
         return TapeTensor(self, out, len(entries) - 1)
 
@@ -247,6 +251,7 @@ class Tape(Trace):
                 g = as_array(g)
             seeds.append((node, g))
         self._kernel_log = []
+        self.freed = not self.persistent  # (the raw backward pass frees the saved arrays as it goes)
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else backend.float_zeros_like(raw(s), aval(s)[0]) for g, s in zip(grads, sources)]
@@ -360,7 +365,8 @@ def backward(entries, seeds, sources, tape, log=None):
     first = min(wanted)
     reaches = _reaching(entries, wanted, first)
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
-        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log)
+        return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log,
+                             not tape.persistent)
     others = [t for t in recording_traces() if t is not tape]
     # Under one vmap (vmap(grad(f)), or jacrev's vmap of a vjp function): regions run fused over the batch.
     batched = others[0].run_region if len(others) == 1 and hasattr(others[0], "run_region") else None
@@ -385,10 +391,11 @@ def _needed(e, reaches):
     return [p is not None and reaches[p] and is_float_dtype(a[1]) for p, a in zip(e.parents, e.avals)]
 
 
-def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log):
+def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log, free=False):
     """The raw-array path: each elementwise region runs as one fused program when the walk reaches its last
     entry; every other entry runs its rule on arrays; cotangents are accumulated in place into private
-    buffers."""
+    buffers. ``free`` (a non-persistent tape): each entry drops its saved values once its rule has run, so the
+    memory the forward pass kept shrinks as the backward pass goes (what checkpoint's recomputation relies on)."""
     n = len(entries)
     cts = [None] * n
     owned = bytearray(n)
@@ -404,6 +411,9 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
             group = groups.get(i)
             if group is not None:
                 run_region(entries, group, cts, owned, reaches, wanted, log, launcher)
+                if free:
+                    for m in group:
+                        entries[m].saved = None
             continue
         ct = cts[i]
         e = entries[i]
@@ -415,6 +425,8 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
         if not any(needed):
             continue
         contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
+        if free:
+            e.saved = None
         for p, c, need in zip(e.parents, contribs, needed):
             if need and c is not None:
                 if module is None:

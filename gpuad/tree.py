@@ -19,7 +19,9 @@ def flatten(value):
         leaves.append(v)
         return None
 
-    return leaves, walk(value)
+    treedef = walk(value)
+    walk = None  # break the cycle of the recursive closure (it would keep the leaves alive until gc runs)
+    return leaves, treedef
 
 
 def unflatten(treedef, leaves):
@@ -34,7 +36,9 @@ def unflatten(treedef, leaves):
             return d[0](*(build(c) for c in d[1]))
         return d[0](build(c) for c in d[1])
 
-    return build(treedef)
+    result = build(treedef)
+    build = it = None  # break the cycle of the recursive closure (it would keep the leaves alive until gc runs)
+    return result
 
 
 def describe(treedef) -> str:
