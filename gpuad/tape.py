@@ -395,7 +395,9 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     """The raw-array path: each elementwise region runs as one fused program when the walk reaches its last
     entry; every other entry runs its rule on arrays; cotangents are accumulated in place into private
     buffers. ``free`` (a non-persistent tape): each entry drops its saved values once its rule has run, so the
-    memory the forward pass kept shrinks as the backward pass goes (what checkpoint's recomputation relies on)."""
+    memory the forward pass kept shrinks as the backward pass goes (what checkpoint's recomputation relies on).
+    Otherwise (a persistent tape) each region's structure and kernel plan are kept for the next passes
+    (``regions.cache``)."""
     n = len(entries)
     cts = [None] * n
     owned = bytearray(n)
@@ -403,14 +405,18 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     for node, g in seeds:
         accumulate(cts, owned, node, g, False, None)  # a seed is the caller's: never added into
     # Group the region entries from the first source on by region (reaching down to the first entry of every
-    # region that has one there); each runs at its last entry.
+    # region that has one there); each runs at its last entry. A region whose kernel is not compiled yet has the
+    # launcher compile the kernels of the regions still to run with it (one compile per pass: ``run_region``).
     low, groups = regions.groups(first, n)
     region_nodes = regions.nodes()
+    cache = key = None
+    if not free and groups:
+        cache, key = regions.cache, tuple(sorted(wanted))
     for i in range(n - 1, low - 1, -1):
         if groups and i in region_nodes:
             group = groups.get(i)
             if group is not None:
-                run_region(entries, group, cts, owned, reaches, wanted, log, launcher)
+                run_region(entries, group, cts, owned, reaches, wanted, log, launcher, groups, cache, key)
                 if free:
                     for m in group:
                         entries[m].saved = None

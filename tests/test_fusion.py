@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import gpuad
+import gpuad.nn
 import gpuad.numpy as gnp
 from gpuad import fusion
 from gpuad.core import bind
@@ -372,26 +373,79 @@ def test_python_rendering_frees_every_local_after_its_last_use():
         assert made - returned == set(deleted), source
 
 
+class RecordingLauncher:
+    """A launcher that compiles and runs nothing: it records ``prepare`` batches and launches (the cotangent
+    buffers it is handed stay as allocated: only the structure of the pass is checked with it)."""
+    runs_on = "numpy"
+
+    def __init__(self):
+        self.calls, self.prepared, self.compiled = [], [], set()
+
+    def ready(self, spec):
+        return spec.name in self.compiled
+
+    def prepare(self, specs):
+        self.prepared.append([s.name for s in specs])
+        self.compiled.update(s.name for s in specs)
+
+    def launch(self, spec, kinds, values):
+        self.calls.append((spec, kinds, len(values)))
+
+
 def test_regions_run_through_the_launcher_the_tape_was_given():
-    """One launcher interface: ``runs_on`` and ``launch(spec, kinds, values)``, passed to the Tape."""
-    class Recorder:
-        runs_on = "numpy"
-
-        def __init__(self):
-            self.calls = []
-
-        def launch(self, spec, kinds, values):
-            self.calls.append((spec, kinds, len(values)))
-
+    """One launcher interface: ``runs_on``, ``ready(spec)``, ``prepare(specs)`` (one compiler run for all of
+    them) and ``launch(spec, kinds, values)``, passed to the Tape. A backward pass prepares once: the first
+    region whose kernel is missing brings the kernels the rest of the pass will need."""
     x, w = make_args([(3, 4), (4,)], np.float64)
-    recorder = Recorder()
+    recorder = RecordingLauncher()
     tape_gradient(bench, [x, w], launcher=recorder)
     assert [spec.name.split("_bwd")[0] for spec, _, _ in recorder.calls] == ["gpuad_fused8_sin_multiply_add_tanh",
                                                                             "gpuad_fused2_negative_exp"]
     for spec, kinds, count in recorder.calls:
         assert kinds == fusion.kernel_param_kinds(spec) and count == len(kinds)
+    assert recorder.prepared == [[spec.name for spec, _, _ in recorder.calls]]  # one batch, predicted right
+    tape_gradient(bench, [x, w], launcher=recorder)
+    assert len(recorder.prepared) == 1 and len(recorder.calls) == 4
     with pytest.raises(ValueError, match="runs cupy arrays"):
         tape_gradient(bench, [x, w], launcher=fusion.CudaLauncher())
+
+
+def mlp(w1, b1, w2, b2, x):
+    """Two dense tanh layers with row biases and a logsumexp loss: four regions, two broadcast operands, seeds
+    that are broadcast views (from the sums) and fresh arrays (from the matmuls)."""
+    h = gnp.tanh(x @ w1 + b1)
+    h = gnp.tanh(h @ w2 + b2)
+    return gnp.mean(gpuad.nn.logsumexp(h, axis=-1))
+
+
+COMPILE_CASES = {**{name: (fn, shapes, dtype) for name, (fn, shapes, dtype) in PROGRAMS.items()},
+                 "mlp": (mlp, [(8, 8), (8,), (8, 8), (8,), (4, 8)], np.float32),
+                 "mlp_rows": (lambda w1, b1, w2, b2, x: mlp(w1, b1, w2, b2, x.T.copy().T),
+                              [(8, 8), (1, 8), (8, 8), (8,), (4, 8)], np.float64)}
+
+
+@pytest.mark.parametrize("name", sorted(COMPILE_CASES) + [f"random-{s}" for s in range(24)])
+def test_one_compile_per_backward_pass(name):
+    """The first region whose kernel is not compiled has the launcher compile, in the same batch, the kernels
+    the rest of the pass will need (predicted from the entries that will hand each region its cotangents): one
+    compile per backward pass, exactly the kernels that run; a second pass over the same shapes compiles
+    nothing."""
+    if name.startswith("random-"):
+        seed = int(name.split("-")[1])
+        fn, args = random_program(seed), random_args(seed)
+    else:
+        fn, shapes, dtype = COMPILE_CASES[name]
+        args = make_args(shapes, dtype)
+    recorder = RecordingLauncher()
+    with np.errstate(all="ignore"):
+        tape_gradient(fn, args, launcher=recorder)
+    ran = {spec.name for spec, _, _ in recorder.calls}
+    assert len(recorder.prepared) == (1 if ran else 0), recorder.prepared
+    if ran:
+        assert set(recorder.prepared[0]) == ran
+    with np.errstate(all="ignore"):
+        tape_gradient(fn, args, launcher=recorder)
+    assert len(recorder.prepared) == (1 if ran else 0)
 
 
 def test_fusion_never_imports_the_tape_and_the_backend_no_fusion():

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,13 +27,16 @@ import gpuad.numpy as gnp
 from gpuad import fusion
 from gpuad.core import bind
 from gpuad.testing import sample
-from test_fusion import (PROGRAMS, ROWS, assert_grads_close, bench, make_args, random_args, random_program,
-                         tape_gradient)
+from test_fusion import (COMPILE_CASES, PROGRAMS, ROWS, RecordingLauncher, assert_grads_close, bench, make_args,
+                         random_args, random_program, tape_gradient)
 
 ROOT = Path(__file__).resolve().parent.parent
 RANDOM_SEEDS = range(24)
 RANDOM_SEEDS_32 = range(100, 106)
 GPU_SKIP = {"integer_and_bool_constants"}  # builds NumPy constants: not for CuPy arrays
+# The CPU-only checks (nvcc, NVRTC and g++ builds of the generated kernels): CI runs them; the GPU check
+# (benchmarks/gpu_check.sh) deselects them with -m "not cpu_build".
+cpu_build = pytest.mark.cpu_build
 
 
 # ---- the cases: each row alone, the program table, random regions ----------------------------------------------
@@ -145,6 +149,7 @@ def host(compiled):
     return compiled.host
 
 
+@cpu_build
 def test_nvcc_compiles_every_generated_kernel(compiled):
     if compiled.nvcc is None:
         pytest.skip("no nvcc here")
@@ -154,6 +159,7 @@ def test_nvcc_compiles_every_generated_kernel(compiled):
     assert compiled.nvcc.count == len(names) > 2 * len(ROWS)
 
 
+@cpu_build
 def test_every_row_has_its_own_kernel(compiled):
     names = {s.name for s in compiled.specs}
     for prim in ROWS:
@@ -164,6 +170,7 @@ def test_every_row_has_its_own_kernel(compiled):
     assert layouts == {"full", "scalar", "strided"}
 
 
+@cpu_build
 def test_one_source_two_wrappers(compiled):
     spec = next(s for s in compiled.specs if s.name.startswith("gpuad_fused"))
     cuda, cpu = fusion.kernel_source(spec, "cuda"), fusion.kernel_source(spec, "cpu")
@@ -183,6 +190,7 @@ def _check_case(case, compiled, host):
     return len(host.launched) - launched
 
 
+@cpu_build
 @pytest.mark.parametrize("prim", ROWS, ids=lambda p: p.name)
 def test_row_kernels_match_numpy(prim, compiled, host):
     for dtype in (np.float64, np.float32):
@@ -190,11 +198,13 @@ def test_row_kernels_match_numpy(prim, compiled, host):
             assert _check_case(case, compiled, host) >= 1, f"{case[0]} launched no kernel"
 
 
+@cpu_build
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_program_kernels_match_numpy(name, compiled, host):
     assert _check_case(program_case(name), compiled, host) >= 1
 
 
+@cpu_build
 def test_random_region_kernels_match_numpy(compiled, host):
     for seed in RANDOM_SEEDS:
         _check_case(random_case(seed, np.float64), compiled, host)
@@ -202,6 +212,27 @@ def test_random_region_kernels_match_numpy(compiled, host):
         _check_case(random_case(seed, np.float32), compiled, host)
 
 
+@cpu_build
+@pytest.mark.parametrize("name", ["broadcast_both", "used_by_a_reduction", "mlp"])
+def test_host_launcher_compiles_once_per_backward_pass(name, compiled, tmp_path):
+    """A fresh host launcher (nothing preloaded): the first backward pass of a multi-region program builds ONE
+    library with every kernel it runs, the gradients match the NumPy rendering, and a second pass builds
+    nothing."""
+    if compiled.host is None:
+        pytest.skip("no C++ compiler here")
+    fn, shapes, dtype = COMPILE_CASES[name]
+    args = make_args(shapes, dtype)
+    expected, _ = tape_gradient(fn, args)
+    host = fusion.HostLauncher(tmp_path)
+    grads, tape = tape_gradient(fn, args, launcher=host)
+    assert host.compiles == 1 and not host.compiled_alone
+    assert len({s.name for s in tape.kernel_specs()}) == len(host.functions) >= 2
+    assert_grads_close(grads, expected, np.dtype(dtype), name)
+    tape_gradient(fn, args, launcher=host)
+    assert host.compiles == 1 and host.compile_seconds > 0
+
+
+@cpu_build
 def test_kernel_accumulates_into_owned_buffers(compiled, host):
     """x's cotangent buffer already holds the matmul's contribution when the region runs: the kernel adds into
     it in place (a flag bit, no temporary); a buffer the pass does not own (sum's broadcast view) is copied
@@ -228,24 +259,129 @@ def _nvrtc_from_wheel():
     return None
 
 
-def test_nvrtc_compiles_every_kernel_as_cupy_would(compiled):
-    """NVRTC (what CuPy compiles with) has no host headers: the generated sources must not need any."""
-    path = os.environ.get("GPUAD_NVRTC") or ctypes.util.find_library("nvrtc") or _nvrtc_from_wheel()
-    if path is None:
-        pytest.skip("no libnvrtc here (the test extra installs nvidia-cuda-nvrtc; or set GPUAD_NVRTC to its path)")
-    lib = ctypes.CDLL(path)
-    text, count = cuda_batch(compiled.specs)
+# What CuPy 14 passes NVRTC for a RawModule on an H100 (cupy/_core/raw.pyx, cupy/cuda/compiler.py): C++17, device
+# code by default, flush denormals to zero, a cubin for the card (--pch too, which needs no source of ours).
+CUPY_NVRTC_OPTIONS = ("-std=c++17", "--device-as-default-execution-space", "-ftz=true", "-arch=sm_90")
+
+
+def _nvrtc_compile(lib, text, options):
+    """(ok, log or cubin bytes) of NVRTC, through ctypes, compiling ``text``."""
     prog = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(prog), text.encode(), b"kernels.cu", 0, None, None) == 0
-    options = (ctypes.c_char_p * 1)(b"--gpu-architecture=compute_90")
-    if lib.nvrtcCompileProgram(prog, 1, options) != 0:
+    opts = (ctypes.c_char_p * len(options))(*[o.encode() for o in options])
+    if lib.nvrtcCompileProgram(prog, len(options), opts) != 0:
         size = ctypes.c_size_t()
         lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
         log = ctypes.create_string_buffer(size.value)
         lib.nvrtcGetProgramLog(prog, log)
-        pytest.fail(f"NVRTC rejected the {count} kernels:\n{log.value.decode()[-4000:]}")
+        return False, log.value.decode()
+    size = ctypes.c_size_t()
+    lib.nvrtcGetCUBINSize(prog, ctypes.byref(size))
+    cubin = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetCUBIN(prog, cubin)
+    return True, cubin.raw
 
 
+def _nvrtc():
+    path = os.environ.get("GPUAD_NVRTC") or ctypes.util.find_library("nvrtc") or _nvrtc_from_wheel()
+    if path is None:
+        pytest.skip("no libnvrtc here (the test extra installs nvidia-cuda-nvrtc; or set GPUAD_NVRTC to its path)")
+    return ctypes.CDLL(path)
+
+
+@cpu_build
+def test_nvrtc_compiles_every_kernel_as_cupy_would(compiled):
+    """NVRTC (what CuPy compiles with) has no host headers: the generated sources must not need any. Every
+    kernel of the CPU tests goes into ONE module, as ``CudaLauncher.prepare`` builds it (``module_source``),
+    compiled with the options CuPy uses, and every kernel is in the cubin."""
+    lib = _nvrtc()
+    specs = fusion.launchers.unique(compiled.specs)
+    ok, out = _nvrtc_compile(lib, fusion.launchers.module_source(specs, "cuda"),
+                             CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
+    assert ok, f"NVRTC rejected the {len(specs)} kernels:\n{out[-4000:]}"
+    missing = [s.name for s in specs if s.name.encode() not in out]
+    assert not missing and len(specs) > 2 * len(ROWS), missing[:5]
+
+
+@cpu_build
+def test_one_module_per_backward_pass_compiles_with_nvrtc():
+    """The batch one backward pass of a multi-region program prepares (four regions of the MLP, broadcast
+    operands among them) is one module NVRTC compiles, with each kernel in it."""
+    lib = _nvrtc()
+    recorder = RecordingLauncher()
+    fn, shapes, dtype = COMPILE_CASES["mlp"]
+    tape_gradient(fn, make_args(shapes, dtype), launcher=recorder)
+    specs = [spec for spec, _, _ in recorder.calls]
+    assert len(recorder.prepared) == 1 and len(specs) == 4
+    ok, out = _nvrtc_compile(lib, fusion.launchers.module_source(specs, "cuda"), CUPY_NVRTC_OPTIONS)
+    assert ok, out[-4000:]
+    assert all(s.name.encode() in out for s in specs)
+
+
+@cpu_build
+def test_cupy_compiles_the_batch_with_its_own_nvrtc():
+    """Where CuPy is installed (no GPU needed): its NVRTC binding compiles the module with CuPy's options, and
+    ``cupy.RawModule`` takes ``code``/``options`` and has ``get_function`` (what ``CudaLauncher`` calls; it
+    compiles on the first ``get_function``, which needs a GPU)."""
+    cupy = pytest.importorskip("cupy")
+    from cupy.cuda import nvrtc
+    recorder = RecordingLauncher()
+    fn, shapes, dtype = COMPILE_CASES["mlp"]
+    tape_gradient(fn, make_args(shapes, dtype), launcher=recorder)
+    specs = [spec for spec, _, _ in recorder.calls]
+    prog = nvrtc.createProgram(fusion.launchers.module_source(specs, "cuda"), "kernels.cu", (), ())
+    nvrtc.compileProgram(prog, CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
+    cubin = nvrtc.getCUBIN(prog)
+    assert all(s.name.encode() in cubin for s in specs)
+    module = cupy.RawModule(code=fusion.launchers.module_source(specs, "cuda"), options=fusion.launchers.NVRTC_OPTIONS)
+    assert callable(module.get_function)
+    assert "options" in cupy.RawModule.__doc__.splitlines()[0] and "name_expressions" in cupy.RawModule.__doc__
+
+
+def test_cuda_launcher_compiles_one_module_per_prepare(monkeypatch):
+    """``CudaLauncher`` against a stand-in ``cupy`` (records what it is asked): one ``RawModule(code=...,
+    options=...)`` per ``prepare`` holding every missing kernel once, each fetched by name; kernels compiled
+    before are not compiled again; a launch of a prepared kernel compiles nothing."""
+    made = []
+
+    class Kernel:
+        def __init__(self, name):
+            self.name, self.calls = name, []
+
+        def __call__(self, grid, block, args):
+            self.calls.append((grid, block, args))
+
+    class RawModule:
+        def __init__(self, code=None, *, options=(), **kwargs):
+            self.code, self.options, self.kwargs, self.fetched = code, options, kwargs, []
+            made.append(self)
+
+        def get_function(self, name):
+            assert f'extern "C" __global__ void {name}(' in self.code
+            self.fetched.append(name)
+            return Kernel(name)
+
+    device = SimpleNamespace(attributes={"MultiProcessorCount": 132})
+    fake = SimpleNamespace(RawModule=RawModule, cuda=SimpleNamespace(Device=lambda: device))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    recorder = RecordingLauncher()
+    fn, shapes, dtype = COMPILE_CASES["mlp"]
+    tape_gradient(fn, make_args(shapes, dtype), launcher=recorder)
+    specs = [spec for spec, _, _ in recorder.calls]
+    launcher = fusion.CudaLauncher()
+    launcher.prepare(specs + specs[:2])
+    assert len(made) == 1 and launcher.compiles == 1 and made[0].options == fusion.launchers.NVRTC_OPTIONS
+    assert made[0].fetched == [s.name for s in specs] and not made[0].kwargs
+    assert made[0].code.count("#define GPUAD_PRELUDE_H") == len(specs) and all(launcher.ready(s) for s in specs)
+    launcher.prepare(specs)
+    assert len(made) == 1
+    spec, kinds, _ = recorder.calls[0]
+    values = [10**7] + [0] * (len(kinds) - 1)
+    launcher.launch(spec, kinds, values)
+    assert len(made) == 1 and launcher.kernels[spec.name].calls[0][:2] == ((132 * 32,), (256,))
+
+
+@cpu_build
 def test_templates_load_from_an_installed_package(tmp_path):
     """Installed, the templates are package data of gpuad.kernels; from the source tree, ROOT/kernels."""
     site = tmp_path / "site"
@@ -268,8 +404,30 @@ def test_templates_load_from_an_installed_package(tmp_path):
 
 # ---- on the GPU -------------------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="session")
+def gpu_kernels():
+    """Every kernel the GPU tests launch, compiled before them in ONE module (one NVRTC run on a fresh machine,
+    a CuPy disk-cache hit after), planned from the same cases run on NumPy; a kernel the plan missed is
+    compiled in its backward pass's own batch. The compile time goes to stderr and, when $GPUAD_COMPILE_LOG
+    names a file, is appended there (benchmarks/gpu_check.sh reports it)."""
+    specs = []
+    for case in all_cases():
+        specs += run(case)[1].kernel_specs()
+    before, start = fusion.CUDA.compiles, time.perf_counter()
+    fusion.CUDA.prepare(specs)
+    seconds = time.perf_counter() - start
+    count = len(fusion.launchers.unique(specs))
+    line = (f"gpuad: {count} generated kernels of the GPU tests compiled in {fusion.CUDA.compiles - before} "
+            f"module(s), {seconds:.2f} s (CuPy disk cache: {os.environ.get('CUPY_CACHE_DIR', '~/.cupy/kernel_cache')})")
+    print("\n" + line, file=sys.__stderr__)
+    if os.environ.get("GPUAD_COMPILE_LOG"):
+        with open(os.environ["GPUAD_COMPILE_LOG"], "a") as fh:
+            fh.write(line + "\n")
+    return seconds
+
+
 @pytest.fixture
-def cp():
+def cp(gpu_kernels):
     import cupy
     return cupy
 
@@ -347,3 +505,18 @@ def test_gpu_kernels_are_cached_and_printable(cp):
     tape.gradient(y, [X, W])
     assert len(fusion.CUDA.kernels) == compiled
     assert tape.kernels().count("__global__") == 2
+
+
+@pytest.mark.gpu
+def test_gpu_one_compile_per_backward_pass(cp):
+    """A fresh CUDA launcher: the first backward pass of the MLP (four regions) compiles one module holding
+    exactly the kernels it runs; the second compiles nothing. The gradients match NumPy's."""
+    fn, shapes, dtype = COMPILE_CASES["mlp"]
+    args = make_args(shapes, dtype)
+    launcher = fusion.CudaLauncher()
+    grads, tape = tape_gradient(fn, [cp.asarray(a) for a in args], launcher=launcher)
+    assert launcher.compiles == 1 and len(launcher.kernels) == len({s.name for s in tape.kernel_specs()}) == 4
+    expected, _ = tape_gradient(fn, args)
+    assert_grads_close([cp.asnumpy(g) for g in grads], expected, np.dtype(dtype), "mlp on the GPU")
+    tape_gradient(fn, [cp.asarray(a) for a in args], launcher=launcher)
+    assert launcher.compiles == 1

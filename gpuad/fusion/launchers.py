@@ -1,17 +1,21 @@
 """The launchers: what runs a generated kernel (a ``program.KernelSpec``) on arrays, one interface, two devices.
 
-A launcher has ``runs_on`` (the name of the array module whose arrays it runs on: "cupy" or "numpy") and
-``launch(spec, kinds, values)``, which runs the kernel over ``values[0]`` elements with the argument list
+A launcher has ``runs_on`` (the name of the array module whose arrays it runs on: "cupy" or "numpy"),
+``ready(spec)`` (its kernel is compiled), ``prepare(specs)`` (compile every spec not yet compiled, all of them in
+ONE compiler run: the backward pass hands it the kernels it predicts for the rest of the pass, so a pass compiles
+once), ``launch(spec, kinds, values)``, which runs the kernel over ``values[0]`` elements with the argument list
 ``layout``/``run`` build (``kinds`` from ``render_cpp.kernel_param_kinds``: "ptr" an array, "i64"/"u32"/"f32"/
-"f64" a scalar of that C type).
+"f64" a scalar of that C type), and the counters ``compiles`` (compiler runs) and ``compile_seconds``.
 
-* ``CudaLauncher``: the CUDA build, compiled by CuPy (NVRTC; once per process, and CuPy caches the binary on
-  disk), launched as a grid-stride kernel. ``CUDA`` is the process's one instance, the default for CuPy arrays.
-* ``HostLauncher``: the CPU build of the very same generated text, compiled by the host C++ compiler into shared
-  libraries (many kernels per compiler run: ``preload``) and called through ctypes on NumPy arrays. Nothing
-  uses it unless asked: ``gpuad.Tape(launcher=HostLauncher())`` runs that tape's NumPy regions through the
-  whole kernel path (layouts, strides, in-place accumulation, broadcast reductions); the tests check the
-  generated code against the Python rendering this way, without a GPU.
+* ``CudaLauncher``: the CUDA build, compiled by CuPy (NVRTC) as one ``cupy.RawModule`` per ``prepare`` (the
+  kernels' sources concatenated: their names are unique and each lives in its own namespace), whose binary CuPy
+  caches on disk (keyed by the whole module's text), launched as a grid-stride kernel. ``CUDA`` is the
+  process's one instance, the default for CuPy arrays.
+* ``HostLauncher``: the CPU build of the very same generated text, compiled by the host C++ compiler into one
+  shared library per ``prepare`` and called through ctypes on NumPy arrays. Nothing uses it unless asked:
+  ``gpuad.Tape(launcher=HostLauncher())`` runs that tape's NumPy regions through the whole kernel path (layouts,
+  strides, in-place accumulation, broadcast reductions, batched compiles); the tests check the generated code
+  against the Python rendering this way, without a GPU.
 
 ``default_launcher(module)`` is the choice when the caller passes none: CUDA for CuPy arrays, None for NumPy
 (the Python rendering of the same program runs instead).
@@ -24,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy
@@ -31,8 +36,29 @@ import numpy
 from .render_cpp import kernel_source
 
 
+def unique(specs):
+    """The specs with distinct kernel names, in order."""
+    seen, out = set(), []
+    for spec in specs:
+        if spec.name not in seen:
+            seen.add(spec.name)
+            out.append(spec)
+    return out
+
+
+def module_source(specs, target="cuda") -> str:
+    """One translation unit with the ``target`` build of every distinct spec (the prelude is include-guarded)."""
+    return "\n".join(kernel_source(spec, target) for spec in unique(specs))
+
+
+# What CuPy 14 adds itself for a RawModule (-std=c++17, --device-as-default-execution-space, -ftz=true, the
+# architecture) needs nothing from us; these are the options gpuad passes.
+NVRTC_OPTIONS = ()
+
+
 class CudaLauncher:
-    """Runs generated kernels on the GPU, as CuPy ``RawKernel`` s (one per kernel name, compiled on first use)."""
+    """Runs generated kernels on the GPU: each ``prepare`` compiles the kernels not yet compiled as ONE
+    ``cupy.RawModule`` (one NVRTC run, cached by CuPy on disk); kernels are fetched from it by name."""
 
     runs_on = "cupy"
     _SCALARS = {"i64": numpy.int64, "u32": numpy.uint32, "f32": numpy.float32, "f64": numpy.float64}
@@ -40,23 +66,50 @@ class CudaLauncher:
 
     def __init__(self):
         self.kernels: dict[str, object] = {}
+        self.compiles = 0
+        self.compile_seconds = 0.0
         self._max_blocks = None
+        self._converters: dict[str, tuple] = {}
+
+    def ready(self, spec) -> bool:
+        return spec.name in self.kernels
+
+    def prepare(self, specs):
+        """Compile every spec not compiled yet, all in one module (one NVRTC run, or a CuPy disk-cache hit)."""
+        missing = [s for s in unique(specs) if s.name not in self.kernels]
+        if not missing:
+            return
+        import cupy
+        start = time.perf_counter()
+        module = cupy.RawModule(code=module_source(missing, "cuda"), options=NVRTC_OPTIONS)
+        found = {spec.name: module.get_function(spec.name) for spec in missing}  # the first compiles
+        self.compile_seconds += time.perf_counter() - start
+        self.compiles += 1
+        self.kernels.update(found)
+
+    def _blocks(self):
+        import cupy
+        try:
+            sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
+        except Exception:
+            sms = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["multiProcessorCount"]
+        self._max_blocks = 32 * int(sms)  # enough blocks of the grid-stride loop to fill every SM
+        return self._max_blocks
 
     def launch(self, spec, kinds, values):
-        import cupy
-        kernel = self.kernels.get(spec.name)
+        name = spec.name
+        kernel = self.kernels.get(name)
         if kernel is None:
-            kernel = self.kernels[spec.name] = cupy.RawKernel(kernel_source(spec, "cuda"), spec.name)
-        if self._max_blocks is None:  # enough blocks of the grid-stride loop to fill every SM
-            try:
-                sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
-            except Exception:
-                sms = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["multiProcessorCount"]
-            self._max_blocks = 32 * int(sms)
-        args = tuple(v if kind == "ptr" else self._SCALARS[kind](v) for kind, v in zip(kinds, values))
+            self.prepare([spec])
+            kernel = self.kernels[name]
+        convert = self._converters.get(name)
+        if convert is None:
+            convert = self._converters[name] = tuple(None if k == "ptr" else self._SCALARS[k] for k in kinds)
+        args = tuple(v if c is None else c(v) for c, v in zip(convert, values))
         n = values[0]
-        grid = max(1, min((n + self.BLOCK - 1) // self.BLOCK, self._max_blocks))
-        kernel((grid,), (self.BLOCK,), args)
+        blocks = (n + self.BLOCK - 1) // self.BLOCK
+        cap = self._max_blocks or self._blocks()
+        kernel((blocks if blocks < cap else cap or 1,), (self.BLOCK,), args)
 
 
 CUDA = CudaLauncher()
@@ -80,12 +133,7 @@ def build(specs, folder=None) -> ctypes.CDLL:
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("building the CPU kernels needs a C++ compiler (g++ or clang++), or set $CXX")
-    sources, seen = [], set()
-    for spec in specs:
-        if spec.name not in seen:
-            seen.add(spec.name)
-            sources.append(kernel_source(spec, "cpu"))
-    text = "\n".join(sources)
+    text = module_source(specs, "cpu")
     folder = Path(folder or tempfile.mkdtemp(prefix="gpuad-host-"))
     stem = folder / f"kernels_{hashlib.sha1(text.encode()).hexdigest()[:16]}"
     library = stem.with_suffix(".so")
@@ -100,7 +148,8 @@ def build(specs, folder=None) -> ctypes.CDLL:
 
 
 class HostLauncher:
-    """Runs generated kernels on the CPU: from libraries built ahead (``preload``), else compiled one by one."""
+    """Runs generated kernels on the CPU: each ``prepare`` builds the kernels not built yet into one shared
+    library (one compiler run); ``preload`` is ``prepare``."""
 
     runs_on = "numpy"
 
@@ -108,29 +157,44 @@ class HostLauncher:
         self.folder = folder
         self.libraries: list[ctypes.CDLL] = []
         self.functions: dict[str, object] = {}
-        self.compiled_alone: list[str] = []  # kernels that missed the preloaded libraries
+        self.compiled_alone: list[str] = []  # kernels a launch had to compile (no prepare had them)
         self.launched: list[str] = []
+        self.compiles = 0
+        self.compile_seconds = 0.0
+        self._converters: dict[str, tuple] = {}
 
-    def preload(self, specs):
-        self.libraries.append(build(specs, self.folder))
+    def ready(self, spec) -> bool:
+        return spec.name in self.functions
+
+    def prepare(self, specs):
+        missing = [s for s in unique(specs) if s.name not in self.functions]
+        if not missing:
+            return
+        start = time.perf_counter()
+        library = build(missing, self.folder)
+        self.compile_seconds += time.perf_counter() - start
+        self.compiles += 1
+        self.libraries.append(library)
+        for spec in missing:
+            fn = getattr(library, spec.name)
+            fn.restype = None
+            self.functions[spec.name] = fn
+
+    preload = prepare
 
     def function(self, spec):
         fn = self.functions.get(spec.name)
         if fn is None:
-            for library in self.libraries:
-                fn = getattr(library, spec.name, None)
-                if fn is not None:
-                    break
-            else:
-                self.compiled_alone.append(spec.name)
-                self.libraries.append(build([spec], self.folder))
-                fn = getattr(self.libraries[-1], spec.name)
-            fn.restype = None
-            self.functions[spec.name] = fn
+            self.compiled_alone.append(spec.name)
+            self.prepare([spec])
+            fn = self.functions[spec.name]
         return fn
 
     def launch(self, spec, kinds, values):
-        args = [ctypes.c_void_p(v.ctypes.data) if kind == "ptr" else _C_ARGS[kind](v)
-                for kind, v in zip(kinds, values)]
+        name = spec.name
+        convert = self._converters.get(name)
+        if convert is None:
+            convert = self._converters[name] = tuple(None if k == "ptr" else _C_ARGS[k] for k in kinds)
+        args = [ctypes.c_void_p(v.ctypes.data) if c is None else c(v) for c, v in zip(convert, values)]
         self.function(spec)(*args)
-        self.launched.append(spec.name)
+        self.launched.append(name)

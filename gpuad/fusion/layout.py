@@ -2,18 +2,18 @@
 
 ``plan(region, shape, inputs, seeds, targets)`` turns a region and the arrays of one backward pass into a
 ``program.KernelSpec`` (the layout kind of each operand: full, scalar or strided), the collapsed dimensions, the
-element strides of each strided operand, and, per written output broadcast from a smaller operand, the kept and
-reduced sizes of its temporary (the reduced axes last, so CuPy's reduction runs over contiguous trailing axes).
+element strides of each strided operand, and, per written output broadcast from a smaller operand, how to reduce
+its temporary. That temporary is a full-shape, C-contiguous array the kernel writes at index i like any full
+operand (coalesced writes); the reduction then sums it over the broadcast axes, with the runs of adjacent kept
+or reduced axes merged (``reduction_layout``), so the array module reduces a 2-D or 3-D view.
 It allocates nothing, and works on arrays or on ``Layout`` records of them (what ``Tape.kernel_specs`` plans
 after the arrays are gone).
 """
 from __future__ import annotations
 
-import math
-
 import numpy  # dtype bookkeeping only
 
-from .program import KernelSpec, program
+from .program import KernelSpec, intern, program
 from .render_cpp import C_TYPES
 
 _dtype_names: dict = {}
@@ -37,6 +37,31 @@ class Layout:
     """An array's shape and strides without the array (for planning a kernel after the arrays are gone)."""
 
     __slots__ = ("shape", "strides", "itemsize", "size", "dtype")
+
+    @classmethod
+    def full(cls, shape, dtype):
+        """The layout of a new C-contiguous array of ``shape`` and ``dtype`` (what a predicted cotangent has)."""
+        self = cls.__new__(cls)
+        dtype = numpy.dtype(dtype)
+        self.shape, self.itemsize, self.dtype = tuple(shape), dtype.itemsize, dtype
+        strides, step = [], dtype.itemsize
+        for n in reversed(self.shape):
+            strides.append(step)
+            step *= n
+        self.strides, self.size = tuple(reversed(strides)), step // dtype.itemsize
+        return self
+
+    @classmethod
+    def of(cls, shape, strides, dtype):
+        """The layout of a view of ``shape`` with byte ``strides``."""
+        self = cls.__new__(cls)
+        dtype = numpy.dtype(dtype)
+        self.shape, self.strides, self.itemsize, self.dtype = tuple(shape), tuple(strides), dtype.itemsize, dtype
+        size = 1
+        for n in self.shape:
+            size *= n
+        self.size = size
+        return self
 
     def __init__(self, a):
         if not hasattr(a, "strides"):  # a Python float: a 0-d float64
@@ -72,22 +97,24 @@ def layout(a, shape):
 
 
 def reduction_layout(shape, tshape):
-    """The kernel's temporary for the cotangent of an operand of ``tshape`` broadcast to ``shape``: the kept
-    axes first and the broadcast axes last, C-contiguous, so the reduction is over contiguous trailing axes.
-    Returns (kind, strides over ``shape`` or None, kept size, reduced size)."""
+    """How to sum the full-shape, C-contiguous temporary over ``shape`` back to an operand of ``tshape`` that
+    was broadcast: (the temporary's shape with adjacent kept axes merged and adjacent reduced axes merged, the
+    positions of the reduced ones in it). E.g. (4, 5) to (5,): ((4, 5), (0,)); (2, 3, 4) to (3, 1):
+    ((2, 3, 4), (0, 2)); (8, 16, 5) to (5,): ((128, 5), (0,))."""
     lead = len(shape) - len(tshape)
-    kept = [k for k in range(len(shape)) if shape[k] == 1 or (k >= lead and tshape[k - lead] != 1)]
-    reduced = [k for k in range(len(shape)) if k not in kept]
-    order = kept + reduced
-    strides = [0] * len(shape)
-    step = 1
-    for k in reversed(order):
-        strides[k] = step
-        step *= shape[k]
-    kept_size = math.prod(shape[k] for k in kept)
-    if order == list(range(len(shape))):
-        return "full", None, kept_size, step // kept_size
-    return "strided", strides, kept_size, step // kept_size
+    groups, axes, last = [], [], None
+    for k, n in enumerate(shape):
+        if n == 1:
+            continue
+        reduced = k < lead or tshape[k - lead] == 1
+        if reduced == last:
+            groups[-1] *= n
+        else:
+            if reduced:
+                axes.append(len(groups))
+            groups.append(n)
+            last = reduced
+    return tuple(groups), tuple(axes)
 
 
 def _collapse(shape, stride_lists):
@@ -130,13 +157,12 @@ def plan(region, shape, inputs, seeds, targets):
             strides.append(None)
             reductions.append(None)
         else:
-            kind, st, kept, red = reduction_layout(shape, tshape)
-            kinds.append((C_TYPES[region.dtype], kind))
-            strides.append(st)
-            reductions.append((kept, red))
+            kinds.append((C_TYPES[region.dtype], "full"))  # a full-shape temporary, written at index i
+            strides.append(None)
+            reductions.append(reduction_layout(shape, tshape))
     strided = [s for s in strides if s is not None]
     dims, merged = _collapse(shape, strided) if strided else ([], [])
     it = iter(merged)
     strides = [next(it) if s is not None else None for s in strides]
-    spec = KernelSpec(region, tuple(kinds), len(dims))
+    spec = intern(KernelSpec(region, tuple(kinds), len(dims)))
     return spec, dims, strides, reductions

@@ -35,6 +35,13 @@ class Region:
     seeded: tuple
     outputs: tuple
 
+    def __hash__(self):  # computed once per object (a region is a dict key of several caches per backward pass)
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.dtype, self.scalar, self.inputs, self.n_consts, self.nodes, self.seeded, self.outputs))
+            object.__setattr__(self, "_hash", h)
+        return h
+
 
 @dataclass(frozen=True)
 class KernelSpec:
@@ -48,7 +55,33 @@ class KernelSpec:
 
     @property
     def name(self) -> str:
-        return _kernel_name(self)
+        name = self.__dict__.get("_name")
+        if name is None:
+            name = _kernel_name(self)
+            object.__setattr__(self, "_name", name)
+        return name
+
+    def __hash__(self):
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.region, self.layouts, self.ndim))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+
+_interned: dict = {}
+
+
+def intern(value):
+    """The one canonical object equal to ``value`` (a Region or KernelSpec): the backward pass builds them anew
+    for every region it runs, and the caches keyed by them then find their entry by identity, without comparing
+    structures. Bounded: cleared when it holds 8192 of them."""
+    found = _interned.get(value)
+    if found is None:
+        if len(_interned) >= 8192:
+            _interned.clear()
+        found = _interned[value] = value
+    return found
 
 
 def _nonzero(partial) -> bool:

@@ -34,6 +34,8 @@ class RegionBuilder:
         self._link: dict[int, int] = {}   # region entry -> union-find link towards its region's first entry
         self._size: dict[int, int] = {}   # a region's first entry -> how many entries the region has (default 1)
         self._closed: set[int] = set()    # first entries of regions an entry outside them has used
+        self.cache: dict = {}             # kept by a persistent tape's backward passes (``run.run_region``)
+        self._groups_key = self._groups = None
 
     def nodes(self):
         """The region entries (a live set-like view: ``node in builder.nodes()`` without a method call)."""
@@ -105,10 +107,20 @@ class RegionBuilder:
     def groups(self, first, stop):
         """The regions the backward pass runs over nodes ``first`` .. ``stop - 1``: (the lowest node the reverse
         walk must reach, {last member: the region's members, ascending}), the regions that have a member from
-        ``first`` on, reaching down to their first entry; ({} when there are none)."""
+        ``first`` on, reaching down to their first entry; ({} when there are none). The answer is kept for the
+        next call with the same nodes while no entry joins (a persistent tape's next passes): callers only read
+        it."""
         link = self._link
         if not link:
             return first, {}
+        key = (first, stop, len(link))  # membership only grows, by join, which adds a node
+        if self._groups_key == key:
+            return self._groups
+        self._groups_key, self._groups = key, self._group(first, stop)
+        return self._groups
+
+    def _group(self, first, stop):
+        link = self._link
         root_of = {}
         for i in range(first, stop):
             if i in link:
