@@ -97,12 +97,12 @@ def is_private_buffer(value, module) -> bool:
     return type(value) is module.ndarray and value.base is None
 
 
-def float_zeros_like(value):
-    """Zeros of ``value``'s shape in its dtype when that is floating point, else float64 (a Python scalar
-    gives a 0-d array): the derivative of, or with respect to, a value that nothing depends on."""
+def float_zeros_like(value, shape=None):
+    """Zeros of ``value``'s shape (or ``shape``) in its dtype when that is floating point, else float64 (a Python
+    scalar gives a 0-d array): the derivative of, or with respect to, a value that nothing depends on."""
     module = array_module(value)
     dtype = getattr(value, "dtype", None)
-    return module.zeros(getattr(value, "shape", ()),
+    return module.zeros(getattr(value, "shape", ()) if shape is None else shape,
                         dtype=dtype if dtype is not None and dtype.kind in "fc" else module.float64)
 
 

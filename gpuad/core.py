@@ -14,6 +14,7 @@ recording in the calling thread (a finished trace, or another thread's) acts as 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 
 _next_level = itertools.count(1)
@@ -159,13 +160,87 @@ def lower(x, trace):
 
 
 def aval(value):
-    """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's)."""
+    """(shape, dtype) of a value; Python scalars have dtype None (they adopt the other operand's). Each batching
+    box (``vmap``) around the value hides the leading axis of its primal: the batch axis."""
+    hidden = 0
     while type(value) in BOX_TYPES:
+        hidden += value._batch_dims
         value = value._primal
     try:
-        return value.shape, value.dtype
+        return (value.shape[hidden:] if hidden else value.shape), value.dtype
     except AttributeError:
         return (), None
+
+
+def _batch_traces(value, stack):
+    """The recording batching traces (``vmap``) boxing ``value``, innermost (lowest level) first."""
+    found = []
+    while isinstance(value, Tensor):
+        if value._batch_dims and value._trace is not None and value._trace._stack is stack:
+            found.append(value._trace)
+        value = value._primal
+    return found[::-1]
+
+
+def concrete(x, what="a Python value"):
+    """The backend array under ``x``'s boxes, for a conversion to Python data (``bool``, ``float``, an index);
+    refused with a clear error when ``x`` is batched by a ``vmap`` in progress (it differs between examples)."""
+    if isinstance(x, Tensor) and _batch_traces(x, _thread.stack):
+        raise TypeError(
+            f"vmap: a batched value cannot be used as {what} (its value differs between the examples of the "
+            f"batch, e.g. in an `if` or `while` condition, float(), int() or an index); use gpuad.numpy.where "
+            f"for data-dependent choices, or pass the value with in_axes=None if it is the same for every example")
+    return raw(x)
+
+
+def is_batched(x) -> bool:
+    """Whether ``x`` is batched by a ``vmap`` in progress in the calling thread."""
+    return isinstance(x, Tensor) and bool(_batch_traces(x, _thread.stack))
+
+
+def refuse_batched(what, *values):
+    """Refuse, with a clear error, values batched by a vmap in progress in a function not written for them."""
+    if any(is_batched(v) for v in values):
+        raise NotImplementedError(f"vmap: {what} does not support batched values yet; apply it outside the vmapped "
+                                  f"function, or to each example")
+
+
+def constant(x):
+    """``x`` as a constant to every derivative trace (as ``raw``), still batched by the vmaps in progress."""
+    return map_values(_identity, x)
+
+
+def _identity(v):
+    return v
+
+
+def map_values(fn, *values, align=False):
+    """``fn`` applied to the backend arrays under ``values`` (a constant to every derivative trace, as ``raw``),
+    keeping the batch of every ``vmap`` in progress: batched values reach ``fn`` with their batch axes in front
+    (one per vmap, innermost last; size 1 where a value is not batched by that vmap) and the result is boxed as
+    batched again, so ``fn`` must treat leading axes as a stack (negative axes, broadcasting). ``align=True``
+    (elementwise ``fn``) also gives batched values of lower rank than the others leading axes of length 1."""
+    stack = _thread.stack
+    batches = [_batch_traces(v, stack) if isinstance(v, Tensor) else () for v in values]
+    traces = sorted({t for b in batches for t in b}, key=lambda t: t.level)
+    if not traces:
+        return fn(*[raw(v) for v in values])
+    rank = max(len(aval(v)[0]) for v in values) if align else 0
+    args = []
+    for v, b in zip(values, batches):
+        r = raw(v)
+        if b:
+            shape = aval(v)[0]
+            sizes = iter(r.shape)
+            lead = tuple(next(sizes) if t in b else 1 for t in traces)
+            pad = (1,) * max(rank - len(shape), 0)
+            if lead + pad + shape != r.shape:
+                r = r.reshape(lead + pad + shape)
+        args.append(r)
+    out = fn(*args)
+    for t in traces:
+        out = t.box(out)
+    return out
 
 
 def is_float_dtype(dtype) -> bool:
@@ -181,8 +256,9 @@ def refuse_complex(dtype, where):
 
 
 def stop_gradient(x):
-    """``x`` as a constant: its value, with zero derivative with respect to everything."""
-    return raw(x)
+    """``x`` as a constant: its value, with zero derivative with respect to everything (under vmap, still
+    batched)."""
+    return constant(x)
 
 
 class no_grad:
@@ -213,6 +289,7 @@ class Tensor:
     """
 
     __slots__ = ("_trace", "_primal", "__weakref__")
+    _batch_dims = 0  # 1 on the boxes of a batching trace (vmap): their primal's leading axis is the batch axis
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -228,7 +305,7 @@ class Tensor:
 
     @property
     def shape(self):
-        return raw(self).shape
+        return aval(self)[0]
 
     @property
     def dtype(self):
@@ -236,11 +313,11 @@ class Tensor:
 
     @property
     def ndim(self):
-        return raw(self).ndim
+        return len(aval(self)[0])
 
     @property
     def size(self):
-        return raw(self).size
+        return math.prod(aval(self)[0])
 
     def __repr__(self):
         return f"Tensor({raw(self)!r})"

@@ -5,8 +5,8 @@ of primitive again one level down, so the batched call keeps its meaning: a chec
 its policy), a custom_jvp keeps its rule, and a custom_vjp keeps ``fwd`` and ``bwd`` (vmapped: residuals carry
 the batch axis in front; the cotangent of an argument that is not batched is summed over the batch).
 
-The rules are attached to the primitive classes (``Primitive.batch``) when ``gpuad.batching`` exists; without
-it this module does nothing.
+The rules are attached to the primitive classes (``Primitive.batch``) when this module is imported (by
+``gpuad/__init__.py``).
 """
 from __future__ import annotations
 
@@ -16,10 +16,7 @@ from .core import raw
 from .custom import CustomJVPCall, CustomVJPCall, custom_jvp, custom_vjp
 from .recompute import CheckpointCall, checkpoint
 
-try:  # vmap lives in gpuad.batching
-    from .batching import vmap
-except ImportError:  # pragma: no cover - a gpuad without vmap
-    vmap = None
+from .batching import vmap
 
 
 def _axes(batched):
@@ -62,7 +59,7 @@ def _batch_custom_vjp(self, values, batched, params):
     return f(*values)
 
 
-if vmap is not None:
-    CheckpointCall.batch = _batch_checkpoint
-    CustomJVPCall.batch = _batch_custom_jvp
-    CustomVJPCall.batch = _batch_custom_vjp
+# The user-code primitives are made per call, so their rules are set on their classes here, beside vmap.
+CheckpointCall.batch = _batch_checkpoint
+CustomJVPCall.batch = _batch_custom_jvp
+CustomVJPCall.batch = _batch_custom_vjp

@@ -21,11 +21,13 @@ way.
 from __future__ import annotations
 
 
+import math
+
 import numpy as _np
 
 from . import backend
 from . import numpy as gnp
-from .core import aval, raw, Tensor
+from .core import aval, map_values, raw, Tensor
 from .numpy._dispatch import normalize_axes
 
 
@@ -41,12 +43,16 @@ def _array(x):
 def _shift(x, axis):
     """The maximum of ``x`` along ``axis`` (kept as size-1 axes) as a plain array: a constant to every trace.
     Rows whose maximum is not finite (all -inf) get 0, so that ``x - shift`` stays -inf instead of NaN."""
-    v = raw(x)
-    xp = backend.array_module(v)
-    if v.size == 0:
+    shape = aval(x)[0]
+    if math.prod(shape) == 0:
         raise ValueError("gpuad.nn: cannot reduce an empty array (it has no maximum to shift by)")
-    m = xp.max(v, axis=axis, keepdims=True)
-    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    axes = tuple(a - len(shape) for a in normalize_axes(axis, len(shape), allow_repeated=True))  # vmap: from the end
+
+    def shift(v):
+        xp = backend.array_module(v)
+        m = xp.max(v, axis=axes, keepdims=True)
+        return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return map_values(shift, x)
 
 
 def _reduced_shape(shape, axis):
@@ -145,7 +151,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     kind = aval(labels)[1].kind
     log_p = log_softmax(logits, axis)
     if kind in "iu":
-        losses = -gnp.sum(gnp.where(_one_hot(raw(labels), shape, axis), log_p, 0), axis=axis)
+        losses = -gnp.sum(gnp.where(map_values(lambda v: _one_hot(v, shape, axis), labels), log_p, 0), axis=axis)
     elif kind in "fc":
         lshape = aval(labels)[0]
         try:
@@ -160,7 +166,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
         if not isinstance(labels, Tensor) and aval(log_p)[1] is not None and aval(log_p)[1].kind == "f":
             labels = labels.astype(aval(log_p)[1], copy=False)  # constant targets follow the logits' precision
         # Double where: a zero probability times a -inf log-probability (a masked logit) stays 0, gradients too.
-        nonzero = raw(labels) != 0
+        nonzero = map_values(lambda v: v != 0, labels)
         losses = -gnp.sum(labels * gnp.where(nonzero, log_p, 0), axis=axis)
     else:
         raise TypeError(f"softmax_cross_entropy: labels must be integer class indices or floating-point "
@@ -174,7 +180,7 @@ def _one_hot(labels, shape, axis):
     """A boolean mask of the logits' shape, True at each example's label along ``axis``."""
     xp = backend.array_module(labels)
     expected = shape[:axis] + shape[axis + 1:]
-    if tuple(labels.shape) != expected:
+    if tuple(labels.shape[labels.ndim - len(expected):]) != expected:  # (under vmap, the batch axes in front)
         raise ValueError(f"softmax_cross_entropy: integer labels are class indices and must have the logits' shape "
                          f"without the class axis, {expected}, but they have shape {tuple(labels.shape)}; for "
                          f"probabilities pass a floating-point array")
@@ -184,4 +190,5 @@ def _one_hot(labels, shape, axis):
         if low < 0 or high >= classes:
             raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "
                              f"from {low} to {high}")
-    return xp.expand_dims(labels, axis) == xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
+    classes_along_axis = xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
+    return xp.expand_dims(labels, axis - len(shape)) == classes_along_axis

@@ -25,6 +25,10 @@ class Primitive:
 
     saves: tuple[str, ...] = ()
     nondiff: tuple[int, ...] = ()  # argument positions that never carry a derivative
+    # vmap's rule: batch(args, batched, params) -> the result with the batch axis in front, where ``args`` are
+    # seen one level below the batch and ``batched[k]`` says whether args[k] has the batch axis in front
+    # (``gpuad.batching``; elementwise rows need none, Linear and Custom rows set theirs beside the row).
+    batch = None
     # Hooks for primitives that run user code (gpuad.custom, gpuad.recompute); None for every rule-table row.
     # ``forward_and_save(primals, params) -> (out, saved)``: the Tape computes the output and what it keeps in
     # one call (custom_vjp runs ``fwd`` and keeps its residuals) instead of ``bind`` + ``save``.
@@ -115,7 +119,8 @@ class Linear(Primitive):
             return total
         if all(t is None for t in tangents):
             return None
-        filled = [t if t is not None else backend.float_zeros_like(raw(p)) for p, t in zip(primals, tangents)]
+        filled = [t if t is not None else backend.float_zeros_like(raw(p), aval(p)[0])
+                  for p, t in zip(primals, tangents)]
         return self.bind(*filled, **params)
 
     def save(self, primals, out):

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 
 from . import backend, printing, tree
-from .core import (Tensor, Trace, aval, bind, is_float_dtype, lower, no_grad_active, raw, recording_traces,
-                   refuse_complex, settle)
+from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, lower, no_grad_active, raw,
+                   recording_traces, refuse_complex, settle)
 from .core import lifters as core_lifters
 from .fusion.regions import RegionBuilder, rule_inputs
 from .fusion.render_cpp import kernel_source
@@ -254,7 +254,7 @@ class Tape(Trace):
         self.freed = not self.persistent  # (the raw backward pass frees the saved arrays as it goes)
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
-        grads = [g if g is not None else backend.float_zeros_like(raw(s)) for g, s in zip(grads, sources)]
+        grads = [g if g is not None else backend.float_zeros_like(raw(s), aval(s)[0]) for g, s in zip(grads, sources)]
         if not self.persistent:
             for e in self.entries:
                 e.saved = None
@@ -319,10 +319,14 @@ class Tape(Trace):
 def tensor(value, dtype=None):
     """A leaf Tensor holding ``value`` (converted to a backend array): an explicit request for derivatives. Every
     open Tape block of this thread watches it, now if it is made inside one, else at its first use there."""
-    value = raw(value)
-    module = backend.array_module(value)
-    if not isinstance(value, module.ndarray) or dtype is not None:
-        value = module.asarray(value, dtype=dtype)
+    value = constant(value)  # (under vmap a batched value stays batched)
+    if isinstance(value, Tensor):
+        if dtype is not None:
+            value = value.astype(dtype)
+    else:
+        module = backend.array_module(value)
+        if not isinstance(value, module.ndarray) or dtype is not None:
+            value = module.asarray(value, dtype=dtype)
     leaf = Tensor(None, value)
     lifted = leaf
     for t in core_lifters():
@@ -363,7 +367,10 @@ def backward(entries, seeds, sources, tape, log=None):
     if all(t is tape for t in recording_traces()) and not any(isinstance(g, Tensor) for _, g in seeds):
         return _backward_raw(entries, seeds, wanted, reaches, first, tape.regions, tape.launcher, log,
                              not tape.persistent)
-    return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions)
+    others = [t for t in recording_traces() if t is not tape]
+    # Under one vmap (vmap(grad(f)), or jacrev's vmap of a vjp function): regions run fused over the batch.
+    batched = others[0].run_region if len(others) == 1 and hasattr(others[0], "run_region") else None
+    return _backward_traced(entries, seeds, wanted, reaches, first, tape.regions, batched)
 
 
 def _reaching(entries, wanted, first):
@@ -434,9 +441,11 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
     return {s: cts[s] for s in wanted}
 
 
-def _backward_traced(entries, seeds, wanted, reaches, first, regions):
+def _backward_traced(entries, seeds, wanted, reaches, first, regions, batched=None):
     """The traced path: every entry runs its per-op rule through ``bind`` (region entries on their values
-    recomputed with traced ops), and cotangents are summed out of place, so the outer traces record it all."""
+    recomputed with traced ops), and cotangents are summed out of place, so the outer traces record it all.
+    ``batched``: under a vmap only (``vmap(grad(f))``), the batch trace's ``run_region``, which runs each
+    elementwise region as one fused program over the whole batch (True), or declines (False: op by op)."""
     n = len(entries)
     cts = [None] * n
     owned = bytearray(n)  # stays all zero: traced buffers are never added into in place
@@ -444,7 +453,16 @@ def _backward_traced(entries, seeds, wanted, reaches, first, regions):
         accumulate(cts, owned, node, g, False, None)
     region_nodes = regions.nodes()
     values = {}  # region values recomputed with traced ops
-    for i in range(n - 1, first - 1, -1):
+    low, groups, fused = first, {}, set()
+    if batched is not None:
+        low, groups = regions.groups(first, n)
+    for i in range(n - 1, low - 1, -1):
+        if groups and i in region_nodes:
+            group = groups.get(i)
+            if group is not None and batched(entries, group, cts, reaches, wanted):
+                fused.update(group)
+            if i in fused:
+                continue
         ct = cts[i]
         e = entries[i]
         if ct is None or not reaches[i] or e.prim is None:

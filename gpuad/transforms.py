@@ -189,5 +189,5 @@ def jvp(fun, primals, tangents):
     for o in o_leaves:
         tangent = trace.tangent_of(o)
         values.append(lower(o, trace))
-        tans.append(tangent if tangent is not None else backend.float_zeros_like(raw(o)))
+        tans.append(tangent if tangent is not None else backend.float_zeros_like(raw(o), aval(o)[0]))
     return tree.unflatten(o_def, values), tree.unflatten(o_def, tans)

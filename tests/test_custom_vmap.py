@@ -1,12 +1,11 @@
-"""vmap of checkpoint, custom_jvp and custom_vjp (gpuad.custom_batching): runs where gpuad.batching exists."""
+"""vmap of checkpoint, custom_jvp and custom_vjp (their batching rules are in gpuad.custom_batching)."""
 import numpy as np
 import pytest
 
 import gpuad
 import gpuad.numpy as gnp
 
-batching = pytest.importorskip("gpuad.batching")
-vmap = batching.vmap
+from gpuad.batching import vmap
 RNG = np.random.default_rng(0)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, normalize_axes, traceable
 from ._elementwise import where
@@ -161,6 +161,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
 @traceable
 def interp(x, xp, fp, left=None, right=None, period=None):
     """numpy.interp: piecewise linear, NumPy's slope formula; left/right (defaults fp[0], fp[-1]) outside."""
+    refuse_batched("gpuad.numpy.interp", x, xp, fp, left, right)
     x, xp, fp = (astype(asarray(v), _np.float64) for v in (x, xp, fp))
     if len(aval(xp)[0]) != 1 or len(aval(fp)[0]) != 1:
         raise ValueError("object too deep for desired array" if len(aval(xp)[0]) > 1 else
@@ -281,7 +282,7 @@ def polyval(p, x):
     """numpy.polyval by Horner's rule, as NumPy computes it; differentiable in the coefficients and in x."""
     p = asarray(p)
     x = asarray(x)
-    y = _xp(x).zeros_like(raw(x))
+    y = _xp(x).zeros_like(x)  # (gpuad.numpy's zeros_like on a Tensor: one example's shape under vmap)
     for k in range(aval(p)[0][0] if aval(p)[0] else 0):
         y = y * x + p[k]
     return y

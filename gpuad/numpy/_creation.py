@@ -203,6 +203,8 @@ def _like(name):
     def fn(a, *args, dtype=None, **kwargs):
         v = plain_values(a)
         module = module_of((v,))
+        if isinstance(a, Tensor) and not args and "shape" not in kwargs:
+            kwargs["shape"] = aval(a)[0]  # (under vmap: one example's shape, the same for every example)
         return getattr(module, name)(v if hasattr(v, "shape") else module.asarray(v), *args, dtype=dtype, **kwargs)
     fn.__name__ = name
     fn.__doc__ = f"numpy.{name}: a plain array shaped like ``a`` (constants carry no derivative)."
@@ -221,6 +223,8 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
         # on subok unless it is None.
         extra = {key: value for key, value, default in (("subok", subok, True), ("device", device, None))
                  if value is not default}
+        if isinstance(a, Tensor) and shape is None:
+            shape = aval(a)[0]  # (under vmap: one example's shape, the same for every example)
         return module.full_like(v if hasattr(v, "shape") else module.asarray(v), fill_value, dtype=dtype,
                                 order=order, shape=shape, **extra)
     a = array_from(a)

@@ -15,7 +15,7 @@ import operator
 
 import numpy as _np
 
-from ..core import aval, bind, raw
+from ..core import aval, bind, constant, raw
 from ..ops import elementwise as _rows
 from ..ops.elementwise import Elementwise
 from ._dispatch import array_from, has_tensor, module_of, no_out, traceable
@@ -60,7 +60,7 @@ _clip3 = _elementwise(_rows.CLIP, "clip")
 def where(condition, x=None, y=None):
     if x is None and y is None:
         return module_of((condition,)).nonzero(raw(condition))
-    return _where3(raw(condition), x, y)
+    return _where3(constant(condition), x, y)
 
 
 def clip(a, a_min=None, a_max=None, **kwargs):
@@ -104,7 +104,7 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """numpy.nan_to_num: nan -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (defaults: 0 and the dtype's
     largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced."""
     out = _rows.NAN_TO_NUM.bind(x)
-    xr = raw(x)
+    xr = constant(x)
     # The row applies NumPy's defaults; other replacement values are constants swapped in (derivative 0).
     if nan != 0:
         out = where(xr != xr, nan, out)

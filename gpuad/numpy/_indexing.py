@@ -12,7 +12,8 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw, Tensor
+from ..core import aval, concrete, is_batched, map_values, raw, Tensor
+from ..ops.linalg import EINSUM
 from ..ops.linear import GETITEM, SCATTER_ADD
 from ._dispatch import array_from, is_backend_array, module_of
 from ._elementwise import where
@@ -27,7 +28,7 @@ def normalize_index(index, like):
     out = []
     for i in index:
         if isinstance(i, Tensor):
-            i = raw(i)
+            i = concrete(i, "an index (vmap: index with a value that is not batched, or use take_along_axis)")
         if type(i) is list or (is_backend_array(i) and not isinstance(i, module.ndarray)
                                and getattr(i, "ndim", 0) > 0):
             i = module.asarray(i)
@@ -36,7 +37,51 @@ def normalize_index(index, like):
 
 
 def getitem(a, index):
+    items = index if isinstance(index, tuple) else (index,)
+    if any(is_batched(i) for i in items):
+        return _batched_getitem(a, items)
     return GETITEM.bind(a, index=normalize_index(index, a))
+
+
+# ---- indices that differ between the examples of a vmap: gathers as contractions with a one-hot mask ----------
+
+def one_hot(indices, n, dtype):
+    """(vmap) ``indices`` (integers, batched) as a mask of their shape plus an axis of length ``n`` in ``dtype``:
+    1 where the index selects. Contracting it with an array gathers, and the contraction's derivative is its
+    transpose (a scatter-add), batched by the einsum and sum rows' rules. It costs O(n) per gathered element."""
+    values = raw(indices)  # (the whole batch)
+    if values.size and (int(values.min()) < -n or int(values.max()) >= n):
+        bad = int(values.min()) if int(values.min()) < -n else int(values.max())
+        raise IndexError(f"index {bad} is out of bounds for axis with size {n}")
+    mask = map_values(lambda v: (v % n)[..., None] == backend.array_module(v).arange(n), indices)
+    return astype(mask, dtype)
+
+
+def _batched_getitem(a, items):
+    """``a[items]`` where one item is a batched integer index (vmap): a gather along its axis, then the basic
+    items after it. Full slices may come before it; other index arrays may not come with it."""
+    shape = aval(a)[0]
+    if any(i is Ellipsis for i in items):
+        at = next(j for j, i in enumerate(items) if i is Ellipsis)
+        explicit = sum(1 for i in items if i is not None and i is not Ellipsis)
+        items = items[:at] + (slice(None),) * (len(shape) - explicit) + items[at + 1:]
+    k = next(j for j, i in enumerate(items) if is_batched(i))
+    before, after = items[:k], items[k + 1:]
+    if (any(not (isinstance(i, slice) and i == slice(None)) for i in before)
+            or any(is_batched(i) or is_backend_array(i) or type(i) is list or isinstance(i, Tensor) for i in after)
+            or aval(items[k])[1].kind not in "iu"):
+        raise NotImplementedError(
+            "vmap: indexing with a batched value supports one batched integer index, after full slices only "
+            "(x[i], x[:, i], x[i, 1:]); take the other index arrays in a separate indexing step")
+    index, n = items[k], shape[k]
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    subs_a = letters[:len(shape)]
+    subs_i = letters[len(shape):len(shape) + len(aval(index)[0])]
+    out = EINSUM.bind(one_hot(index, n, aval(a)[1]), a, subscripts=f"{subs_i}{subs_a[k]},{subs_a}->"
+                      f"{subs_a[:k]}{subs_i}{subs_a[k + 1:]}", optimize=False)
+    if after:
+        out = getitem(out, (slice(None),) * (k + len(subs_i)) + after)
+    return out
 
 
 class IndexUpdate:

@@ -18,8 +18,8 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import lifters, raw, settle, Tensor
-from . import _creation, _diagonals, _elementwise, _products, _rearranging, _reductions, _shapes
+from ..core import aval, concrete, lifters, map_values, raw, settle, Tensor
+from . import _creation, _diagonals, _elementwise, _nondifferentiable, _products, _rearranging, _reductions, _shapes
 from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
 from ._dispatch import plain_values
 from ._indexing import getitem, IndexUpdate
@@ -46,6 +46,11 @@ def convertible(t, what):
             f"(the derivative would be lost silently); use gpuad.numpy functions, or t.data / "
             f"gpuad.stop_gradient(t) to take the value on purpose")
     return value
+
+
+def _operand(o):
+    """A comparison's other operand: Tensors as they are (a vmap's batch stays), lists of them as values."""
+    return o if isinstance(o, Tensor) else plain_values(o)
 
 
 def format_value(value, spec):
@@ -82,30 +87,38 @@ class _ArrayBehaviour:
 
     # ---- Python conversions and iteration: plain values, refused while the value is being differentiated
     def __len__(self):
-        return len(raw(self))
+        shape = aval(self)[0]
+        if not shape:
+            raise TypeError("len() of unsized object")
+        return shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        return bool(raw(self))
+        return bool(concrete(self, "a Python bool"))
 
     def __float__(self):
+        concrete(self, "a Python float")  # (refused for a value batched by vmap)
         return float(convertible(self, "float(t)"))
 
     def __int__(self):
+        concrete(self, "a Python int")
         return int(convertible(self, "int(t)"))
 
     def __complex__(self):
+        concrete(self, "a Python complex")
         return complex(convertible(self, "complex(t)"))
 
     def __index__(self):
-        return operator.index(raw(self))
+        return operator.index(concrete(self, "an index"))
 
     def item(self, *args):
+        concrete(self, "a Python number")
         return convertible(self, "t.item()").item(*args)
 
     def tolist(self):
+        concrete(self, "a Python list")
         return convertible(self, "t.tolist()").tolist()
 
     def __round__(self, ndigits=None):  # like ndarray: numpy.round, recorded (derivative 0)
@@ -162,13 +175,13 @@ class _ArrayBehaviour:
     def __divmod__(self, o): return floor_divide(self, o), mod(self, o)
     def __rdivmod__(self, o): return floor_divide(o, self), mod(o, self)
 
-    # comparisons: plain boolean arrays, no derivative
-    def __lt__(self, o): return raw(self) < plain_values(o)
-    def __le__(self, o): return raw(self) <= plain_values(o)
-    def __gt__(self, o): return raw(self) > plain_values(o)
-    def __ge__(self, o): return raw(self) >= plain_values(o)
-    def __eq__(self, o): return raw(self) == plain_values(o)
-    def __ne__(self, o): return raw(self) != plain_values(o)
+    # comparisons: plain boolean arrays, no derivative (batched under vmap)
+    def __lt__(self, o): return map_values(operator.lt, self, _operand(o), align=True)
+    def __le__(self, o): return map_values(operator.le, self, _operand(o), align=True)
+    def __gt__(self, o): return map_values(operator.gt, self, _operand(o), align=True)
+    def __ge__(self, o): return map_values(operator.ge, self, _operand(o), align=True)
+    def __eq__(self, o): return map_values(operator.eq, self, _operand(o), align=True)
+    def __ne__(self, o): return map_values(operator.ne, self, _operand(o), align=True)
 
     # ---- indexing
     def __getitem__(self, index):
@@ -273,14 +286,14 @@ class _ArrayBehaviour:
             + f"{'; or ' if alternative else '; '}t.data.{name} works on the value, without its derivative")
 
     # index- and boolean-valued methods: plain arrays, no derivative
-    def argmax(self, *args, **kwargs): return raw(self).argmax(*args, **kwargs)
-    def argmin(self, *args, **kwargs): return raw(self).argmin(*args, **kwargs)
-    def argsort(self, *args, **kwargs): return raw(self).argsort(*args, **kwargs)
+    def argmax(self, *args, **kwargs): return _nondifferentiable.argmax(self, *args, **kwargs)
+    def argmin(self, *args, **kwargs): return _nondifferentiable.argmin(self, *args, **kwargs)
+    def argsort(self, *args, **kwargs): return _nondifferentiable.argsort(self, *args, **kwargs)
     def argpartition(self, *args, **kwargs): return raw(self).argpartition(*args, **kwargs)
     def nonzero(self): return raw(self).nonzero()
     def searchsorted(self, v, *args, **kwargs): return raw(self).searchsorted(plain_values(v), *args, **kwargs)
-    def all(self, *args, **kwargs): return raw(self).all(*args, **kwargs)
-    def any(self, *args, **kwargs): return raw(self).any(*args, **kwargs)
+    def all(self, *args, **kwargs): return _nondifferentiable.all(self, *args, **kwargs)
+    def any(self, *args, **kwargs): return _nondifferentiable.any(self, *args, **kwargs)
 
 
 def attach(cls, namespace):

@@ -7,10 +7,11 @@ traced Tensor reach them through the NumPy protocols).
 """
 from __future__ import annotations
 
+import builtins
 import functools
 
 from .. import backend
-from ..core import Tensor, raw
+from ..core import Tensor, aval, is_batched, map_values, raw
 
 NAMES = (
     # comparisons and logic
@@ -36,9 +37,42 @@ def _values(value):
     return value
 
 
+# Under vmap: these run elementwise on the whole batch; the axis-taking ones get their axes counted from the end.
+_ELEMENTWISE = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and", "logical_or",
+                "logical_not", "logical_xor", "isclose", "isnan", "isinf", "isfinite", "isneginf", "isposinf",
+                "signbit"}
+_AXIS = {"argmax", "argmin", "argsort", "any", "all", "count_nonzero"}
+
+
+def _batched_call(name, args, kwargs):
+    """``name`` applied to batched values (vmap): the batch axes stay in front of the result."""
+    if name in _ELEMENTWISE:
+        arrays = [a for a in args if isinstance(a, Tensor) or hasattr(a, "shape")]
+        rest = [a for a in args if not (isinstance(a, Tensor) or hasattr(a, "shape"))]
+        return map_values(lambda *v: getattr(backend.array_module(*v), name)(*v, *rest, **kwargs), *arrays,
+                          align=True)
+    if name not in _AXIS or len(args) > 2 or not isinstance(args[0], Tensor):
+        raise NotImplementedError(f"vmap: gpuad.numpy.{name} is not supported on batched values (its result's "
+                                  f"shape can differ between examples); apply it outside the vmapped function")
+    kwargs = dict(kwargs)
+    axis = kwargs.pop("axis", args[1] if len(args) > 1 else (-1 if name == "argsort" else None))
+    ndim = len(aval(args[0])[0])
+
+    def run(v):
+        xp = backend.array_module(v)
+        if axis is None and name in ("argmax", "argmin", "argsort"):
+            return getattr(xp, name)(v.reshape(v.shape[:v.ndim - ndim] + (-1,)), axis=-1, **kwargs)
+        axes = tuple(range(-ndim, 0)) if axis is None else tuple(
+            a % ndim - ndim for a in ((axis,) if isinstance(axis, int) else axis))
+        return getattr(xp, name)(v, axis=axes[0] if isinstance(axis, int) else axes, **kwargs)
+    return map_values(run, args[0])
+
+
 def _constant_function(name):
     @functools.wraps(getattr(__import__("numpy"), name))
     def fn(*args, **kwargs):
+        if builtins.any(is_batched(a) for a in (*args, *kwargs.values())):
+            return _batched_call(name, args, kwargs)
         args = [_values(a) for a in args]
         kwargs = {k: _values(v) for k, v in kwargs.items()}
         module = backend.array_module(*[a for a in args if hasattr(a, "dtype")])

@@ -18,13 +18,14 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw, Tensor
-from ..ops.linear import SCATTER_ADD
-
+from ..core import aval, constant, is_batched, raw, Tensor
+from ..ops.linear import SCATTER_ADD, SUM
+from . import _nondifferentiable
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, is_backend_array, no_out, normalize_axes, supported_options, traceable
 from ._elementwise import where
-from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpose
+from ._indexing import getitem, one_hot
+from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, ravel, reshape, transpose
 
 __all__ = [
     "atleast_1d", "atleast_2d", "atleast_3d", "split", "array_split", "hsplit", "vsplit", "dsplit", "vstack",
@@ -525,7 +526,10 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     axis = normalize_axes(axis, _ndim(a))[0]
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
     argsort = _xp(a).argsort  # CuPy's takes no stable= (it always sorts stably)
-    return take_along_axis(a, argsort(raw(a), axis=axis, **supported_options(argsort, **options)), axis)
+    options = supported_options(argsort, **options)
+    if is_batched(a):  # (vmap: the permutations differ between examples)
+        return take_along_axis(a, _nondifferentiable.argsort(a, axis, **options), axis)
+    return take_along_axis(a, argsort(raw(a), axis=axis, **options), axis)
 
 
 @traceable
@@ -536,9 +540,26 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     if axis is None:
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
+    if is_batched(a):
+        raise NotImplementedError("vmap: gpuad.numpy.partition of a batched value is not supported yet; use sort")
     argpartition = _xp(a).argpartition  # CuPy's takes no kind= (it sorts fully)
     return take_along_axis(a, argpartition(raw(a), kth, axis=axis, **supported_options(argpartition, kind=kind)),
                            axis)
+
+
+def _take_along_axis_batched(arr, indices, axis):
+    """take_along_axis with batched indices (vmap): a one-hot mask of the indices times ``arr``, summed along
+    ``axis`` (O(n) per gathered element, n the axis length); its derivative is the mask's transpose."""
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    shape = _shape(arr)
+    axis = normalize_axes(axis, len(shape))[0]
+    if len(aval(indices)[0]) != len(shape):
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    mask = moveaxis(one_hot(indices, shape[axis], aval(arr)[1]), axis, -2)  # (..., m, n)
+    values = expand_dims(moveaxis(arr, axis, -1), -2)  # (..., 1, n)
+    gathered = SUM.bind(mask * values, axis=(len(shape),), keepdims=False)  # (..., m)
+    return moveaxis(gathered, -1, axis)
 
 
 def _integer_indices(a, indices, error):
@@ -560,6 +581,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         a, axis = ravel(a), 0
     axis = normalize_axes(axis, _ndim(a))[0]
+    if is_batched(indices) and mode == "raise":  # (vmap: a gather through a one-hot mask)
+        return getitem(a, (slice(None),) * axis + (indices,))
     index = _integer_indices(a, indices, TypeError)
     n = _shape(a)[axis]
     if mode == "wrap" or mode == "clip":
@@ -575,6 +598,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
 def take_along_axis(arr, indices, axis=-1):
     """Gathers through one flat index into ``ravel(arr)``, so the backward pass is a single 1-D scatter-add."""
     arr = asarray(arr)
+    if is_batched(indices):
+        return _take_along_axis_batched(arr, indices, axis)
     index = _integer_indices(arr, indices, IndexError)
     if axis is None:
         if index.ndim != 1:
@@ -607,7 +632,7 @@ def select(condlist, choicelist, default=0):
         raise ValueError("select with an empty condition list is not possible")
     conditions = []
     for i, c in enumerate(condlist):
-        c = backend.array_module(raw(c)).asarray(raw(c))
+        c = constant(c) if is_batched(c) else backend.array_module(raw(c)).asarray(raw(c))  # (vmap: batched)
         if c.dtype != _np.bool_:
             raise TypeError(f"invalid entry {i} in condlist: should be boolean ndarray")
         conditions.append(c)

@@ -25,7 +25,7 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, map_values, raw
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
@@ -191,8 +191,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     # Branch-free (no device value decides a path): where the variance is 0 (a constant slice), sqrt's derivative
     # 0.5 / 0 times var's 0 would be nan; there the sqrt sees 0 + 1 and its result is multiplied by 0, so the
     # value and every derivative are 0. Elsewhere var + 0 and * 1 are exact.
-    values = raw(variance)
-    constant = (values == 0).astype(values.dtype)
+    constant = map_values(lambda v: (v == 0).astype(v.dtype), variance)
     return sqrt(variance + constant) * (1 - constant)
 
 

@@ -22,7 +22,7 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, constant, map_values, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
 from ._elementwise import clip, maximum, sqrt, where as _select  # `where` is a keyword argument of the reductions
@@ -148,6 +148,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
              interpolation=None):
     """numpy.quantile over one axis, several or all; every ``method``; ties share the derivative evenly."""
     no_out("quantile", out=out)
+    refuse_batched("gpuad.numpy.quantile", a, q, weights)
     if interpolation is not None:
         method = interpolation
     _constant_q(q, "quantile")
@@ -163,6 +164,7 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
                interpolation=None):
     """numpy.percentile: quantile at q / 100."""
     no_out("percentile", out=out)
+    refuse_batched("gpuad.numpy.percentile", a, q, weights)
     if interpolation is not None:
         method = interpolation
     _constant_q(q, "percentile")
@@ -192,6 +194,7 @@ def _weighted(a, q, axis, method, keepdims, weights, scale):
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """numpy.median: the middle order statistic, or the mean of the two middle ones; ties share evenly."""
     no_out("median", out=out)
+    refuse_batched("gpuad.numpy.median", a)
     a, axes, shape = _leading(a, axis)
     n = aval(a)[0][0]
     if n == 0:
@@ -206,7 +209,7 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
 # ---- NaN-aware reductions ---------------------------------------------------------------------------------
 
 def _nan_mask(a):
-    value = raw(a)
+    value = constant(a)  # (under vmap the mask stays batched)
     return _xp(a).isnan(value) if value.dtype.kind in "fc" else None
 
 
@@ -300,9 +303,9 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """sqrt(nanvar); derivative 0 where the variance is exactly 0 (the convention of std)."""
     variance = nanvar(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
-    values = raw(variance)  # branch-free, as std: sqrt(0 + 1) * 0 where the variance is 0
-    constant = (values == 0).astype(values.dtype)
-    return sqrt(variance + constant) * (1 - constant)
+    # branch-free, as std: sqrt(0 + 1) * 0 where the variance is 0
+    zero = map_values(lambda v: (v == 0).astype(v.dtype), variance)
+    return sqrt(variance + zero) * (1 - zero)
 
 
 # ---- covariance and correlation -------------------------------------------------------------------------

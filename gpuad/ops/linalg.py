@@ -24,10 +24,10 @@ import string
 import numpy
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, map_values, raw
 from ..rules import Custom, Linear
-from .elementwise import WHERE
-from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, sum_to
+from .elementwise import MULTIPLY, WHERE
+from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, batch_all, batch_size, sum_to
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
 
@@ -89,7 +89,7 @@ def _diag_embed(v):
 def _safe_reciprocal(v):
     """1 / v elementwise, with 0 where v is exactly zero (a zero gap between eigenvalues or singular values, the
     diagonal of a gap matrix, a zero singular value): such a term contributes nothing."""
-    zero = raw(v) == 0
+    zero = map_values(lambda v: v == 0, v)
     return WHERE.bind(zero, 0.0, 1.0 / WHERE.bind(zero, 1.0, v))
 
 
@@ -127,6 +127,11 @@ def unpack(packed, shapes):
 
 
 # ---- einsum -----------------------------------------------------------------------------------------------------
+
+def stacked(prim):
+    """vmap's rule of an op on stacks of matrices (NumPy's linalg broadcasts over leading axes)."""
+    return lambda args, batched, params: prim.bind(*batch_all(args, batched), **params)
+
 
 def split_subscripts(subscripts):
     inputs, output = subscripts.split("->")
@@ -172,6 +177,47 @@ EINSUM = Linear(
     adjoint=lambda k, ct, a, p: f"einsum_transpose[{k}]('{p['subscripts']}', {ct})")
 
 
+def _batch_einsum(args, batched, params):
+    """One more index, in front of the batched operands and of the output."""
+    inputs, output = split_subscripts(params["subscripts"])
+    b = next(c for c in string.ascii_letters if c not in params["subscripts"])
+    subs = ",".join(b + s if x else s for s, x in zip(inputs, batched))
+    return EINSUM.bind(*args, subscripts=f"{subs}->{b}{output}", optimize=params["optimize"])
+
+
+EINSUM.batch = _batch_einsum
+
+
+def _batch_matmul(args, batched, params):
+    """Vectors as one-row (one-column) matrices, batched operands padded to a common rank, then one matmul. Two
+    shapes get a faster form: a batched left operand times one matrix folds the batch into the rows (one
+    matrix product, not a stack of small ones), and a product over a length-1 axis (the outer products of
+    per-example weight gradients) is a broadcast multiply."""
+    (x, y), (bx, by) = args, batched
+    size = batch_size(args, batched)
+    xs, ys = aval(x)[0][bx:], aval(y)[0][by:]
+    if bx and not by and len(ys) <= 2:
+        rows = RESHAPE.bind(x, shape=(math.prod((size,) + xs[:-1]), xs[-1]))
+        return RESHAPE.bind(MATMUL.bind(rows, y), shape=(size,) + xs[:-1] + ys[1:])
+    row, col = len(xs) == 1, len(ys) == 1
+    rank = max(len(xs) + row, len(ys) + col)
+    xs2 = (1,) * (rank - len(xs) - row if bx else 0) + xs[:-1] + (1,) * row + xs[-1:]
+    ys2 = (1,) * (rank - len(ys) - col if by else 0) + ys + (1,) * col
+    x = RESHAPE.bind(x, shape=(size,) * bx + xs2) if xs2 != xs else x
+    y = RESHAPE.bind(y, shape=(size,) * by + ys2) if ys2 != ys else y
+    if bx and by and xs2[-1] == 1:
+        out = MULTIPLY.bind(x, y)
+    else:
+        out = MATMUL.bind(x, y)
+    if row or col:
+        shape = aval(out)[0]
+        out = RESHAPE.bind(out, shape=shape[:-2] + shape[-2:-1] * (not row) + shape[-1:] * (not col))
+    return out
+
+
+MATMUL.batch = _batch_matmul
+
+
 # ---- inverse, solve, determinants ---------------------------------------------------------------------------------
 
 def _inv_jvp(primals, tangents, out, params):
@@ -185,6 +231,7 @@ def _inv_vjp(ct, saved, params, avals, needed):
 
 
 INV = Custom("inv", lambda xp, a: xp.linalg.inv(a), _inv_jvp, _inv_vjp, saves=("out",))
+INV.batch = stacked(INV)
 
 
 def _solve_jvp(primals, tangents, out, params):
@@ -202,6 +249,7 @@ def _solve_vjp(ct, saved, params, avals, needed):
 
 # a (..., M, M) and b (..., M, K) with equal batch axes: gpuad.numpy.linalg.solve broadcasts and reshapes.
 SOLVE = Custom("solve", lambda xp, a, b: xp.linalg.solve(a, b), _solve_jvp, _solve_vjp, saves=("x", "out"))
+SOLVE.batch = stacked(SOLVE)
 
 
 def _det_jvp(primals, tangents, out, params):
@@ -214,6 +262,7 @@ def _det_vjp(ct, saved, params, avals, needed):
 
 
 DET = Custom("det", lambda xp, a: xp.linalg.det(a), _det_jvp, _det_vjp, saves=("x", "out"))
+DET.batch = stacked(DET)
 
 
 def _slogdet_impl(xp, a):
@@ -233,6 +282,7 @@ def _slogdet_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., 2): [sign, log|det|].
 SLOGDET = Custom("slogdet", _slogdet_impl, _slogdet_jvp, _slogdet_vjp, saves=("x",))
+SLOGDET.batch = stacked(SLOGDET)
 
 
 def _pinv_impl(xp, a, **options):
@@ -270,6 +320,7 @@ def _pinv_vjp(ct, saved, params, avals, needed):
 
 
 PINV = Custom("pinv", _pinv_impl, _pinv_jvp, _pinv_vjp, saves=("x", "out"))
+PINV.batch = stacked(PINV)
 
 
 # ---- cholesky -----------------------------------------------------------------------------------------------------
@@ -295,6 +346,7 @@ def _cholesky_vjp(ct, saved, params, avals, needed):
 
 
 CHOLESKY = Custom("cholesky", lambda xp, a: xp.linalg.cholesky(a), _cholesky_jvp, _cholesky_vjp, saves=("out",))
+CHOLESKY.batch = stacked(CHOLESKY)
 
 
 # ---- eigh ------------------------------------------------------------------------------------------------------
@@ -329,6 +381,7 @@ def _eigh_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., n + n*n): [eigenvalues, eigenvectors].
 EIGH = Custom("eigh", _eigh_impl, _eigh_jvp, _eigh_vjp, saves=("out",))
+EIGH.batch = stacked(EIGH)
 
 
 # ---- eig (real input with a real spectrum) --------------------------------------------------------------------
@@ -379,6 +432,7 @@ def _eig_vjp(ct, saved, params, avals, needed):
 # Packed output (..., n + n*n): [eigenvalues, unit eigenvectors]; the eigenvalues must be real and distinct for
 # the vector derivatives (a zero gap contributes nothing, as in eigh).
 EIG = Custom("eig", _eig_impl, _eig_jvp, _eig_vjp, saves=("out",))
+EIG.batch = stacked(EIG)
 
 
 # ---- svd (reduced) ---------------------------------------------------------------------------------------------
@@ -443,6 +497,7 @@ def _svd_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., m*k + k + k*n), k = min(m, n): [U, S, Vh] of the reduced SVD.
 SVD = Custom("svd", _svd_impl, _svd_jvp, _svd_vjp, saves=("out",))
+SVD.batch = stacked(SVD)
 
 
 # ---- qr (reduced, m >= n; gpuad.numpy.linalg.qr reduces wide matrices to this) -------------------------------------
@@ -484,3 +539,4 @@ def _qr_vjp(ct, saved, params, avals, needed):
 
 # Packed output (..., m*n + n*n): [Q, R] for m >= n.
 QR = Custom("qr", _qr_impl, _qr_jvp, _qr_vjp, saves=("out",))
+QR.batch = stacked(QR)

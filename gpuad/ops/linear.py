@@ -12,8 +12,33 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..core import aval
+from ..core import aval, raw
 from ..rules import Linear
+
+
+# ---- batching (vmap) helpers: a batched argument has the batch axis in front (see Primitive.batch) ----------
+
+def batch_size(args, batched):
+    return next(aval(a)[0][0] for a, b in zip(args, batched) if b)
+
+
+def batch_all(args, batched):
+    """Every argument with the batch axis in front: unbatched ones broadcast along it."""
+    size = batch_size(args, batched)
+    xp = backend.array_module(raw(args[list(batched).index(True)]))
+    return [a if b else BROADCAST_TO.bind(a if hasattr(a, "shape") else xp.asarray(a), shape=(size,) + aval(a)[0])
+            for a, b in zip(args, batched)]
+
+
+def shifted(axis):
+    """Axes (a tuple, or one int) past the batch axis."""
+    return tuple(a + 1 for a in axis) if isinstance(axis, tuple) else axis + 1
+
+
+def moveaxis(x, source, destination):
+    order = [i for i in range(len(aval(x)[0])) if i != source]
+    order.insert(destination, source)
+    return x if source == destination else TRANSPOSE.bind(x, axes=tuple(order))
 
 
 # ---- reshape / transpose / broadcast / convert ------------------------------------------------------------
@@ -24,6 +49,7 @@ RESHAPE = Linear(
     lambda ct, saved, params, avals, k: RESHAPE.bind(ct, shape=avals[0][0]),
     format=lambda a, p: f"reshape({a[0]}, {p['shape']})",
     adjoint=lambda k, ct, a, p: f"reshape({ct}, <shape of {a[0]}>)")
+RESHAPE.batch = lambda args, batched, p: RESHAPE.bind(args[0], shape=aval(args[0])[0][:1] + p["shape"])
 
 TRANSPOSE = Linear(
     "transpose",
@@ -31,6 +57,7 @@ TRANSPOSE = Linear(
     lambda ct, saved, params, avals, k: TRANSPOSE.bind(ct, axes=tuple(numpy.argsort(params["axes"]).tolist())),
     format=lambda a, p: f"transpose({a[0]}, {p['axes']})",
     adjoint=lambda k, ct, a, p: f"transpose({ct}, {tuple(numpy.argsort(p['axes']).tolist())})")
+TRANSPOSE.batch = lambda args, batched, p: TRANSPOSE.bind(args[0], axes=(0,) + shifted(p["axes"]))
 
 BROADCAST_TO = Linear(
     "broadcast_to",
@@ -38,6 +65,17 @@ BROADCAST_TO = Linear(
     lambda ct, saved, params, avals, k: sum_to(ct, *avals[0]),
     format=lambda a, p: f"broadcast_to({a[0]}, {p['shape']})",
     adjoint=lambda k, ct, a, p: f"sum_to({ct}, <shape of {a[0]}>)")
+
+
+def _batch_broadcast_to(args, batched, params):
+    x, shape = args[0], params["shape"]
+    xshape = aval(x)[0]
+    aligned = xshape[:1] + (1,) * (len(shape) + 1 - len(xshape)) + xshape[1:]
+    x = RESHAPE.bind(x, shape=aligned) if aligned != xshape else x
+    return BROADCAST_TO.bind(x, shape=xshape[:1] + shape)
+
+
+BROADCAST_TO.batch = _batch_broadcast_to
 
 
 def _convert_transpose(ct, saved, params, avals, k):
@@ -51,6 +89,7 @@ CONVERT = Linear(
     _convert_transpose,
     format=lambda a, p: f"{a[0]}.astype({numpy.dtype(p['dtype']).name})",
     adjoint=lambda k, ct, a, p: f"{ct}.astype(<dtype of {a[0]}>)")
+CONVERT.batch = lambda args, batched, p: CONVERT.bind(args[0], **p)
 
 
 def _params_text(params):
@@ -81,6 +120,7 @@ SUM = Linear(
     lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
     format=call_format("sum"),
     adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")
+SUM.batch = lambda args, batched, p: SUM.bind(args[0], axis=shifted(p["axis"]), keepdims=p["keepdims"])
 
 
 def sum_to(value, shape, dtype):
@@ -149,6 +189,37 @@ SCATTER_ADD = Linear(
     adjoint=lambda k, ct, a, p: f"{ct}[{_index_text(p['index'])}]")
 
 
+def _advanced_lead(index):
+    """Where the batch axis lands when ``(slice(None),) + index`` indexes a batched array: 0, or (advanced
+    indices separated by a slice, an Ellipsis or None) the number of axes NumPy puts in front for them."""
+    items = index if isinstance(index, tuple) else (index,)
+    where, ndim = [], 0
+    for j, i in enumerate(items):
+        if isinstance(i, (int, numpy.integer)) and not isinstance(i, bool):
+            where.append(j)
+        elif hasattr(i, "ndim") and not isinstance(i, slice):
+            where.append(j)
+            ndim = max(ndim, 1 if i.dtype == bool and i.ndim else i.ndim)
+    arrays = any(hasattr(items[j], "ndim") and items[j].ndim for j in where)
+    return ndim if arrays and where != list(range(where[0], where[-1] + 1)) else 0
+
+
+def _batch_getitem(args, batched, params):
+    index = params["index"]
+    out = GETITEM.bind(args[0], index=(slice(None),) + (index if isinstance(index, tuple) else (index,)))
+    return moveaxis(out, _advanced_lead(index), 0)
+
+
+def _batch_scatter_add(args, batched, params):
+    index = params["index"]
+    values = moveaxis(args[0], 0, _advanced_lead(index))
+    return SCATTER_ADD.bind(values, index=(slice(None),) + (index if isinstance(index, tuple) else (index,)),
+                            shape=aval(args[0])[0][:1] + params["shape"])
+
+
+GETITEM.batch, SCATTER_ADD.batch = _batch_getitem, _batch_scatter_add
+
+
 # ---- joining ------------------------------------------------------------------------------------------------
 
 def _concatenate_transpose(ct, saved, params, avals, k):
@@ -164,6 +235,14 @@ CONCATENATE = Linear(
     _concatenate_transpose,
     format=lambda a, p: f"concatenate([{', '.join(a)}], axis={p['axis']})",
     adjoint=lambda k, ct, a, p: f"{ct}[<part {k} along axis {p['axis']}>]")
+
+
+def _batch_concatenate(args, batched, params):
+    args = batch_all(args, batched)
+    return CONCATENATE.bind(*args, axis=params["axis"] % (len(aval(args[0])[0]) - 1) + 1)
+
+
+CONCATENATE.batch = _batch_concatenate
 
 
 # ---- matmul -------------------------------------------------------------------------------------------------
@@ -207,3 +286,4 @@ MATMUL = Linear(
     multilinear=True,
     format=lambda a, p: f"{a[0]} @ {a[1]}",
     adjoint=lambda k, ct, a, p: f"{ct} @ {a[1]}ᵀ" if k == 0 else f"{a[0]}ᵀ @ {ct}")
+# (matmul's vmap rule is in ops.linalg, beside einsum's: it multiplies outer products elementwise)

@@ -10,20 +10,24 @@ of the values: a check would read them back from the GPU). The statistics built 
 from __future__ import annotations
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, map_values
 from ..rules import Custom, Linear
-from .linear import SUM, call_format, expand_reduced, keepdims_shape
+from .linear import SUM, call_format, expand_reduced, shifted
 
 
 def _extremum(name, reduce):
     """max/min over axes. Ties share the derivative evenly (mean over the arg-max set), as in JAX."""
 
     def tie_weights(x, out, axis, keepdims):
-        x, out = raw(x), raw(out)
-        xp = backend.array_module(x)
-        full = out if keepdims else xp.reshape(out, keepdims_shape(x.shape, axis))
-        mask = (x == full).astype(x.dtype)
-        return mask / xp.sum(mask, axis=axis, keepdims=True)
+        ndim = len(aval(x)[0])
+        axis = tuple(a - ndim for a in axis)  # from the end: the same axes under vmap's leading batch axes
+
+        def weights(x, out):
+            xp = backend.array_module(x)
+            full = out if keepdims else xp.expand_dims(out, axis)
+            mask = (x == full).astype(x.dtype)
+            return mask / xp.sum(mask, axis=axis, keepdims=True)
+        return map_values(weights, x, out)
 
     def jvp(primals, tangents, out, params):
         (x,), (t,) = primals, tangents
@@ -40,6 +44,8 @@ def _extremum(name, reduce):
 
 AMAX = _extremum("amax", lambda xp: xp.max)
 AMIN = _extremum("amin", lambda xp: xp.min)
+AMAX.batch = lambda args, batched, p: AMAX.bind(args[0], axis=shifted(p["axis"]), keepdims=p["keepdims"])
+AMIN.batch = lambda args, batched, p: AMIN.bind(args[0], axis=shifted(p["axis"]), keepdims=p["keepdims"])
 
 
 def _prod_jvp(primals, tangents, out, params):
@@ -58,3 +64,4 @@ def _prod_vjp(ct, saved, params, avals, needed):
 # gpuad.numpy.prod records traced floating-point inputs as a tree of multiplies instead (exact with zeros too).
 PROD = Custom("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
               _prod_jvp, _prod_vjp, saves=("x", "out"))
+PROD.batch = lambda args, batched, p: PROD.bind(args[0], axis=shifted(p["axis"]), keepdims=p["keepdims"])

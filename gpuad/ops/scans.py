@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import backend
 from ..core import aval, raw
 from ..rules import Custom, Linear
-from .linear import GETITEM, SCATTER_ADD
+from .linear import GETITEM, SCATTER_ADD, batch_all
 
 
 def _cumsum_impl(xp, x, axis, reverse):
@@ -28,6 +28,7 @@ CUMSUM = Linear(
     lambda ct, saved, params, avals, k: CUMSUM.bind(ct, axis=params["axis"], reverse=not params["reverse"]),
     format=lambda a, p: f"cumsum({a[0]}, axis={p['axis']}{', reverse=True' if p['reverse'] else ''})",
     adjoint=lambda k, ct, a, p: f"cumsum({ct}, axis={p['axis']}{'' if p['reverse'] else ', reverse=True'})")
+CUMSUM.batch = lambda args, batched, p: CUMSUM.bind(args[0], axis=p["axis"] + 1, reverse=p["reverse"])
 
 
 # ---- the linear recurrence h_i = a_i + b_i h_(i-1) ---------------------------------------------------------
@@ -84,6 +85,14 @@ def _recurrence_vjp(ct, saved, params, avals, needed):
 RECURRENCE = Custom("recurrence", _recurrence_impl, _recurrence_jvp, _recurrence_vjp, saves=("y", "out"))
 
 
+def _batch_recurrence(args, batched, params):
+    a, b = batch_all(args, batched)  # (vmap: both operands with the batch axis in front)
+    return RECURRENCE.bind(a, b, axis=params["axis"] + 1, reverse=params["reverse"])
+
+
+RECURRENCE.batch = _batch_recurrence
+
+
 # ---- cumprod ------------------------------------------------------------------------------------------------
 
 def _exclusive(out, axis):
@@ -120,3 +129,4 @@ CUMPROD = Custom(
     _cumprod_jvp,
     _cumprod_vjp,
     saves=("x", "out"))
+CUMPROD.batch = lambda args, batched, p: CUMPROD.bind(args[0], axis=p["axis"] + 1)

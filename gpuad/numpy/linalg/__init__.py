@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from ...core import aval, raw
+from ...core import aval, constant, raw, refuse_batched
 from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
 from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
 from .._creation import asarray
@@ -132,7 +132,7 @@ def det(a):
 def slogdet(a):
     """(sign, log|det|); the sign is a plain array (it carries no derivative)."""
     packed = SLOGDET.bind(_floating(_square(a, "slogdet")))
-    return SlogdetResult(raw(packed)[..., 0], packed[..., 1])
+    return SlogdetResult(constant(packed)[..., 0], packed[..., 1])
 
 
 @_linalg_function
@@ -232,6 +232,7 @@ def lstsq(a, b, rcond=None):
     rcond * the largest count as zero; rcond defaults to eps * max(M, N)), differentiable where the rank is
     locally constant; residuals as NumPy gives them (full column rank and M > N, else empty); rank is a plain
     integer."""
+    refuse_batched("gpuad.numpy.linalg.lstsq", a, b)
     a = _floating(_matrices(a, "lstsq"))
     b = astype(asarray(b), aval(a)[1])
     if len(aval(a)[0]) != 2:
@@ -297,7 +298,7 @@ def qr(a, mode="reduced"):
 
 def _safe_power(total, p):
     """total ** p with value and derivative 0 where total == 0 (the norm's kink at the origin)."""
-    positive = raw(total) > 0
+    positive = constant(total) > 0
     safe = where(positive, total, 1)
     return where(positive, sqrt(safe) if p == 0.5 else safe ** p, 0)
 
@@ -318,7 +319,7 @@ def _vector_norm(x, ord, axis, keepdims):
     if ord is None or ord == 2:
         return _safe_power(sum(x * x, axis=axis, keepdims=keepdims), 0.5)
     p = float(ord)
-    nonzero = raw(magnitude) > 0
+    nonzero = constant(magnitude) > 0
     powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0)
     return _safe_power(sum(powered, axis=axis, keepdims=keepdims), 1.0 / p)
 
