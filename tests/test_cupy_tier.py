@@ -322,6 +322,11 @@ WORKLOADS = [
     ("pad-modes", lambda x: gnp.pad(x, 2, mode="linear_ramp").sum() + gnp.pad(x, 1, mode="mean").sum()
      + gnp.pad(x, (1, 2), mode="maximum").sum() + gnp.pad(x, 1, mode="reflect").sum(), [(3, 4)]),
     ("matrix_power", lambda a: gnp.linalg.matrix_power(a + 2 * gnp.eye(4), 3).sum(), [(4, 4)]),
+    ("vmap", lambda x: gnp.sum(gpuad.vmap(lambda r: gnp.sum(gnp.tanh(r) * gnp.cumprod(r) / (1.0 + r * r))
+                                            + gnp.std(r) + gnp.sort(r)[0])(x))
+     + gnp.sum(gpuad.vmap(gpuad.grad(lambda r: gnp.sum(gnp.sin(r) * r)))(x)), [(3, 4)]),
+    ("checkpoint-hessian", lambda x: gnp.sum(gpuad.checkpoint(lambda r: gnp.tanh(r) * gnp.exp(r * 0.5))(x))
+     + gnp.sum(gpuad.hvp(lambda r: gnp.sum(gnp.sin(r) * r * r), (x,), (x,))[1]), [(3, 4)]),
     ("mlp-loss", lambda w1, w2: _mlp_loss(w1, w2, gnp.asarray(np.linspace(-1, 1, 24).reshape(6, 4).tolist()),
                                           gnp.asarray([0, 1, 2, 1, 0, 2])), [(4, 5), (5, 3)]),
 ]
