@@ -451,14 +451,17 @@ class RawModule:
             text = _CUDA_SHIM + self.code + "\n" + "".join(_grid_trampoline(n, p) for n, p in kernels)
             stem = os.path.join(_kernel_folder(), "cuda_" + hashlib.sha1(text.encode()).hexdigest()[:16])
             if not os.path.exists(stem + ".so"):
-                with open(stem + ".cpp", "w") as f:
+                private = f"{stem}.{os.getpid()}"  # parallel test workers may build the same module: rename last
+                with open(private + ".cpp", "w") as f:
                     f.write(text)
                 from gpuad.fusion.launchers import compiler
-                result = subprocess.run([compiler(), "-std=c++17", "-O1", "-shared", "-fPIC", stem + ".cpp", "-o",
-                                         stem + ".so"], capture_output=True, text=True)
+                result = subprocess.run([compiler(), "-std=c++17", "-O1", "-shared", "-fPIC", private + ".cpp",
+                                         "-o", private + ".so"], capture_output=True, text=True)
                 if result.returncode != 0:
-                    raise RuntimeError(f"the emulated NVRTC (the host compiler) rejected {stem}.cpp:\n"
+                    raise RuntimeError(f"the emulated NVRTC (the host compiler) rejected {private}.cpp:\n"
                                        f"{result.stderr[-4000:]}")
+                os.replace(private + ".so", stem + ".so")
+                os.replace(private + ".cpp", stem + ".cpp")
             RawModule.COMPILES.append(len(kernels))
             self._library = ctypes.CDLL(stem + ".so")
         return self._library

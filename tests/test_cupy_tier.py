@@ -28,7 +28,9 @@ from gpuad.testing import check_grads
 
 import emulated_cupy as ec
 
-pytestmark = pytest.mark.skipif(not ec.AVAILABLE, reason=f"emulated CuPy tier: {ec.REASON}")
+# cpu_build: the tier compiles the kernels' CUDA text with the host compiler (the GPU check deselects it: the GPU
+# runs the real thing)
+pytestmark = [pytest.mark.skipif(not ec.AVAILABLE, reason=f"emulated CuPy tier: {ec.REASON}"), pytest.mark.cpu_build]
 
 
 @pytest.fixture(autouse=True)
