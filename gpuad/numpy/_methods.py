@@ -20,7 +20,7 @@ import numpy as _np
 from .. import backend
 from ..core import aval, concrete, lifters, map_values, raw, settle, Tensor
 from . import _creation, _diagonals, _elementwise, _nondifferentiable, _products, _rearranging, _reductions, _shapes
-from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, subtract
+from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, square, subtract
 from ._dispatch import plain_values
 from ._indexing import getitem, IndexUpdate
 from ._products import matmul
@@ -161,7 +161,8 @@ class _ArrayBehaviour:
     def __rmul__(self, o): return multiply(o, self)
     def __truediv__(self, o): return divide(self, o)
     def __rtruediv__(self, o): return divide(o, self)
-    def __pow__(self, o): return power(self, o)
+    def __pow__(self, o):  # x ** 2 is the square row (as JAX's integer_pow): same value, a cheaper derivative
+        return square(self) if type(o) is int and o == 2 else power(self, o)
     def __rpow__(self, o): return power(o, self)
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(o, self)
