@@ -11,6 +11,8 @@ import os
 
 import numpy
 
+from .core import is_float_dtype
+
 _SCALAR = object()  # marks Python and NumPy scalars and lists: they take the other operands' backend
 PYTHON_SCALARS = (float, int, bool)
 _module_by_type: dict[type, object] = {
@@ -61,7 +63,7 @@ def float_zeros_like(value, shape=None):
     module = array_module(value)
     dtype = getattr(value, "dtype", None)
     return module.zeros(getattr(value, "shape", ()) if shape is None else shape,
-                        dtype=dtype if dtype is not None and dtype.kind in "fc" else module.float64)
+                        dtype=dtype if is_float_dtype(dtype) else module.float64)
 
 
 def scatter_add(target, index, values):

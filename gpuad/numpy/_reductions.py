@@ -23,7 +23,7 @@ import operator
 
 import numpy as _np
 
-from ..core import aval, map_values, raw
+from ..core import aval, is_float_dtype, is_real_float_dtype, map_values, raw
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
@@ -110,7 +110,7 @@ def _extremum(prim, name):
         combine = maximum if name == "max" else minimum
         dtype = aval(a)[1]
         # Masked-out elements become the identity of the reduction (never a tie with a selected element).
-        identity = (-_np.inf if name == "max" else _np.inf) if dtype.kind in "fc" else (
+        identity = (-_np.inf if name == "max" else _np.inf) if is_float_dtype(dtype) else (
             _np.iinfo(dtype).min if name == "max" else _np.iinfo(dtype).max) if dtype.kind in "iu" else initial
         if mask is not None:
             a = _select(mask, a, identity)
@@ -170,7 +170,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     count = _count(shape, axes) if mask is None else _masked_count(a, mask, axes, True)
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
     if mask is not None:
-        count = count.astype(aval(a)[1] if aval(a)[1].kind == "f" else _np.float64)
+        count = count.astype(aval(a)[1] if is_real_float_dtype(aval(a)[1]) else _np.float64)
     centre = sum(a, axes, keepdims=True, **_given(where=mask)) / count if mean is None else mean
     deviation = a - centre
     xp = module_of((raw(a),))
@@ -292,7 +292,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     else:
         weights = asarray_like(weights, a)
         result = _np.result_type(aval(a)[1], aval(weights)[1])
-        if result.kind not in "fc":
+        if not is_float_dtype(result):
             result = _np.result_type(result, _np.float64)
         a, weights = astype(a, result), astype(weights, result)
         weights = _weights_like(weights, shape, axis, axes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, is_float_dtype, raw
 from ..rules import Linear
 
 
@@ -80,7 +80,7 @@ BROADCAST_TO.batch = _batch_broadcast_to
 
 def _convert_transpose(ct, saved, params, avals, k):
     dtype = avals[0][1]
-    return CONVERT.bind(ct, dtype=dtype) if dtype is not None and dtype.kind in "fc" else None
+    return CONVERT.bind(ct, dtype=dtype) if is_float_dtype(dtype) else None
 
 
 CONVERT = Linear(
