@@ -18,12 +18,13 @@ among the tied elements.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
 
 import numpy as _np
 
-from ..core import aval, is_float_dtype, is_real_float_dtype, map_values, raw
+from ..core import aval, is_float_dtype, is_half_dtype, is_real_float_dtype, map_values, raw, Tensor
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
@@ -64,7 +65,23 @@ def _masked_count(a, mask, axes, keepdims, dtype=None):
     return xp.sum(full, axis=axes, keepdims=keepdims, dtype=_np.intp)
 
 
-@traceable
+def _accumulate_half(fn):
+    """Plain float16/bfloat16 arrays too are summed (and averaged) in float32 and rounded once, as traced ones
+    are (NumPy's float16 sum accumulates in float16): a function's value does not change when it is traced."""
+    traced = traceable(fn)
+
+    @functools.wraps(fn)
+    def wrapper(a, *args, **kwargs):
+        if len(args) <= 1 and kwargs.get("dtype") is None and kwargs.get("out") is None \
+                and is_half_dtype(getattr(a, "dtype", None)) and not isinstance(a, Tensor):
+            xp = module_of((a,))
+            return getattr(xp, fn.__name__)(a, *args, **{**kwargs, "dtype": _np.float32}).astype(a.dtype)
+        return traced(a, *args, **kwargs)
+
+    return wrapper
+
+
+@_accumulate_half
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     """numpy.sum; ``where=`` masks elements out (derivative 0 there), ``initial`` is added."""
     no_out("sum", out=out)
@@ -77,9 +94,12 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     return total if initial is None else total + initial
 
 
-@traceable
+@_accumulate_half
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     no_out("mean", out=out)
+    if dtype is None and is_half_dtype(aval(a)[1]):
+        # float16/bfloat16: the sum and the division in float32, one rounding at the end (no overflow of the sum)
+        return astype(mean(astype(a, _np.float32), axis, keepdims=keepdims, **_given(where=where)), aval(a)[1])
     shape = aval(a)[0]
     axes = _reduced_axes(axis, len(shape))
     mask = _mask(where, a)
