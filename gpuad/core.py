@@ -245,7 +245,7 @@ def map_values(fn, *values, align=False):
 
 # Floating types NumPy does not know as such: ml_dtypes' bfloat16 (NumPy and CuPy accept it as an array dtype,
 # with kind "V"). Recognized by name, so gpuad never imports ml_dtypes itself.
-EXTENSION_FLOATS = frozenset({"bfloat16"})
+EXTENSION_FLOATS = frozenset({"bfloat16"})  # backend.EXTENSION_FLOATS repeats it (the backend imports nothing of gpuad)
 # The narrow types whose arithmetic gpuad does in float32 (fused kernels, reduction accumulators).
 HALF_DTYPES = frozenset({"float16", "bfloat16"})
 

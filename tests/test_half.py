@@ -34,8 +34,17 @@ def _args(dtype, n=1000):
 def test_bfloat16_is_floating():
     if BF16 is None:
         pytest.skip("ml_dtypes is not installed")
+    from gpuad import backend, core
     assert BF16.kind == "V" and is_real_float_dtype(BF16) and is_float_dtype(BF16)
     assert not is_real_float_dtype(np.dtype([("a", np.float32)])) and not is_real_float_dtype(np.dtype(np.int16))
+    assert backend.EXTENSION_FLOATS == core.EXTENSION_FLOATS
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=lambda d: d.name)
+def test_zero_gradients_keep_the_dtype(dtype):
+    x, w = _args(dtype, 4)
+    gx, gw = gpuad.grad(lambda x, w: gnp.sum(x * x), argnums=(0, 1))(x, w)
+    assert gx.dtype == dtype and gw.dtype == dtype and not np.any(gw.astype(np.float32))
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-op"])
