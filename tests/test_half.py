@@ -94,13 +94,15 @@ ROWS = sorted((p for p in _rows.values() if len(p.nondiff) < p.arity and p.name 
               key=lambda p: p.name)
 
 
+@pytest.mark.parametrize("dtype", HALF, ids=lambda d: d.name)
 @pytest.mark.parametrize("prim", ROWS, ids=lambda p: p.name)
-def test_rows_in_float16(prim):
-    """Each row's gradient in float16 is float16 and within float16's precision of the float64 gradient at the
-    same (rounded) inputs."""
+def test_rows_in_half(prim, dtype):
+    """Each row's gradient in float16 (bfloat16) is float16 (bfloat16) and within the dtype's precision of the
+    float64 gradient at the same (rounded) inputs."""
     rng = np.random.default_rng(3)
     domains = prim.domain or (None,) * prim.arity
-    args = [sample(d, (64,), rng, np.float16) for d in domains]
+    args = [sample(d, (64,), rng, dtype) for d in domains]
+    rtol = 2e-2 if dtype == np.float16 else 5e-2
     diff = [k for k in range(prim.arity) if k not in prim.nondiff]
 
     def f(*xs, args=args):
@@ -112,13 +114,13 @@ def test_rows_in_float16(prim):
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         half = gpuad.grad(f, argnums=tuple(range(len(diff))))(*[args[k] for k in diff])
-        wide_args = [a.astype(np.float64) if a.dtype == np.float16 else a for a in args]
+        wide_args = [a.astype(np.float64) if a.dtype == dtype else a for a in args]
         wide = gpuad.grad(lambda *xs: f(*xs, args=wide_args), argnums=tuple(range(len(diff))))(
             *[wide_args[k] for k in diff])
     for h, r in zip(half, wide):
-        assert h.dtype == np.float16
+        assert h.dtype == dtype
         scale = max(1.0, float(np.max(np.abs(r))))
-        np.testing.assert_allclose(h.astype(np.float64), r, rtol=2e-2, atol=2e-2 * scale, err_msg=prim.name)
+        np.testing.assert_allclose(h.astype(np.float64), r, rtol=rtol, atol=rtol * scale, err_msg=prim.name)
 
 
 @pytest.mark.parametrize("dtype", HALF, ids=lambda d: d.name)
