@@ -163,3 +163,20 @@ def test_check_grads_in_half(dtype):
     wrong.defjvp(lambda primals, tangents: (gnp.sin(primals[0]), 2 * gnp.cos(primals[0]) * tangents[0]))
     with pytest.raises(AssertionError):
         check_grads(lambda x: gnp.sum(wrong(x)), (x,), order=1)
+
+
+def test_gpu_bench_runs_the_half_dtypes_on_the_cpu(tmp_path):
+    """benchmarks/gpu_bench.py's float16/bfloat16 path, on NumPy (the GPU run is gpu_check.sh's)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    clock = bench.Clock(np)
+    for dtype in HALF:
+        result = bench.half_run(np, clock, 2000, dtype, 2)
+        assert result["gradient_dtypes"] == [dtype.name] * 2
+        assert result["backward_bytes"] == 4 * 2 * 2000  # x, w, and their cotangents, two bytes each
+        assert result["max_rel_error_vs_closed_form"] < (1e-3 if dtype == np.float16 else 8e-3)
