@@ -189,3 +189,16 @@ def test_gpu_bench_runs_the_half_dtypes_on_the_cpu(tmp_path):
         assert result["gradient_dtypes"] == [dtype.name] * 2
         assert result["backward_bytes"] == 4 * 2 * 2000  # x, w, and their cotangents, two bytes each
         assert result["max_rel_error_vs_closed_form"] < (1e-3 if dtype == np.float16 else 8e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32)] + HALF, ids=lambda d: d.name)
+def test_forward_mode_and_hessians_keep_the_dtype(dtype):
+    """A partial over a boolean argument (where's 1 - x is an integer array) does not widen a tangent."""
+    x = np.linspace(0.5, 1.0, 4).astype(dtype)
+    t = np.ones(4, dtype)
+    assert gpuad.jvp(lambda x: gnp.where(x > 0.7, 0, x * x), (x,), (t,))[1].dtype == dtype
+    assert gpuad.hessian(lambda x: gnp.sum(x ** 3 + gnp.where(x > 0.7, 0, gnp.sin(x))))(x).dtype == dtype
+    h = gpuad.hessian(lambda x: gnp.sum(gnp.sin(x) ** 3))(x)
+    r = gpuad.hessian(lambda x: gnp.sum(gnp.sin(x) ** 3))(x.astype(np.float64))
+    assert h.dtype == dtype
+    np.testing.assert_allclose(h.astype(np.float64), r, atol=5e-2 * float(np.max(np.abs(r))))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from .. import backend, expr
 from ..core import Tensor, aval, raw
 from ..rules import ARG_NAMES, Primitive
-from .linear import BROADCAST_TO, sum_to
+from .linear import BROADCAST_TO, CONVERT, sum_to
 
 _rows: dict[str, "Elementwise"] = {}
 
@@ -74,8 +74,16 @@ class Elementwise(Primitive):
                 continue
             term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
             total = term if total is None else total + term
-        if total is not None and aval(total)[0] != aval(out)[0]:
-            total = BROADCAST_TO.bind(total, shape=aval(out)[0])
+        if total is None:
+            return None
+        tshape, tdtype = aval(total)
+        oshape, odtype = aval(out)
+        if tshape != oshape:
+            total = BROADCAST_TO.bind(total, shape=oshape)
+        if odtype is not None and tdtype is not None and tdtype != odtype:
+            # a partial over a boolean or integer argument (where's 1 - x) must not widen the tangent: float32
+            # and float16 tangents stay in the output's dtype
+            total = CONVERT.bind(total, dtype=odtype)
         return total
 
     def vjp(self, ct, saved, params, avals, needed, fast):
