@@ -85,7 +85,7 @@ limit() {  # the seconds a step may take: its cap, or what is left of the budget
 
 SIZE="${GPUAD_BENCH_SIZE:-1e8}"
 LIMIT=$(limit 75)
-echo "## benchmark (benchmarks/gpu_bench.py, $SIZE float32, limit ${LIMIT}s)" | tee -a "$RESULT"
+echo "## benchmark (benchmarks/gpu_bench.py, $SIZE float32, then float16 and bfloat16: half, limit ${LIMIT}s)" | tee -a "$RESULT"
 T0=$(date +%s)
 timeout -s INT -k 10 "$LIMIT" "$PY" benchmarks/gpu_bench.py --size "$SIZE" --repeat 20 \
     --json "$OUT/gpu_bench_$STAMP.json" 2>&1 | tee -a "$RESULT"

@@ -103,7 +103,12 @@ def float_zeros_like(value, shape=None):
     module = array_module(value)
     dtype = getattr(value, "dtype", None)
     return module.zeros(getattr(value, "shape", ()) if shape is None else shape,
-                        dtype=dtype if dtype is not None and dtype.kind in "fc" else module.float64)
+                        dtype=dtype if dtype is not None and (dtype.kind in "fc" or dtype.name in EXTENSION_FLOATS)
+                        else module.float64)
+
+
+# core.EXTENSION_FLOATS, repeated here: the backend imports nothing of gpuad (tests/test_layers.py)
+EXTENSION_FLOATS = frozenset({"bfloat16"})
 
 
 def scatter_add(target, index, values):

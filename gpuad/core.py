@@ -243,8 +243,25 @@ def map_values(fn, *values, align=False):
     return out
 
 
+# Floating types NumPy does not know as such: ml_dtypes' bfloat16 (NumPy and CuPy accept it as an array dtype,
+# with kind "V"). Recognized by name, so gpuad never imports ml_dtypes itself.
+EXTENSION_FLOATS = frozenset({"bfloat16"})  # backend.EXTENSION_FLOATS repeats it (the backend imports nothing of gpuad)
+# The narrow types whose arithmetic gpuad does in float32 (fused kernels, reduction accumulators).
+HALF_DTYPES = frozenset({"float16", "bfloat16"})
+
+
+def is_real_float_dtype(dtype) -> bool:
+    """The one decision of "real floating dtype": NumPy's float kinds and the extension floats (bfloat16)."""
+    return dtype is not None and (dtype.kind == "f" or (dtype.kind == "V" and dtype.name in EXTENSION_FLOATS))
+
+
 def is_float_dtype(dtype) -> bool:
-    return dtype is not None and dtype.kind in "fc"
+    """Floating or complex (complex is refused later, by ``refuse_complex``, with its own message)."""
+    return dtype is not None and (dtype.kind == "c" or is_real_float_dtype(dtype))
+
+
+def is_half_dtype(dtype) -> bool:
+    return dtype is not None and dtype.name in HALF_DTYPES and is_real_float_dtype(dtype)
 
 
 def refuse_complex(dtype, where):

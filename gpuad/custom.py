@@ -28,7 +28,7 @@ import numpy as _np
 
 from . import backend, tree
 from . import numpy as gnp
-from .core import Tensor, aval, bind, raw, recording_traces
+from .core import Tensor, aval, bind, is_real_float_dtype, raw, recording_traces
 from .rules import Primitive
 from .tape import Tape, TapeTensor, as_array
 
@@ -38,9 +38,9 @@ __all__ = ["custom_vjp", "custom_jvp"]
 def _is_float_leaf(v) -> bool:
     """A differentiable leaf: a gpuad Tensor or a backend array (NumPy scalar) of floating dtype."""
     if isinstance(v, Tensor):
-        return aval(v)[1].kind == "f"
+        return is_real_float_dtype(aval(v)[1])
     dtype = getattr(v, "dtype", None)
-    return dtype is not None and hasattr(v, "shape") and dtype.kind == "f"
+    return hasattr(v, "shape") and is_real_float_dtype(dtype)
 
 
 def _nondiff(nondiff_argnums):
@@ -317,7 +317,7 @@ class CustomVJPCall(UserCall):
                                  f"{tuple(shape)} (leaf {k} of the differentiable arguments); a cotangent must have "
                                  f"its input's shape")
             g_dtype = aval(g)[1]
-            if g_dtype is None or g_dtype.kind not in "f":
+            if not is_real_float_dtype(g_dtype):
                 raise TypeError(f"{what} returned a cotangent of dtype {g_dtype} for a {dtype} input leaf")
             grads.append(_cast(g, dtype))
         return grads

@@ -27,7 +27,7 @@ import numpy as _np
 
 from . import backend
 from . import numpy as gnp
-from .core import aval, map_values, raw, Tensor
+from .core import aval, is_float_dtype, is_real_float_dtype, map_values, raw, Tensor
 from .numpy._dispatch import normalize_axes
 
 
@@ -152,7 +152,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     log_p = log_softmax(logits, axis)
     if kind in "iu":
         losses = -gnp.sum(gnp.where(map_values(lambda v: _one_hot(v, shape, axis), labels), log_p, 0), axis=axis)
-    elif kind in "fc":
+    elif is_float_dtype(aval(labels)[1]):
         lshape = aval(labels)[0]
         try:
             fits = _np.broadcast_shapes(lshape, shape) == shape
@@ -163,7 +163,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
                 f"softmax_cross_entropy: floating-point labels are probabilities and must broadcast to the logits' "
                 f"shape {shape}, but they have shape {lshape}; for class indices pass an integer array "
                 f"(labels.astype(int))")
-        if not isinstance(labels, Tensor) and aval(log_p)[1] is not None and aval(log_p)[1].kind == "f":
+        if not isinstance(labels, Tensor) and is_real_float_dtype(aval(log_p)[1]):
             labels = labels.astype(aval(log_p)[1], copy=False)  # constant targets follow the logits' precision
         # Double where: a zero probability times a -inf log-probability (a masked logit) stays 0, gradients too.
         nonzero = map_values(lambda v: v != 0, labels)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from . import backend, printing, tree
-from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, lower, no_grad_active, raw,
+from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, is_real_float_dtype, lower, no_grad_active, raw,
                    recording_traces, refuse_complex, settle)
 from .core import lifters as core_lifters
 from .fusion.regions import RegionBuilder, rule_inputs
@@ -186,7 +186,7 @@ class Tape(Trace):
             out, saved = hook(primals, params)
         out_aval = aval(out)
         dtype = out_aval[1]
-        if dtype is None or dtype.kind != "f":
+        if not is_real_float_dtype(dtype):
             refuse_complex(dtype, f"the result of {prim.name}")
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:

@@ -70,6 +70,18 @@ def row_cases(prim, dtype, xp=np):
     return cases
 
 
+try:
+    import ml_dtypes
+    HALF_DTYPES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+except ImportError:
+    HALF_DTYPES = (np.dtype(np.float16),)
+
+
+def half_row_cases(dtype):
+    """Each differentiable row alone in float16/bfloat16 (the kernels load the narrow type and compute in float)."""
+    return [case for prim in ROWS if len(prim.nondiff) < prim.arity for case in row_cases(prim, dtype)]
+
+
 def program_case(name, xp=np):
     fn, shapes, dtype = PROGRAMS[name]
     return name, fn, [xp.asarray(a) for a in make_args(shapes, dtype)], None
@@ -85,6 +97,8 @@ def all_cases():
     for prim in ROWS:
         for dtype in (np.float64, np.float32):
             cases += row_cases(prim, dtype)
+    for dtype in HALF_DTYPES:
+        cases += half_row_cases(dtype)
     cases += [program_case(name) for name in sorted(PROGRAMS)]
     cases += [random_case(s, np.float64) for s in RANDOM_SEEDS] + [random_case(s, np.float32) for s in RANDOM_SEEDS_32]
     return cases
@@ -199,6 +213,24 @@ def test_row_kernels_match_numpy(prim, compiled, host):
 
 
 @cpu_build
+@cpu_build
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=lambda d: d.name)
+def test_half_row_kernels_match_float64(dtype, compiled, host):
+    """The CPU build of each row's half kernel: the gradient in the input's dtype, within the dtype's precision
+    of the float64 gradient at the same (rounded) inputs."""
+    rtol = 1e-2 if dtype == np.float16 else 5e-2
+    for name, fn, args, ct in half_row_cases(dtype):
+        launched = len(host.launched)
+        grads, _ = run((name, fn, args, ct), launcher=host)
+        assert len(host.launched) > launched, f"{name} launched no kernel"
+        wide, _ = run((name, fn, [a.astype(np.float64) for a in args], ct.astype(np.float64)), fused=False)
+        for g, w in zip(grads, wide):
+            assert g.dtype == dtype, name
+            scale = max(1.0, float(np.max(np.abs(w), initial=0.0)))
+            np.testing.assert_allclose(g.astype(np.float64), w, rtol=rtol, atol=rtol * scale, err_msg=name)
+    assert not host.compiled_alone, f"kernels missing from the batch: {host.compiled_alone}"
+
+
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_program_kernels_match_numpy(name, compiled, host):
     assert _check_case(program_case(name), compiled, host) >= 1

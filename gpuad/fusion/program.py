@@ -237,8 +237,11 @@ def _structure_text(region: Region) -> str:
             f"outputs={region.outputs!r})")
 
 
+_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
+
+
 @lru_cache(maxsize=4096)
 def _kernel_name(spec: KernelSpec) -> str:
     key = f"({_structure_text(spec.region)}, {spec.layouts!r}, {spec.ndim!r})"
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-    return f"gpuad_{describe(spec.region)}_bwd_{'f32' if spec.region.dtype == 'float32' else 'f64'}_{digest}"
+    return f"gpuad_{describe(spec.region)}_bwd_{_SUFFIX.get(spec.region.dtype, 'f64')}_{digest}"

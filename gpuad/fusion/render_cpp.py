@@ -17,8 +17,12 @@ from .program import KernelSpec, Region, operands, program
 
 C_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "int8": "signed char", "int16": "short",
            "int32": "int", "int64": "long long", "uint8": "unsigned char", "uint16": "unsigned short",
-           "uint32": "unsigned int", "uint64": "unsigned long long"}
-KERNEL_DTYPES = ("float32", "float64")  # compute types T the kernels support; others use the Python rendering
+           "uint32": "unsigned int", "uint64": "unsigned long long", "float16": "gpuad_f16", "bfloat16": "gpuad_bf16"}
+# Region dtypes the kernels support; others use the Python rendering. The compute type T of a region's math:
+# float16/bfloat16 operands are loaded into float and the results rounded once when stored (kernels/prelude_half.h).
+KERNEL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+COMPUTE_TYPES = {"float32": "float", "float64": "double", "float16": "float", "bfloat16": "float"}
+NARROW_C_TYPES = ("gpuad_f16", "gpuad_bf16")  # stored narrow: accumulated as T, then rounded
 
 
 def _c_ref(r):
@@ -68,7 +72,7 @@ def _signature(spec: KernelSpec):
     """(kernel parameters, argument names after n, body of ``at``) for a spec."""
     region = spec.region
     prog = program(region)
-    t = C_TYPES[region.dtype]
+    t = COMPUTE_TYPES[region.dtype]
     params = ["const long long n"] + [f"const long long d{a}" for a in range(spec.ndim)]
     loads = {}
     stores = []
@@ -85,8 +89,12 @@ def _signature(spec: KernelSpec):
             where = "i" if kind == "full" else "0"
         if role == "out":
             bit = 1 << len(stores)
-            stores.append(f"    if (flags & {bit}u) {name}[{where}] += ({ctype})o{index}; "
-                          f"else {name}[{where}] = ({ctype})o{index};")
+            if ctype in NARROW_C_TYPES:  # the sum in T, one rounding
+                stores.append(f"    if (flags & {bit}u) {name}[{where}] = ({ctype})((T){name}[{where}] + o{index}); "
+                              f"else {name}[{where}] = ({ctype})o{index};")
+            else:
+                stores.append(f"    if (flags & {bit}u) {name}[{where}] += ({ctype})o{index}; "
+                              f"else {name}[{where}] = ({ctype})o{index};")
         else:
             loads[(role, index)] = f"(T){name}[{where}]"
     params += [f"const {t} c{j}" for j in range(region.n_consts)]
@@ -115,7 +123,7 @@ def kernel_body(spec: KernelSpec) -> str:
     region = spec.region
     ops = ", ".join(prim.name for prim, _ in region.nodes)
     head = (f"// {spec.name}: cotangents of {len(region.inputs)} input(s) of the elementwise region [{ops}]\n"
-            f"namespace {spec.name}_ns {{\ntypedef {C_TYPES[region.dtype]} T;")
+            f"namespace {spec.name}_ns {{\ntypedef {COMPUTE_TYPES[region.dtype]} T;")
     return "\n".join([head, element_source(region), _signature(spec)[2], "}  // namespace"])
 
 
@@ -124,7 +132,10 @@ def kernel_source(spec: KernelSpec, target: str = "cuda") -> str:
     """The complete translation unit for ``target`` "cuda" (nvcc, NVRTC) or "cpu" (a host C++ compiler)."""
     params, args, _ = _signature(spec)
     template = string.Template(load_template("elementwise_bwd.cu" if target == "cuda" else "elementwise_bwd.cpp"))
-    return template.substitute(prelude=load_template("prelude.h"), body=kernel_body(spec), name=spec.name,
+    prelude = load_template("prelude.h")
+    if any(ctype in NARROW_C_TYPES for ctype, _ in spec.layouts):
+        prelude += "\n" + load_template("prelude_half.h")
+    return template.substitute(prelude=prelude, body=kernel_body(spec), name=spec.name,
                                namespace=f"{spec.name}_ns", params=params, args=args)
 
 
@@ -135,7 +146,7 @@ def kernel_param_kinds(spec: KernelSpec):
         kinds.append("ptr")
         if kind == "strided":
             kinds += ["i64"] * spec.ndim
-    kinds += ["f32" if spec.region.dtype == "float32" else "f64"] * spec.region.n_consts
+    kinds += ["f64" if spec.region.dtype == "float64" else "f32"] * spec.region.n_consts
     kinds.append("u32")
     return kinds
 

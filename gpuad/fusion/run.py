@@ -388,11 +388,15 @@ def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, ta
     launcher.launch(spec, _param_kinds(spec), values)
     stats["kernels"] += 1
     for node, tshape, tdtype, temp, (grouped, axes) in finish:
-        value = temp.reshape(grouped).sum(axis=axes).reshape(tshape)
+        value = temp.reshape(grouped).sum(axis=axes, dtype=ACCUMULATOR.get(temp.dtype.name)).reshape(tshape)
         stats["reductions"] += 1
         if value.dtype != tdtype:
             value = value.astype(tdtype)
         accumulate(cts, owned, node, value, True, module)
+
+
+# float16/bfloat16 temporaries are summed in float32 (rounded once, to the cotangent's dtype)
+ACCUMULATOR = {"float16": "float32", "bfloat16": "float32"}
 
 
 @lru_cache(maxsize=4096)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw, refuse_batched
+from ..core import aval, is_float_dtype, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, normalize_axes, traceable
 from ._elementwise import where
@@ -110,7 +110,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     spacings = _spacings(varargs, shape, axes)
     if edge_order > 2:
         raise ValueError("'edge_order' greater than 2 not supported")
-    if dtype.kind not in "fc":
+    if not is_float_dtype(dtype):
         f = astype(f, _np.float64)
     xp = _xp(f)
     outvals = []

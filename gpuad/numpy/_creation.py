@@ -14,7 +14,7 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, raw, Tensor
+from ..core import aval, is_float_dtype, raw, Tensor
 from ._dispatch import array_from, has_tensor, is_backend_array, is_nested, module_of, plain_values
 from ._elementwise import floor as _floor, where as _where
 from ._shapes import astype, broadcast_to, concatenate, moveaxis, reshape, stack
@@ -193,7 +193,7 @@ def arange(*args, **kwargs):
     given = {**dict(zip(names, args)), **kwargs}
     start = given.get("start") if given.get("start") is not None else 0
     step = given.get("step") if given.get("step") is not None else 1
-    if plain.dtype.kind not in "fc" or not has_tensor((start, step)):
+    if not is_float_dtype(plain.dtype) or not has_tensor((start, step)):
         return plain
     index = module_of((plain,)).arange(plain.shape[0], dtype=plain.dtype)
     return astype(asarray(start), plain.dtype) + index * astype(asarray(step), plain.dtype)

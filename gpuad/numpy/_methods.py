@@ -18,7 +18,7 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, concrete, lifters, map_values, raw, settle, Tensor
+from ..core import aval, concrete, is_float_dtype, lifters, map_values, raw, settle, Tensor
 from . import _creation, _diagonals, _elementwise, _nondifferentiable, _products, _rearranging, _reductions, _shapes
 from ._elementwise import absolute, add, divide, floor_divide, mod, multiply, negative, power, square, subtract
 from ._dispatch import plain_values
@@ -40,7 +40,7 @@ def convertible(t, what):
     the same error as ``numpy.asarray(t)`` while a floating ``t`` is being differentiated (integer and boolean
     values carry no derivative, and a value no trace records converts freely)."""
     value = raw(t)
-    if being_recorded(t) and getattr(value, "dtype", None) is not None and value.dtype.kind in "fc":
+    if being_recorded(t) and getattr(value, "dtype", None) is not None and is_float_dtype(value.dtype):
         raise TypeError(
             f"{what}: a traced gpuad Tensor cannot be turned into a plain value while it is being differentiated "
             f"(the derivative would be lost silently); use gpuad.numpy functions, or t.data / "

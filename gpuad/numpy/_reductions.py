@@ -19,13 +19,14 @@ among the tied elements.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
 
 import numpy as _np
 
 from .. import backend
-from ..core import aval, map_values, raw
+from ..core import Tensor, aval, is_float_dtype, is_half_dtype, is_real_float_dtype, map_values, raw
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
@@ -66,7 +67,23 @@ def _masked_count(a, mask, axes, keepdims, dtype=None):
     return xp.sum(full, axis=axes, keepdims=keepdims, dtype=_np.intp)
 
 
-@traceable
+def _accumulate_half(fn):
+    """Plain float16/bfloat16 arrays too are summed (and averaged) in float32 and rounded once, as traced ones
+    are (NumPy's float16 sum accumulates in float16): a function's value does not change when it is traced."""
+    traced = traceable(fn)
+
+    @functools.wraps(fn)
+    def wrapper(a, *args, **kwargs):
+        if len(args) <= 1 and kwargs.get("dtype") is None and kwargs.get("out") is None \
+                and is_half_dtype(getattr(a, "dtype", None)) and not isinstance(a, Tensor):
+            xp = module_of((a,))
+            return getattr(xp, fn.__name__)(a, *args, **{**kwargs, "dtype": _np.float32}).astype(a.dtype)
+        return traced(a, *args, **kwargs)
+
+    return wrapper
+
+
+@_accumulate_half
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     """numpy.sum; ``where=`` masks elements out (derivative 0 there), ``initial`` is added."""
     no_out("sum", out=out)
@@ -79,9 +96,12 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     return total if initial is None else total + initial
 
 
-@traceable
+@_accumulate_half
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     no_out("mean", out=out)
+    if dtype is None and is_half_dtype(aval(a)[1]):
+        # float16/bfloat16: the sum and the division in float32, one rounding at the end (no overflow of the sum)
+        return astype(mean(astype(a, _np.float32), axis, keepdims=keepdims, **_given(where=where)), aval(a)[1])
     shape = aval(a)[0]
     axes = _reduced_axes(axis, len(shape))
     mask = _mask(where, a)
@@ -112,7 +132,7 @@ def _extremum(prim, name):
         combine = maximum if name == "max" else minimum
         dtype = aval(a)[1]
         # Masked-out elements become the identity of the reduction (never a tie with a selected element).
-        identity = (-_np.inf if name == "max" else _np.inf) if dtype.kind in "fc" else (
+        identity = (-_np.inf if name == "max" else _np.inf) if is_float_dtype(dtype) else (
             _np.iinfo(dtype).min if name == "max" else _np.iinfo(dtype).max) if dtype.kind in "iu" else initial
         if mask is not None:
             a = _select(mask, a, identity)
@@ -172,7 +192,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     count = _count(shape, axes) if mask is None else _masked_count(a, mask, axes, True)
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
     if mask is not None:
-        count = count.astype(aval(a)[1] if aval(a)[1].kind == "f" else _np.float64)
+        count = count.astype(aval(a)[1] if is_real_float_dtype(aval(a)[1]) else _np.float64)
     centre = sum(a, axes, keepdims=True, **_given(where=mask)) / count if mean is None else mean
     deviation = a - centre
     xp = module_of((raw(a),))
@@ -278,7 +298,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     else:
         weights = asarray_like(weights, a)
         result = _np.result_type(aval(a)[1], aval(weights)[1])
-        if result.kind not in "fc":
+        if not is_float_dtype(result):
             result = _np.result_type(result, _np.float64)
         a, weights = astype(a, result), astype(weights, result)
         weights = _weights_like(weights, shape, axis, axes)

@@ -22,7 +22,7 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, constant, map_values, raw, refuse_batched
+from ..core import aval, constant, is_float_dtype, map_values, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
 from ._elementwise import clip, maximum, sqrt, where as _select  # `where` is a keyword argument of the reductions
@@ -81,7 +81,7 @@ def _elements_equal_to(a, values, q_ndim):
 
 def _nan_slices(sorted_values):
     xp = _xp(sorted_values)
-    return xp.isnan(sorted_values[-1]) if sorted_values.dtype.kind in "fc" and sorted_values.shape[0] else None
+    return xp.isnan(sorted_values[-1]) if is_float_dtype(sorted_values.dtype) and sorted_values.shape[0] else None
 
 
 def _finish(result, axes, shape, q_ndim, keepdims, nan_slices):
@@ -210,7 +210,7 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
 
 def _nan_mask(a):
     value = constant(a)  # (under vmap the mask stays batched)
-    return _xp(a).isnan(value) if value.dtype.kind in "fc" else None
+    return _xp(a).isnan(value) if is_float_dtype(value.dtype) else None
 
 
 def _replace_nan(a, fill):
@@ -245,7 +245,7 @@ def _valid_count(a, mask, axis, keepdims, where_mask=None):
 
 def _float_of(a):
     dtype = aval(a)[1]
-    return dtype if dtype.kind in "fc" else _np.dtype(_np.float64)
+    return dtype if is_float_dtype(dtype) else _np.dtype(_np.float64)
 
 
 @traceable

@@ -74,14 +74,16 @@ class Elementwise(Primitive):
                 continue
             term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
             total = term if total is None else total + term
-        if total is not None:
-            (shape, dtype), (tshape, tdtype) = aval(out), aval(total)
-            if tshape != shape:
-                total = BROADCAST_TO.bind(total, shape=shape)
-            if tdtype != dtype and is_float_dtype(dtype) and tdtype is not None:
-                # a boolean or integer partial (where's "1 - x") must not promote the tangent past the output's
-                # dtype: float32 values keep float32 tangents
-                total = CONVERT.bind(total, dtype=dtype)
+        if total is None:
+            return None
+        tshape, tdtype = aval(total)
+        oshape, odtype = aval(out)
+        if tshape != oshape:
+            total = BROADCAST_TO.bind(total, shape=oshape)
+        if tdtype is not None and tdtype != odtype and is_float_dtype(odtype):
+            # a partial over a boolean or integer argument (where's 1 - x) must not widen the tangent: float32
+            # and float16 tangents stay in the output's dtype
+            total = CONVERT.bind(total, dtype=odtype)
         return total
 
     def vjp(self, ct, saved, params, avals, needed, fast):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..core import aval, raw
+from ..core import aval, is_float_dtype, is_half_dtype, raw
 from ..rules import Linear
 
 
@@ -80,7 +80,7 @@ BROADCAST_TO.batch = _batch_broadcast_to
 
 def _convert_transpose(ct, saved, params, avals, k):
     dtype = avals[0][1]
-    return CONVERT.bind(ct, dtype=dtype) if dtype is not None and dtype.kind in "fc" else None
+    return CONVERT.bind(ct, dtype=dtype) if is_float_dtype(dtype) else None
 
 
 CONVERT = Linear(
@@ -114,9 +114,17 @@ def expand_reduced(value, axis, keepdims, shape):
     return BROADCAST_TO.bind(value, shape=shape)
 
 
+def half_sum(xp, x, axis, keepdims):
+    """``xp.sum`` that accumulates float16/bfloat16 in float32 and rounds the total once to the input's dtype
+    (NumPy's own float16 sum accumulates in float16): every sum of gpuad, the backward pass's included."""
+    if is_half_dtype(x.dtype):
+        return xp.sum(x, axis=axis, keepdims=keepdims, dtype=numpy.float32).astype(x.dtype)
+    return xp.sum(x, axis=axis, keepdims=keepdims)
+
+
 SUM = Linear(
     "sum",
-    lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
+    half_sum,
     lambda ct, saved, params, avals, k: expand_reduced(ct, params["axis"], params["keepdims"], avals[0][0]),
     format=call_format("sum"),
     adjoint=lambda k, ct, a, p: f"broadcast_to({ct}, <shape of {a[0]}>)")

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from ...core import aval, constant, raw, refuse_batched
+from ...core import aval, constant, is_float_dtype, raw, refuse_batched
 from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
 from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
 from .._creation import asarray
@@ -95,7 +95,7 @@ def _square(a, name):
 
 def _floating(a):
     dtype = aval(a)[1]
-    return a if dtype is not None and dtype.kind in "fc" else astype(a, _np.float64)
+    return a if is_float_dtype(dtype) else astype(a, _np.float64)
 
 
 # ---- inverse, solve, determinants ------------------------------------------------------------------------------
