@@ -252,12 +252,18 @@ HALF_DTYPES = frozenset({"float16", "bfloat16"})
 
 def is_real_float_dtype(dtype) -> bool:
     """The one decision of "real floating dtype": NumPy's float kinds and the extension floats (bfloat16)."""
-    return dtype is not None and (dtype.kind == "f" or (dtype.kind == "V" and dtype.name in EXTENSION_FLOATS))
+    if dtype is None:
+        return False
+    kind = dtype.kind  # (inlined: this runs once or twice per recorded op)
+    return kind == "f" or (kind == "V" and dtype.name in EXTENSION_FLOATS)
 
 
 def is_float_dtype(dtype) -> bool:
     """Floating or complex (complex is refused later, by ``refuse_complex``, with its own message)."""
-    return dtype is not None and (dtype.kind == "c" or is_real_float_dtype(dtype))
+    if dtype is None:
+        return False
+    kind = dtype.kind
+    return kind == "f" or kind == "c" or (kind == "V" and dtype.name in EXTENSION_FLOATS)
 
 
 def is_half_dtype(dtype) -> bool:

@@ -76,6 +76,8 @@ class Elementwise(Primitive):
             total = term if total is None else total + term
         if total is None:
             return None
+        if namespace is not TRACED and total.shape == out.shape and total.dtype == out.dtype:
+            return total  # the common case on arrays, without the general checks below
         tshape, tdtype = aval(total)
         oshape, odtype = aval(out)
         if tshape != oshape:
