@@ -70,17 +70,33 @@ def set_threads(n):
 
 # --------------------------------------------------------------------------------------------------- timing
 
-def measure(clock, fn, args):
-    """Median seconds per call of fn after warm-up; tiny calls are repeated within one sample (>= 5 ms)."""
-    one = clock(fn, 1)
-    number = 1 if one >= 5e-3 else min(10**5, max(1, int(5e-3 / max(one, 1e-7))))
-    samples = []
-    t_end = time.perf_counter() + args.min_time
-    while len(samples) < args.max_reps and (len(samples) < args.min_reps or time.perf_counter() < t_end):
-        samples.append(clock(fn, number))
-    q = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "q1_s": q[0], "q3_s": q[2],
-            "reps": len(samples), "number": number}
+def measure_together(timed, args):
+    """Median seconds per call of each (system, clock, fn, record) in ``timed``, already warmed up. The calls are
+    sampled in turn, one sample of each per round, so that the load of a shared machine falls on all of them
+    alike; tiny calls are repeated within one sample (>= 5 ms). Rounds go on until ``min_reps`` rounds and
+    ``min_time`` seconds per call have passed, or ``max_reps`` rounds."""
+    numbers = []
+    for s, clock, fn, r in timed:
+        one = clock(fn, 1)
+        numbers.append(1 if one >= 5e-3 else min(10**5, max(1, int(5e-3 / max(one, 1e-7)))))
+    samples = [[] for _ in timed]
+    t_end = time.perf_counter() + args.min_time * len(timed)
+    rounds = 0
+    while timed and rounds < args.max_reps and (rounds < args.min_reps or time.perf_counter() < t_end):
+        for (s, clock, fn, r), number, got in zip(timed, numbers, samples):
+            got.append(clock(fn, number))
+        rounds += 1
+    out = []
+    for got, number in zip(samples, numbers):
+        q = statistics.quantiles(got, n=4) if len(got) > 1 else [got[0]] * 3
+        out.append({"median_s": statistics.median(got), "min_s": min(got), "q1_s": q[0], "q3_s": q[2],
+                    "reps": len(got), "number": number})
+    return out
+
+
+def say_bar(bar, lines, text):
+    bar.write(text)
+    lines.append(text)
 
 
 def compare(got, ref, dtype):
@@ -253,12 +269,11 @@ def run(args):
                 if not ok:
                     say(f"MISMATCH {wl.key} gpuad against central differences: {text}")
     cases = [(wl, size) for wl in workloads for size in wl.sizes(args.device, args.quick)]
-    bar = Progress(len(cases) * len(systems))
-    rng_seed = 0
+    bar = Progress(len(cases) * (len(systems) + 1))
     for wl, size in cases:
-        rng = np.random.default_rng(rng_seed)
-        inp = wl.make(size, rng)
+        inp = wl.make(size, np.random.default_rng(0))
         refs = {}  # variant -> (system, flat numpy arrays)
+        timed = []  # (system, clock, fn, result record) measured together, sample by sample in turn
         for s in systems:
             base = {"workload": wl.key, "size": inp.label, "n": inp.n, "system": s.name}
             bar.step(f"{wl.key} {inp.label} {s.name}")
@@ -266,24 +281,18 @@ def run(args):
                 a = s.put(inp.args)
                 t = s.put(inp.tangent) if inp.tangent is not None else None
             except Exception as e:  # noqa: BLE001  (a system that cannot take the inputs)
-                bar.write(f"skip {wl.key} {s.name}: inputs: {type(e).__name__}: {e}")
+                say_bar(bar, lines, f"skip {wl.key} {s.name}: inputs: {type(e).__name__}: {e}")
                 continue
             clock = s.clock()
             try:
                 fwd = s.forward(wl, a)
+                for _ in range(args.warmup):
+                    s.sync(fwd())
+                timed.append((s, clock, fwd, dict(base, mode="f", variant="f")))
             except Skip:
-                fwd = None
-            if fwd is not None:
-                try:
-                    for _ in range(args.warmup):
-                        s.sync(fwd())
-                    r = measure(clock, fwd, args)
-                    r.update(base, mode="f", variant="f", peak_bytes=s.peak_memory(fwd))
-                    results.append(r)
-                except Exception as e:  # noqa: BLE001
-                    msg = f"error {wl.key} {inp.label} {s.name} function: {type(e).__name__}: {e}"
-                    bar.write(msg)
-                    lines.append(msg)
+                pass
+            except Exception as e:  # noqa: BLE001
+                say_bar(bar, lines, f"error {wl.key} {inp.label} {s.name} function: {type(e).__name__}: {e}")
             if s.forward_only:
                 continue
             for variant in wl.variants:
@@ -296,13 +305,10 @@ def run(args):
                 except Skip as e:
                     msg = f"skip {wl.key} {variant} on {s.name}: {e}"
                     if msg not in lines:
-                        bar.write(msg)
-                        lines.append(msg)
+                        say_bar(bar, lines, msg)
                     continue
                 except Exception as e:  # noqa: BLE001  (reported, not timed)
-                    msg = f"error {wl.key} {inp.label} {variant} on {s.name}: {type(e).__name__}: {e}"
-                    bar.write(msg)
-                    lines.append(msg)
+                    say_bar(bar, lines, f"error {wl.key} {inp.label} {variant} on {s.name}: {type(e).__name__}: {e}")
                     continue
                 flat = flatten(s.to_numpy(out))
                 del out
@@ -313,10 +319,8 @@ def run(args):
                     err = compare(flat, refs[variant][1], wl.dtype)
                     if err is None or not err <= tolerance(wl.dtype):
                         what = "shapes differ" if err is None else f"relative error {err:.1e}"
-                        msg = (f"MISMATCH {wl.key} {inp.label} {variant}: {s.name} against {refs[variant][0]}: "
-                               f"{what}; not timed")
-                        bar.write(msg)
-                        lines.append(msg)
+                        say_bar(bar, lines, f"MISMATCH {wl.key} {inp.label} {variant}: {s.name} against "
+                                            f"{refs[variant][0]}: {what}; not timed")
                         results.append(dict(base, mode="d", variant=variant, check=f"mismatch ({what})"))
                         continue
                     check = f"{err:.0e} vs {refs[variant][0]}"
@@ -324,17 +328,24 @@ def run(args):
                 try:
                     for _ in range(max(0, args.warmup - 1)):
                         s.sync(fn())
-                    r = measure(clock, fn, args)
-                    r.update(base, mode="d", variant=variant, check=check, peak_bytes=s.peak_memory(fn))
-                    if s.notes.get(wl.key):
-                        r["note"] = s.notes[wl.key]
-                    results.append(r)
                 except Exception as e:  # noqa: BLE001
-                    msg = f"error {wl.key} {inp.label} {variant} on {s.name}: {type(e).__name__}: {e}"
-                    bar.write(msg)
-                    lines.append(msg)
-            loads.append(os.getloadavg()[0])
-    bar.close()
+                    say_bar(bar, lines, f"error {wl.key} {inp.label} {variant} on {s.name}: {type(e).__name__}: {e}")
+                    continue
+                r = dict(base, mode="d", variant=variant, check=check)
+                if s.notes.get(wl.key):
+                    r["note"] = s.notes[wl.key]
+                timed.append((s, clock, fn, r))
+        refs.clear()
+        bar.step(f"{wl.key} {inp.label} timing {len(timed)} calls in turn")
+        for (s, clock, fn, r), stats in zip(timed, measure_together(timed, args)):
+            r.update(stats)
+            try:
+                r["peak_bytes"] = s.peak_memory(fn)
+            except Exception:  # noqa: BLE001  (no peak then)
+                r["peak_bytes"] = None
+            results.append(r)
+        del timed
+        loads.append(os.getloadavg()[0])
     info["load_after"] = os.getloadavg()
     info["load_1min_during"] = {"mean": round(statistics.mean(loads), 2), "max": max(loads)} if loads else None
     notes = {wl.key: wl.note for wl in workloads if wl.note}
