@@ -34,6 +34,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 ORDER = ["gpuad", "numpy", "torch", "torch.func", "torch.compile", "jax", "autograd"]
+COLORS = dict(zip(ORDER, ["tab:blue", "tab:gray", "tab:orange", "tab:brown", "tab:pink", "tab:red", "tab:purple"]))
 
 
 def parse(argv):
@@ -51,6 +52,7 @@ def parse(argv):
     p.add_argument("--max-reps", type=int, help="samples per measurement at most (default 25, quick 3)")
     p.add_argument("--readme", action="store_true", help="write the tables and plots into README.md")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--report", metavar="JSON", help="no run: rewrite the Markdown and plots of an earlier run's JSON")
     a = p.parse_args(argv)
     a.min_time = a.min_time if a.min_time is not None else (0.02 if a.quick else 1.0)
     a.min_reps = a.min_reps or (2 if a.quick else 5)
@@ -525,8 +527,8 @@ def plot(data, folder, device):
                 if r and "median_s" in r:
                     pts.append((n, r["median_s"]))
             if pts:
-                ax.loglog(*zip(*pts), "--" if s == "numpy" else "-o", label=s + (" (f alone)" if s == "numpy"
-                                                                                  else " (value and grad)"))
+                ax.loglog(*zip(*pts), "--" if s == "numpy" else "-o", color=COLORS.get(s),
+                          label=s + (" (f alone)" if s == "numpy" else " (value and grad)"))
         ax.set_xlabel("n (elements of x and w)")
         ax.set_ylabel("median time (s)")
         ax.set_title(f"W8: gradient of W1 against size ({device})\n{stamp}", fontsize=9)
@@ -551,11 +553,12 @@ def plot(data, folder, device):
                     xs.append(i + (j - (len(dsys) - 1) / 2) * width)
                     ys.append(r)
             if xs:
-                ax.bar(xs, ys, width, label=s)
+                ax.bar(xs, ys, width, label=s, color=COLORS.get(s))
         ax.axhline(3, color="k", lw=0.8, ls="--", label="3x")
         ax.set_yscale("log")
         ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([f"{k[0]} {k[2] if k[2] not in ('grad',) else ''}\n{k[1]}" for k in keys], fontsize=7)
+        ax.set_xticklabels([f"{k[0]} {k[2] if k[2] != 'grad' else ''}\n{k[1].replace('(n, m) = ', '')}" for k in keys],
+                           fontsize=7)
         ax.set_ylabel("derivative time / function time")
         ax.set_title(f"Cost of the derivative relative to the same system's function ({device})\n{stamp}",
                      fontsize=9)
@@ -602,16 +605,23 @@ def main(argv=None):
     if str(ROOT) not in sys.path:
         sys.path.insert(1, str(ROOT))
     t0 = time.perf_counter()
-    data = run(args)
-    data["machine"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.report:
+        data = json.loads(pathlib.Path(args.report).read_text())
+        args.device = data["machine"]["device"]
+    else:
+        data = run(args)
+        data["machine"]["wall_s"] = round(time.perf_counter() - t0, 1)
     folder = pathlib.Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     plots = [] if args.no_plots else plot(data, folder, args.device)
     md = markdown(data, plots)
     stem = (f"suite_{args.device}{'_quick' if args.quick else ''}_{platform.node() or 'host'}_"
             f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M')}")
+    if args.report:
+        stem = pathlib.Path(args.report).stem
     (folder / f"{stem}.md").write_text(md)
-    (folder / f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
+    if not args.report:
+        (folder / f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
     print()
     print(md)
     print(f"written: {folder / stem}.md, .json" + "".join(f", {p}" for _, p in plots)
