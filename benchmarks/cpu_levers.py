@@ -113,5 +113,64 @@ def main():
         print(f"{k:<66} {m * 1e3:8.2f} ms  {m / base:5.2f}x f")
 
 
+def per_op():
+    """W7's per-op cost split into recording (the forward pass under a tape) and the backward pass, against
+    plain NumPy and eager PyTorch (when installed), in microseconds per op (102 ops)."""
+    from workloads import Overhead
+    x = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+    ns_g = type("ns", (), {"sin": staticmethod(gnp.sin), "sum": staticmethod(gnp.sum)})
+    ns_n = type("ns", (), {"sin": staticmethod(np.sin), "sum": staticmethod(np.sum)})
+    f = Overhead.f
+    g = gpuad.value_and_grad(lambda v: f(ns_g, v))
+
+    def record():
+        with gpuad.Tape():
+            return f(ns_g, gpuad.tensor(x))
+    tape_box = {}
+
+    def record_persistent():
+        with gpuad.Tape(persistent=True) as tape:
+            t = gpuad.tensor(x)
+            y = f(ns_g, t)
+        tape_box["v"] = (tape, y, t)
+    record_persistent()
+
+    def backward():
+        tape, y, t = tape_box["v"]
+        return tape.gradient(y, t)
+    cases = {"NumPy forward": lambda: f(ns_n, x), "gpuad.numpy on arrays (no tape)": lambda: f(ns_g, x),
+             "gpuad recording (forward under a Tape)": record, "gpuad backward (persistent tape)": backward,
+             "gpuad value_and_grad": lambda: g(x)}
+    try:
+        import torch
+        torch.set_num_threads(1)
+        tx = torch.from_numpy(x)
+        ns_t = type("ns", (), {"sin": staticmethod(torch.sin), "sum": staticmethod(torch.sum)})
+
+        def torch_fwd():
+            xl = tx.detach().requires_grad_(True)
+            return f(ns_t, xl)
+
+        def torch_grad():
+            xl = tx.detach().requires_grad_(True)
+            return torch.autograd.grad(f(ns_t, xl), xl)
+        cases.update({"torch forward recording (requires_grad)": torch_fwd, "torch value and grad": torch_grad})
+    except ImportError:
+        pass
+    samples = {k: [] for k in cases}
+    for _ in range(7):
+        for k, fn in cases.items():
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(20):
+                fn()
+            samples[k].append((time.perf_counter() - t0) / 20)
+    print(f"W7 per op ({Overhead.OPS} ops on 16 float32), load average {os.getloadavg()[0]:.2f}")
+    for k, v in samples.items():
+        print(f"{k:<66} {statistics.median(v) / Overhead.OPS * 1e6:8.2f} us/op")
+
+
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     main()
+    per_op()
