@@ -380,7 +380,7 @@ def index(data):
     return d, f
 
 
-TARGETS = {"numpy": 3.0, "torch": 1.0, "autograd": 0.5}
+NO_F_TARGET = ("jacfwd", "jacrev", "jacobian", "vmap(grad)")  # a Jacobian or a batch of gradients: many passes
 
 
 def ratio(a, b):
@@ -406,6 +406,8 @@ def targets(data):
             r = ratio(g, ref)
             if r is None:
                 cells.append("-")
+            elif key == "numpy" and variant in NO_F_TARGET:
+                cells.append(f"{r:.2f} (no target: n or m passes)")
             else:
                 ok = r <= lim[key]
                 verdicts.append(ok)
