@@ -169,8 +169,9 @@ WORKLOADS = {w.key: w for w in [
     Elementwise("W8", "size sweep of W1", argnums=(0, 1), sizes_cpu=SWEEP_CPU, sizes_gpu=SWEEP_GPU,
                 sizes_quick=[10**2, 10**3, 10**4]),
     PerExample("W9", "per-example gradients of W2's loss, vmap(grad(loss), in_axes=(None, 0, 0))",
-               kind="per_example", variants=("vmap(grad)",), argnums=0, sizes_cpu=[64], sizes_gpu=[4096],
+               kind="per_example", variants=("vmap(grad)",), argnums=0, sizes_cpu=[64], sizes_gpu=[1024],
                sizes_quick=[8],
-               note="on the CPU at batch 64: at batch 4096 the per-example gradients alone are 4096 x 1.86 M "
-                    "float32 = 30 GB, more than this machine's memory"),
+               note="at batch 64 on the CPU and 1024 on the GPU: at batch 4096 the per-example gradients alone "
+                    "are 4096 x 1.86 M float32 = 30 GB per system (more than this machine's memory; on the GPU "
+                    "the memory pools of the systems timed in turn hold theirs at once)"),
 ]}
