@@ -595,7 +595,7 @@ def plot(data, folder, device):
 START, END = "<!-- bench-suite:start -->", "<!-- bench-suite:end -->"
 
 
-def update_readme(md, folder):
+def update_readme(md, folder, stem):
     """Put the run's report (headings one level down, plot paths relative to the root) between the markers."""
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -613,7 +613,8 @@ def update_readme(md, folder):
         body.append(line)
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
-    readme.write_text(head + START + "\n" + "\n".join(body).strip() + "\n" + END + tail)
+    first = f"The latest run (`{rel}/{stem}.md`, written by `benchmarks/suite.py --readme`):\n\n"
+    readme.write_text(head + START + "\n" + first + "\n".join(body).strip() + "\n" + END + tail)
     print("README.md updated")
 
 
@@ -649,7 +650,7 @@ def main(argv=None):
     print(f"written: {folder / stem}.md, .json" + "".join(f", {p}" for _, p in plots)
           + f" ({data['machine']['wall_s']} s)")
     if args.readme:
-        update_readme(md, folder)
+        update_readme(md, folder, stem)
     mismatches = [r for r in data["results"] if str(r.get("check", "")).startswith("mismatch")]
     bad_fd = [k for k, (ok, _) in data["fd_checks"].items() if not ok]
     return 1 if mismatches or bad_fd else 0
