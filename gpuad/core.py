@@ -103,20 +103,32 @@ class Trace:
 
 def bind(prim, args, params):
     """Apply primitive ``prim`` to ``args``: evaluate it, or hand it to the innermost trace that boxes an arg."""
-    for a in args:
+    stack = top = None
+    for a in args:  # one pass: plain arguments cost no thread-state lookup
         if type(a) in BOX_TYPES:
-            break
-    else:
+            if stack is None:
+                stack = _thread.stack
+                if stack.lifters:
+                    return _bind_lifted(prim, args, params, stack)
+            t = a._trace
+            if t is None or t._stack is not stack:
+                return bind(prim, [_settle(x, stack) for x in args], params)
+            if top is None or t.level > top.level:
+                top = t
+    if top is None:
         return prim.impl(*args, **params)
-    stack = _thread.stack
-    if stack.lifters:
-        args = _lift(args, stack.lifters)
+    return top.process(prim, args, params)
+
+
+def _bind_lifted(prim, args, params, stack):
+    """``bind`` while Tape blocks watch values by identity: lift the arguments first."""
+    args = _lift(args, stack.lifters)
     top = None
     for a in args:
         if type(a) in BOX_TYPES:
             t = a._trace
             if t is None or t._stack is not stack:
-                return bind(prim, [_settle(x, stack) for x in args], params)
+                return _bind_lifted(prim, [_settle(x, stack) for x in args], params, stack)
             if top is None or t.level > top.level:
                 top = t
     if top is None:

@@ -186,7 +186,7 @@ class Tape(Trace):
             out, saved = hook(primals, params)
         out_aval = aval(out)
         dtype = out_aval[1]
-        if not is_real_float_dtype(dtype):
+        if dtype is None or (dtype.kind != "f" and not is_real_float_dtype(dtype)):
             refuse_complex(dtype, f"the result of {prim.name}")
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
