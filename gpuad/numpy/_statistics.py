@@ -147,32 +147,29 @@ def _check_q(q, high, what):
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None,
              interpolation=None):
     """numpy.quantile over one axis, several or all; every ``method``; ties share the derivative evenly."""
-    no_out("quantile", out=out)
-    refuse_batched("gpuad.numpy.quantile", a, q, weights)
-    if interpolation is not None:
-        method = interpolation
-    _constant_q(q, "quantile")
-    if weights is not None:
-        return _weighted(a, q, axis, method, keepdims, weights, 1)
-    weak_q = type(q) in (int, float)
-    _check_q(q, 1, "Quantiles")
-    return _quantile(a, raw(q), axis, method, keepdims, weak_q)
+    return _quantile_at(a, q, 1, "quantile", "Quantiles", axis, out, method, keepdims, weights, interpolation)
 
 
 @traceable
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None,
                interpolation=None):
     """numpy.percentile: quantile at q / 100."""
-    no_out("percentile", out=out)
-    refuse_batched("gpuad.numpy.percentile", a, q, weights)
+    return _quantile_at(a, q, 100, "percentile", "Percentiles", axis, out, method, keepdims, weights, interpolation)
+
+
+def _quantile_at(a, q, scale, name, noun, axis, out, method, keepdims, weights, interpolation):
+    """quantile (``scale`` 1) and percentile (``scale`` 100): NumPy's checks, then the one implementation."""
+    no_out(name, out=out)
+    refuse_batched(f"gpuad.numpy.{name}", a, q, weights)
     if interpolation is not None:
         method = interpolation
-    _constant_q(q, "percentile")
+    _constant_q(q, name)
     if weights is not None:
-        return _weighted(a, q, axis, method, keepdims, weights, 100)
+        return _weighted(a, q, axis, method, keepdims, weights, scale)
     weak_q = type(q) in (int, float)
-    _check_q(q, 100, "Percentiles")
-    return _quantile(a, _np.true_divide(_np.asarray(backend.to_numpy(raw(q))), 100), axis, method, keepdims, weak_q)
+    _check_q(q, scale, noun)
+    levels = raw(q) if scale == 1 else _np.true_divide(_np.asarray(backend.to_numpy(raw(q))), scale)
+    return _quantile(a, levels, axis, method, keepdims, weak_q)
 
 
 def _weighted(a, q, axis, method, keepdims, weights, scale):
