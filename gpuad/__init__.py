@@ -12,7 +12,7 @@ from .batching import vmap
 from .jacobians import hessian, hvp, jacfwd, jacobian, jacrev
 from .custom import custom_jvp, custom_vjp
 from .recompute import checkpoint, checkpoint_policies, remat
-from . import custom_batching  # noqa: F401  (vmap's rules for them, where gpuad.batching exists)
+from . import custom_batching  # noqa: F401  (attaches vmap rules to the user-code primitives)
 from . import numpy, testing  # noqa: F401  (numpy here is gpuad.numpy)
 from . import nn  # noqa: F401
 

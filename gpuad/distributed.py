@@ -529,7 +529,6 @@ def value_and_grad(fun, argnums=0, batch_argnums=None, has_aux=False, *, reducti
 
     @functools.wraps(fun)
     def distributed_value_and_grad(*args, **kwargs):
-        w = world()
         nums = [n for n in range(len(args)) if n not in diff] if batch_argnums is None else (
             [batch_argnums] if isinstance(batch_argnums, int) else list(batch_argnums))
         n_local = _local_rows(args, nums, batch_axis) if reduction == "mean" else None

@@ -16,8 +16,8 @@ import numpy as _np
 from .. import backend
 from ..core import aval, is_float_dtype, raw, Tensor
 from ._dispatch import array_from, has_tensor, is_backend_array, is_nested, module_of, plain_values
-from ._elementwise import floor as _floor, where as _where
-from ._shapes import astype, broadcast_to, concatenate, moveaxis, reshape, stack
+from ._elementwise import floor as _floor, log10, sign, where as _where
+from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, reshape
 
 __all__ = ["array", "asarray", "copy", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "identity",
            "logspace", "geomspace", "zeros_like", "ones_like", "empty_like", "full_like"]
@@ -141,7 +141,6 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 
 
 def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
-    from ._shapes import expand_dims, reshape
     if len(aval(base)[0]) > 0:  # an array base broadcasts with start and stop first (NumPy's rule)
         ndmax = len(_np.broadcast_shapes(*(aval(v)[0] for v in (start, stop, base))))
         start, stop, base = (reshape(v, (1,) * (ndmax - len(aval(v)[0])) + aval(v)[0])
@@ -153,8 +152,6 @@ def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0)
 
 
 def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
-    from ._elementwise import log10, sign
-    from ._shapes import moveaxis
     start, stop = _on_one_backend(start, stop)
     start, stop = start * 1.0, stop * 1.0
     # NumPy's error where reading the endpoints costs no device-to-host transfer (on the GPU: inf/nan instead)
