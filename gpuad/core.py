@@ -271,7 +271,7 @@ def is_real_float_dtype(dtype) -> bool:
 
 
 def is_float_dtype(dtype) -> bool:
-    """Floating or complex (complex is refused later, by ``refuse_complex``, with its own message)."""
+    """Floating or complex: a dtype that carries derivatives."""
     if dtype is None:
         return False
     kind = dtype.kind
@@ -280,14 +280,6 @@ def is_float_dtype(dtype) -> bool:
 
 def is_half_dtype(dtype) -> bool:
     return dtype is not None and dtype.name in HALF_DTYPES and is_real_float_dtype(dtype)
-
-
-def refuse_complex(dtype, where):
-    """Complex differentiation is not supported yet: say so rather than give a silently wrong derivative."""
-    if dtype is not None and dtype.kind == "c":
-        raise TypeError(f"complex values are not supported yet by gpuad's derivatives, but {where} is complex "
-                        f"({dtype}); differentiate the real and imaginary parts as separate real arrays, or take "
-                        f"the value with gpuad.stop_gradient / t.data if it needs no derivative")
 
 
 def stop_gradient(x):

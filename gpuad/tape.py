@@ -22,7 +22,7 @@ import os
 
 from . import backend, printing, tree
 from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, is_real_float_dtype, lower, no_grad_active, raw,
-                   recording_traces, refuse_complex, settle)
+                   recording_traces, settle)
 from .core import lifters as core_lifters
 from .fusion.regions import RegionBuilder, rule_inputs
 from .fusion.render_cpp import kernel_source
@@ -142,7 +142,6 @@ class Tape(Trace):
 
     def _watch_as(self, original, value):
         primal = settle(value)
-        refuse_complex(aval(primal)[1], "a watched value")
         box = TapeTensor(self, primal, self._add_input(primal))
         self._watched[id(original)] = (original, box)
         return box
@@ -186,13 +185,15 @@ class Tape(Trace):
             out, saved = hook(primals, params)
         out_aval = aval(out)
         dtype = out_aval[1]
-        if dtype is None or (dtype.kind != "f" and not is_real_float_dtype(dtype)):
-            refuse_complex(dtype, f"the result of {prim.name}")
+        kind = None if dtype is None else dtype.kind
+        if kind != "f" and kind != "c" and not is_real_float_dtype(dtype):
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
         entries = self.entries
-        if _fusion and isinstance(prim, Elementwise):
+        if _fusion and isinstance(prim, Elementwise) and kind != "c" and (
+                prim.wirtinger is None or not _any_complex(primals)):
+            # complex entries run their per-op rules: fused kernels are real for now
             avals = [aval(p) for p in primals]
             saved = self.regions.join(len(entries), parents, primals, avals, out_aval)
             entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
@@ -332,6 +333,10 @@ def tensor(value, dtype=None):
     for t in core_lifters():
         lifted = t.lift(leaf, lifted)
     return leaf
+
+
+def _any_complex(values):
+    return any(getattr(v, "dtype", None) is not None and v.dtype.kind == "c" for v in values)
 
 
 def _describe(value):

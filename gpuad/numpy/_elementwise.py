@@ -45,7 +45,11 @@ globals().update(_ROW_FUNCTIONS)
 
 # NumPy's other names for rows (same semantics, so they are the same functions).
 abs = absolute  # noqa: F821 (generated above)
-fabs = absolute  # noqa: F821 (real inputs: the same function)
+def fabs(x):
+    """numpy.fabs: abs of real values (NumPy refuses complex input; so does this)."""
+    if aval(x)[1] is not None and aval(x)[1].kind == "c":
+        raise TypeError("fabs is not defined for complex values (as in NumPy); use gpuad.numpy.abs")
+    return absolute(x)  # noqa: F821 (row)
 true_divide = divide  # noqa: F821
 mod = remainder  # noqa: F821
 degrees = rad2deg  # noqa: F821
@@ -117,16 +121,25 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 
 @traceable
 def angle(z, deg=False):
-    """numpy.angle of real input: 0 for x >= +0, pi (180) for x < 0 and -0.0. Piecewise constant, so a plain array
-    (no derivative); complex values are refused by the traces."""
+    """numpy.angle: arctan2(imag, real) for complex ``z`` (derivative Im(conj(z) z') / |z|^2); of real input 0
+    for x >= +0 and pi (180) for x < 0 and -0.0, piecewise constant, so a plain array (no derivative)."""
     value = raw(z)
-    return module_of((value,)).angle(value, deg=deg)
+    if value.dtype.kind != "c":
+        return module_of((value,)).angle(value, deg=deg)
+    result = arctan2(imag(z), real(z))  # noqa: F821 (rows)
+    return result * (180 / _np.pi) if deg else result
 
 
 @traceable
 def real_if_close(a, tol=100):
-    """numpy.real_if_close: traced values are real, so ``a`` itself."""
-    return a
+    """numpy.real_if_close: the real part when every imaginary part is within ``tol`` machine epsilons of zero
+    (a decision on values, so it reads them), else ``a`` itself."""
+    value = raw(a)
+    if value.dtype.kind != "c":
+        return a
+    if module_of((value,)).real_if_close(value, tol=tol).dtype.kind == "c":
+        return a
+    return real(a)  # noqa: F821 (row)
 
 
 __all__ = [*_ROW_FUNCTIONS, "angle", "real_if_close", "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",

@@ -83,9 +83,16 @@ def _convert_transpose(ct, saved, params, avals, k):
     return CONVERT.bind(ct, dtype=dtype) if is_float_dtype(dtype) else None
 
 
+def _convert_impl(xp, x, dtype):
+    x = xp.asarray(x)
+    if x.dtype.kind == "c" and numpy.dtype(dtype).kind != "c":
+        x = x.real  # complex to real keeps the real part (the transpose of real-to-complex), without a warning
+    return x.astype(dtype)
+
+
 CONVERT = Linear(
     "convert",
-    lambda xp, x, dtype: xp.asarray(x).astype(dtype),
+    _convert_impl,
     _convert_transpose,
     format=lambda a, p: f"{a[0]}.astype({numpy.dtype(p['dtype']).name})",
     adjoint=lambda k, ct, a, p: f"{ct}.astype(<dtype of {a[0]}>)")
