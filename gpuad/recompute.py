@@ -114,8 +114,8 @@ class Precomputed(Primitive):
     def format(self, args, params):
         return self.prim.format(args, params)
 
-    def format_adjoint(self, k, ct_name, args, out_name, params):
-        return self.prim.format_adjoint(k, ct_name, args, out_name, params)
+    def format_adjoint(self, k, ct_name, args, out_name, params, dtype=None):
+        return self.prim.format_adjoint(k, ct_name, args, out_name, params, dtype)
 
 
 class _Replayer(_Saver):

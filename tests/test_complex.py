@@ -178,3 +178,14 @@ def test_tape_records_complex_values():
         z = tape.watch(np.array([1 + 1j, 2 - 1j]))
         loss = gnp.sum(gnp.abs(z * z) + gnp.real(z))
     np.testing.assert_allclose(tape.gradient(loss, z), 2 * np.abs(z) * np.conj(z) / np.abs(z) + 1)
+
+
+def test_the_adjoint_program_prints_the_wirtinger_form_for_complex_arguments():
+    with gpuad.Tape() as tape:
+        z = tape.watch(np.array([1 + 1j]))
+        x = tape.watch(np.array([2.0]))
+        loss = gnp.sum(gnp.imag(z) + gnp.imag(x) + gnp.conj(z).real)
+    tape.gradient(loss, [z, x])
+    text = tape.adjoint()
+    assert "* (-0.5j) + conj(" in text and "+= conj(" in text
+    assert "* 0\n" not in text + "\n"  # the zero partial of imag of a real value prints nothing

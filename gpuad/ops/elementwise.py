@@ -161,13 +161,25 @@ class Elementwise(Primitive):
             return f"{self.symbol}{args[0]}"
         return f"{self.name}({', '.join(args)})"
 
-    def format_adjoint(self, k, ct_name, args, out_name, params):
-        p = self.partials[k]
+    def format_adjoint(self, k, ct_name, args, out_name, params, dtype=None):
+        """Argument k's adjoint term as text (None for a zero partial); ``dtype`` (the argument's) picks the
+        Wirtinger form ct * A + conj(ct * B) for a complex argument of a non-holomorphic row."""
+        rename = dict(zip(self.args, args), out=out_name)
+        if self.is_wirtinger(k, dtype):
+            a, b = (self._times(ct_name, e, rename) for e in self.wirtinger[k])
+            terms = ([a] if a else []) + ([f"conj({b})"] if b else [])
+            return " + ".join(terms) or None
+        return self._times(ct_name, self.partials[k], rename)
+
+    @staticmethod
+    def _times(ct_name, p, rename):
+        if p is None or p.constant == 0:
+            return None
         if p.constant == 1:
             return ct_name
         if p.constant == -1:
             return f"-{ct_name}"
-        text = p.show(dict(zip(self.args, args), out=out_name))
+        text = p.show(rename)
         return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
 
 
