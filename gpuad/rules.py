@@ -36,6 +36,10 @@ class Primitive:
     # (custom_jvp runs its rule, checkpoint runs ``jvp`` of its function) instead of ``bind`` + ``jvp``.
     forward_and_save = None
     forward_and_jvp = None
+    # ``transpose_into(buffer, ct, params)``: adds the transpose of ``ct`` into ``buffer`` (the cotangent of
+    # argument 0) in place; the raw backward pass uses it instead of ``vjp`` where it exists (getitem: a slice's
+    # cotangent is added into its slice of the buffer, not scattered into zeros of the whole and then added).
+    transpose_into = None
 
     def __init__(self, name):
         self.name = name

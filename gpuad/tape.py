@@ -435,6 +435,9 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
         needed = _needed(e, reaches)
         if not any(needed):
             continue
+        if e.prim.transpose_into is not None:
+            _accumulate_transposed(cts, owned, e, ct)
+            continue
         contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
         if free:
             e.saved = None
@@ -444,6 +447,21 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
                     module = backend.array_module(c)
                 accumulate(cts, owned, p, c, c is not ct, module)
     return {s: cts[s] for s in wanted}
+
+
+def _accumulate_transposed(cts, owned, e, ct):
+    """Entry ``e``'s transpose added in place into its argument's cotangent buffer (made private first: zeros
+    when there is none yet, a copy when it is shared)."""
+    node = e.parents[0]
+    buf = cts[node]
+    if buf is None:
+        shape, dtype = e.avals[0]
+        buf = backend.array_module(raw(ct)).zeros(shape, dtype=dtype)
+    elif not owned[node]:
+        buf = buf.copy()
+    cts[node] = buf
+    owned[node] = 1
+    e.prim.transpose_into(buf, ct, e.params)
 
 
 def _backward_traced(entries, seeds, wanted, reaches, first, regions, batched=None):

@@ -196,6 +196,16 @@ GETITEM = Linear(
     format=lambda a, p: f"{a[0]}[{_index_text(p['index'])}]",
     adjoint=lambda k, ct, a, p: f"scatter_add(zeros, [{_index_text(p['index'])}], {ct})")
 
+def _getitem_transpose_into(buffer, ct, params):
+    index = params["index"]
+    if _is_basic_index(index):
+        buffer[index] += ct  # basic indices never repeat an element
+    else:
+        backend.scatter_add(buffer, index, ct)
+
+
+GETITEM.transpose_into = _getitem_transpose_into
+
 SCATTER_ADD = Linear(
     "scatter_add",
     _scatter_add_impl,
