@@ -32,7 +32,7 @@ from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLV
 from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
 from .._creation import asarray
 from .._dispatch import module_of, traceable
-from .._elementwise import abs, sqrt, where
+from .._elementwise import abs, conjugate, imag, real, sqrt, where
 from .._reductions import max, min, sum
 from .._shapes import astype, broadcast_to, concatenate, moveaxis, ravel, reshape, swapaxes, transpose
 
@@ -98,6 +98,29 @@ def _floating(a):
     return a if is_float_dtype(dtype) else astype(a, _np.float64)
 
 
+def _is_complex(a):
+    dtype = aval(a)[1]
+    return dtype is not None and dtype.kind == "c"
+
+
+def _conj(a):
+    """conj(a) for complex ``a``; real ``a`` itself (nothing recorded)."""
+    return conjugate(a) if _is_complex(a) else a
+
+
+def _re(a):
+    """The real part of complex ``a`` (a real array); real ``a`` itself."""
+    return real(a) if _is_complex(a) else a
+
+
+def _abs2(x):
+    """|x|^2 elementwise: x * x for real x, Re(x)^2 + Im(x)^2 for complex x (a real array)."""
+    if _is_complex(x):
+        re, im = real(x), imag(x)
+        return re * re + im * im
+    return x * x
+
+
 # ---- inverse, solve, determinants ------------------------------------------------------------------------------
 
 @_linalg_function
@@ -130,8 +153,11 @@ def det(a):
 
 @_linalg_function
 def slogdet(a):
-    """(sign, log|det|); the sign is a plain array (it carries no derivative)."""
+    """(sign, log|det|). Real ``a``: the sign is a plain array (piecewise constant: no derivative). Complex ``a``:
+    sign = det / |det| is complex and differentiable, log|det| real."""
     packed = SLOGDET.bind(_floating(_square(a, "slogdet")))
+    if _is_complex(packed):
+        return SlogdetResult(packed[..., 0], real(packed[..., 1]))
     return SlogdetResult(constant(packed)[..., 0], packed[..., 1])
 
 
@@ -150,11 +176,13 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_np._NoValue):
 # ---- decompositions ----------------------------------------------------------------------------------------
 
 def _from_triangle(a, lower):
-    """The symmetric matrix that the triangle NumPy reads (lower or upper, diagonal included) defines: the value
-    is unchanged, and the derivative goes to that triangle only (the other one is never read)."""
+    """The Hermitian (real: symmetric) matrix that the triangle NumPy reads (lower or upper, diagonal included)
+    defines: the value is unchanged, and the derivative goes to that triangle only (the other one is never read).
+    LAPACK ignores the imaginary parts of the diagonal; so do the rules (they take the Hermitian part of the
+    perturbation), so those parts get a zero derivative."""
     if lower:
-        return _diagonals.tril(a) + swapaxes(_diagonals.tril(a, -1), -1, -2)
-    return _diagonals.triu(a) + swapaxes(_diagonals.triu(a, 1), -1, -2)
+        return _diagonals.tril(a) + _conj(swapaxes(_diagonals.tril(a, -1), -1, -2))
+    return _diagonals.triu(a) + _conj(swapaxes(_diagonals.triu(a, 1), -1, -2))
 
 
 @_linalg_function
@@ -175,7 +203,8 @@ def eigh(a, UPLO="L"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
     a = _floating(_square(a, "eigh"))
     n = aval(a)[0][-1]
-    return EighResult(*unpack(EIGH.bind(_from_triangle(a, uplo == "L"), UPLO=uplo), [(n,), (n, n)]))
+    w, v = unpack(EIGH.bind(_from_triangle(a, uplo == "L"), UPLO=uplo), [(n,), (n, n)])
+    return EighResult(_re(w), v)
 
 
 @_linalg_function
@@ -185,8 +214,9 @@ def eigvalsh(a, UPLO="L"):
 
 @_linalg_function
 def eig(a):
-    """numpy.linalg.eig of a real matrix with real eigenvalues (a LinAlgError otherwise): eigenvalues and unit
-    eigenvectors, differentiable where the eigenvalues are distinct."""
+    """numpy.linalg.eig: eigenvalues and unit eigenvectors (complex, unless ``a`` is real with a real spectrum,
+    as in NumPy 2), differentiable where the eigenvalues are distinct. The eigenvectors' phases are NumPy's
+    convention, not differentiated: use functions invariant under them (|v|^2, v v^H / (v^H v))."""
     a = _floating(_square(a, "eig"))
     n = aval(a)[0][-1]
     return EigResult(*unpack(EIG.bind(a), [(n,), (n, n)]))
@@ -194,7 +224,7 @@ def eig(a):
 
 @_linalg_function
 def eigvals(a):
-    """numpy.linalg.eigvals of a real matrix with real eigenvalues (a LinAlgError otherwise)."""
+    """numpy.linalg.eigvals (complex unless ``a`` is real with a real spectrum)."""
     return eig(a).eigenvalues
 
 
@@ -233,8 +263,9 @@ def lstsq(a, b, rcond=None):
     locally constant; residuals as NumPy gives them (full column rank and M > N, else empty); rank is a plain
     integer."""
     refuse_batched("gpuad.numpy.linalg.lstsq", a, b)
-    a = _floating(_matrices(a, "lstsq"))
-    b = astype(asarray(b), aval(a)[1])
+    a, b = _floating(_matrices(a, "lstsq")), asarray(b)
+    dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
+    a, b = astype(a, dtype), astype(b, dtype)
     if len(aval(a)[0]) != 2:
         raise LinAlgError(f"{len(aval(a)[0])}-dimensional array given. Array must be two-dimensional")
     m, n = aval(a)[0]
@@ -242,18 +273,17 @@ def lstsq(a, b, rcond=None):
     if aval(b)[0][0] != m:
         raise LinAlgError("Incompatible dimensions")
     if rcond is None:
-        rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)
+        rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)  # finfo of a complex dtype: its real part's
     xp = module_of((raw(a),))
     rank = xp.linalg.lstsq(raw(a), raw(b), rcond=rcond)[2]
     x = _products.matmul(PINV.bind(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
     if int(rank) == n and m > n:
-        r = b - _products.matmul(a, x)
-        residuals = sum(r * r, axis=0)
+        residuals = sum(_abs2(b - _products.matmul(a, x)), axis=0)
         if vector:
             residuals = reshape(residuals, (1,))
     else:
-        residuals = xp.empty((0,), dtype=aval(a)[1])
+        residuals = xp.empty((0,), dtype=_np.finfo(aval(a)[1]).dtype)
     return x, residuals, rank, s
 
 
@@ -267,6 +297,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
             f"svd of a traced {m}x{n} matrix with full_matrices=True: the {builtins.max(m, n) - builtins.min(m, n)}"
             f" extra singular vectors are not unique, so they have no derivative; pass full_matrices=False")
     u, s, vh = unpack(SVD.bind(a), svd_shapes(m, n))
+    s = _re(s)  # complex a: singular values are real
     return SVDResult(u, s, vh) if compute_uv else s
 
 
@@ -288,9 +319,9 @@ def qr(a, mode="reduced"):
             f"columns of a complete Q are not unique); use mode='reduced'")
     if m >= n:
         q, r = unpack(QR.bind(a), [(m, n), (n, n)])
-    else:  # wide: the QR of the leading square block, and Q^T times the rest (what LAPACK computes too)
+    else:  # wide: the QR of the leading square block, and Q^H times the rest (what LAPACK computes too)
         q, r_square = unpack(QR.bind(a[..., :m]), [(m, m), (m, m)])
-        r = concatenate([r_square, _products.matmul(swapaxes(q, -1, -2), a[..., m:])], axis=-1)
+        r = concatenate([r_square, _products.matmul(_conj(swapaxes(q, -1, -2)), a[..., m:])], axis=-1)
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -313,11 +344,12 @@ def _vector_norm(x, ord, axis, keepdims):
         return min(magnitude, axis=axis, keepdims=keepdims)
     if ord == 0:  # a count: no derivative
         value = raw(x)
-        return module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(value.dtype)
+        return module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(
+            value.real.dtype)
     if ord == 1:
         return sum(magnitude, axis=axis, keepdims=keepdims)
     if ord is None or ord == 2:
-        return _safe_power(sum(x * x, axis=axis, keepdims=keepdims), 0.5)
+        return _safe_power(sum(_abs2(x), axis=axis, keepdims=keepdims), 0.5)
     p = float(ord)
     nonzero = constant(magnitude) > 0
     powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0)
@@ -336,7 +368,7 @@ def _matrix_norm(x, ord, row, col):
     if ord == "nuc":
         return sum(_singular_values(x, row, col), axis=-1)
     if ord in (None, "fro", "f"):
-        return _safe_power(sum(x * x, axis=(row, col)), 0.5)
+        return _safe_power(sum(_abs2(x), axis=(row, col)), 0.5)
     if ord in (1, -1):  # largest / smallest column sum
         reduce = max if ord == 1 else min
         return reduce(sum(abs(x), axis=row), axis=col - (col > row))
@@ -354,7 +386,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     ndim = len(shape)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and ndim == 2) or (ord == 2 and ndim == 1):
-            value = _safe_power(sum(x * x), 0.5)
+            value = _safe_power(sum(_abs2(x)), 0.5)
             return reshape(value, (1,) * ndim) if keepdims else value
         axis = tuple(range(ndim))
     elif not isinstance(axis, tuple):
@@ -441,7 +473,8 @@ def outer(x1, x2, /):
 
 @_linalg_function
 def vecdot(x1, x2, /, *, axis=-1):
-    return sum(x1 * x2, axis=axis)
+    """numpy.linalg.vecdot: sum(conj(x1) * x2) over ``axis`` (NumPy 2 conjugates the first argument)."""
+    return sum(_conj(asarray(x1)) * x2, axis=axis)
 
 
 @_linalg_function
