@@ -21,10 +21,12 @@ pairing <a, b> = Re(sum(a * b)), so a C-linear piece transposes plainly (X dA Y 
 and conjugation enters only where the op itself is not holomorphic: the Hermitian parts (dA^H, V^H, U^H, Q^H), the
 real eigenvalues, singular values and log|det|, and the phase conventions. One rule serves real and complex
 values: ``_conj``, ``_re`` and ``_real_diagonal`` return real arrays unchanged (no op is recorded), so the real
-path is the one it was. The phases of complex eigen- and singular vectors are a gauge: the JVPs choose the
-tangent with a zero diagonal of V^H dV (eig: a real-free one, Re(v^H dv) = 0 keeping the unit norm; svd: the
-phase tangent that keeps U S V^H exact goes to U), so functions invariant under those phases (|v|^2, projectors v v^H, U S V^H) get exact
-derivatives, and functions of the phase convention itself do not.
+path is the one it was. The phases of complex eigen- and singular vectors are a gauge (NumPy's convention, not
+differentiable): eigh's JVP takes the tangent with V^H dV zero on the diagonal, eig's the one with
+Re(v^H dv) = 0 (the unit norm) and no phase term, svd's puts the phase tangent that keeps U S V^H exact on U
+(V^H dV zero on the diagonal). Functions invariant under those phases (|v|^2, projectors v v^H, U S V^H) get exact
+derivatives; functions of the phase convention itself do not. qr needs no gauge: LAPACK's R has a real diagonal,
+which fixes Q and R up to signs.
 """
 from __future__ import annotations
 
@@ -435,7 +437,7 @@ EIGH = Custom("eigh", _eigh_impl, _eigh_jvp, _eigh_vjp, saves=("out",))
 EIGH.batch = stacked(EIGH)
 
 
-# ---- eig (real input with a real spectrum) --------------------------------------------------------------------
+# ---- eig (complex results unless the input is real with a real spectrum) -------------------------------------
 
 def _eig_impl(xp, a):
     eig = getattr(xp.linalg, "eig", None)

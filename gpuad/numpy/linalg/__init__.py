@@ -8,9 +8,10 @@ through ``__array_function__``; on plain arrays every function is NumPy's (or Cu
 
 Where the derivative exists only under conditions, these are the rules (see gpuad/ops/linalg.py):
 cholesky and eigh read one triangle, as NumPy does (the lower by default; ``UPLO='U'`` or ``upper=True`` the
-upper): they bind their rows on the symmetric matrix that triangle defines, so only that triangle gets a
-derivative, at symmetric and non-symmetric input alike. eig and eigvals take real input with a real spectrum
-(a complex one raises LinAlgError) and differentiate where the eigenvalues are distinct; matrix_power is NumPy's
+upper): they bind their rows on the Hermitian (real: symmetric) matrix that triangle defines, so only that
+triangle gets a derivative, at Hermitian and non-Hermitian input alike (and, as LAPACK ignores them, the
+imaginary parts of the diagonal get none). eig and eigvals give complex results unless the input is real with a
+real spectrum (NumPy 2's rule) and differentiate where the eigenvalues are distinct; matrix_power is NumPy's
 chain of matmuls, lstsq is pinv(a) @ b with NumPy's cutoff. eigh's eigenvector derivatives need distinct
 eigenvalues, svd's vector derivatives distinct, nonzero singular values: exactly equal values contribute zero
 (so functions of the values alone, like eigvalsh sums or the nuclear norm, stay correct) but nearly equal ones
@@ -18,6 +19,13 @@ make the vector derivatives blow up, as the mathematics says. svd with full_matr
 only for square matrices (the extra singular vectors are not unique); qr differentiates mode 'reduced' (and
 'r', and 'complete' when m <= n) for full-rank input; pinv differentiates at locally constant rank; det and
 slogdet need an invertible matrix. Vector and Frobenius norms have derivative 0 at the zero vector.
+
+Complex input follows JAX's convention (the JVP is the R-linear map, the VJP its transpose under
+Re(sum(a * b))) in every function here. Results are NumPy's, dtypes included: eigvalsh/eigh eigenvalues,
+singular values, log|det| and norms are real; slogdet's sign is det / |det|, complex and differentiable (for
+real input a plain array); vecdot conjugates its first argument. The phases of complex eigen- and singular
+vectors are NumPy's convention, which has no derivative: differentiate functions invariant under them (|v|^2,
+projectors v v^H, U S V^H), which are exact.
 """
 from __future__ import annotations
 
@@ -187,11 +195,11 @@ def _from_triangle(a, lower):
 
 @_linalg_function
 def cholesky(a, /, *, upper=False):
-    """numpy.linalg.cholesky: reads the lower triangle (the upper one with ``upper=True``), as NumPy does; only
-    that triangle gets a derivative."""
+    """numpy.linalg.cholesky: a = L L^H (``upper=True``: a = U^H U), reading the lower triangle (the upper one
+    with ``upper=True``), as NumPy does; only that triangle gets a derivative."""
     a = _floating(_square(a, "cholesky"))
     lower = CHOLESKY.bind(_from_triangle(a, not upper))
-    return swapaxes(lower, -1, -2) if upper else lower
+    return _conj(swapaxes(lower, -1, -2)) if upper else lower  # upper: U = L^H, a = U^H U
 
 
 @_linalg_function
@@ -474,7 +482,7 @@ def outer(x1, x2, /):
 @_linalg_function
 def vecdot(x1, x2, /, *, axis=-1):
     """numpy.linalg.vecdot: sum(conj(x1) * x2) over ``axis`` (NumPy 2 conjugates the first argument)."""
-    return sum(_conj(asarray(x1)) * x2, axis=axis)
+    return _products.vecdot(x1, x2, axis=axis)
 
 
 @_linalg_function
