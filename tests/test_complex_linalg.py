@@ -167,6 +167,14 @@ HELPERS = [
     ("linalg_outer", lambda m, x, y: m.linalg.outer(x, y), [c(3), c(2)]),
     ("linalg_tensordot", lambda m, x, y: m.linalg.tensordot(x, y, axes=1), [c(2, 3), c(3)]),
     ("linalg_matmul", lambda m, x, y: m.linalg.matmul(x, y), [c(2, 3), c(3, 2)]),
+    *[(f"cond_{p}", lambda m, x, p=p: m.linalg.cond(x, p), [well(3, 3)])
+      for p in (None, 2, -2, 1, -1, np.inf, -np.inf, "fro", "nuc")],
+    ("cond_batched_wide", lambda m, x: m.linalg.cond(x), [spread(2, 2, 3)]),
+    ("tensorinv", lambda m, x: m.linalg.tensorinv(x, ind=2), [(well(6, 6)).reshape(2, 3, 6)]),
+    ("tensorsolve", lambda m, x, b: m.linalg.tensorsolve(x, b), [well(6, 6).reshape(6, 2, 3), c(6)]),
+    ("tensorsolve_axes", lambda m, x, b: m.linalg.tensorsolve(x, b, axes=(0,)),
+     [well(6, 6).reshape(2, 3, 6).transpose(2, 0, 1), c(2, 3)]),
+    ("linalg_cross", lambda m, x, y: m.linalg.cross(x, y), [c(2, 3), c(3)]),
     # the products outside numpy.linalg: C-linear (no conjugation) except vdot and vecdot, which conjugate x1
     ("vdot", lambda m, x, y: m.vdot(x, y), [c(2, 3), c(2, 3)]),
     ("vecdot_toplevel", lambda m, x, y: m.vecdot(x, y), [c(2, 3), c(3)]),
@@ -301,3 +309,11 @@ def test_vmap_and_jacobians():
     np.testing.assert_allclose(jac, np.linalg.inv(xs[0]).T, rtol=1e-12)
     h = gpuad.hessian(lambda x: gnp.linalg.norm(x, "nuc"))(xs[0])
     assert h.shape == (3, 3, 3, 3) and np.all(np.isfinite(h))
+
+
+def test_matrix_rank_is_a_plain_count():
+    x = c(4, 3) @ c(3, 4)
+    traced = gpuad.vjp(lambda x: gnp.linalg.matrix_rank(x) * gnp.linalg.norm(x), x)[0]
+    np.testing.assert_allclose(traced, np.linalg.matrix_rank(x) * np.linalg.norm(x))
+    assert gnp.linalg.matrix_rank(gpuad.tensor(x)) == 3 == np.linalg.matrix_rank(x)
+    assert gnp.linalg.matrix_rank(gpuad.tensor(x), rtol=0.9) == np.linalg.matrix_rank(x, rtol=0.9)

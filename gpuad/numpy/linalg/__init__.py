@@ -30,6 +30,7 @@ projectors v v^H, U S V^H), which are exact.
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 from typing import NamedTuple
 
@@ -37,7 +38,7 @@ import numpy as _np
 
 from ...core import aval, constant, is_float_dtype, raw, refuse_batched
 from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
-from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
+from .. import _calculus, _diagonals, _products  # their matmul, cross, ... share names with ours
 from .._creation import asarray
 from .._dispatch import module_of, traceable
 from .._elementwise import abs, conjugate, imag, real, sqrt, where
@@ -49,7 +50,8 @@ LinAlgError = _np.linalg.LinAlgError
 
 __all__ = ["LinAlgError", "EighResult", "SVDResult", "QRResult", "SlogdetResult", "inv", "solve", "det",
            "slogdet", "pinv", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr", "norm", "vector_norm",
-           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
+           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "cond", "matrix_rank", "tensorinv", "tensorsolve",
+           "cross", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
            "trace"]
 
 
@@ -186,11 +188,17 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_np._NoValue):
 def _from_triangle(a, lower):
     """The Hermitian (real: symmetric) matrix that the triangle NumPy reads (lower or upper, diagonal included)
     defines: the value is unchanged, and the derivative goes to that triangle only (the other one is never read).
-    LAPACK ignores the imaginary parts of the diagonal; so do the rules (they take the Hermitian part of the
-    perturbation), so those parts get a zero derivative."""
+    LAPACK ignores the imaginary parts of the diagonal; so does this (whatever the backend does with them), and
+    they get a zero derivative."""
     if lower:
-        return _diagonals.tril(a) + _conj(swapaxes(_diagonals.tril(a, -1), -1, -2))
-    return _diagonals.triu(a) + _conj(swapaxes(_diagonals.triu(a, 1), -1, -2))
+        h = _diagonals.tril(a) + _conj(swapaxes(_diagonals.tril(a, -1), -1, -2))
+    else:
+        h = _diagonals.triu(a) + _conj(swapaxes(_diagonals.triu(a, 1), -1, -2))
+    if _is_complex(h):
+        value = raw(h)
+        eye = module_of((value,)).eye(value.shape[-1], dtype=value.real.dtype)
+        h = h - imag(h) * eye * 1j
+    return h
 
 
 @_linalg_function
@@ -444,6 +452,75 @@ def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
 @_linalg_function
 def matrix_norm(x, /, *, keepdims=False, ord="fro"):
     return norm(x, ord, (-2, -1), keepdims)
+
+
+# ---- condition number, rank, tensor inverse and solve -----------------------------------------------------------
+
+@_linalg_function
+def cond(x, p=None):
+    """numpy.linalg.cond: s_max / s_min (p None or 2; -2: the reciprocal) from the singular values, otherwise
+    norm(x, p) * norm(inv(x), p); real for complex x. Differentiable where x is invertible (and, for p = +-2, its
+    extreme singular values are simple); a traced singular x raises LinAlgError (NumPy's value would be inf)."""
+    x = _floating(asarray(x))
+    if p is None or p in (2, -2):
+        s = svd(x, compute_uv=False)
+        return s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    x = _square(x, "cond")
+    return norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
+
+
+@_linalg_function
+def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
+    """numpy.linalg.matrix_rank: an integer count, so a plain array of NumPy's (or CuPy's) value (no derivative)."""
+    values = [raw(v) for v in (A, tol, rtol)]
+    xp = module_of(tuple(v for v in values if v is not None))
+    options = {} if values[2] is None else {"rtol": values[2]}
+    return xp.linalg.matrix_rank(values[0], values[1], hermitian, **options)
+
+
+@_linalg_function
+def tensorinv(a, ind=2):
+    """numpy.linalg.tensorinv: inv of a reshaped to a square matrix (first ``ind`` axes against the rest)."""
+    a = asarray(a)
+    shape = aval(a)[0]
+    if ind <= 0:
+        raise ValueError("Invalid ind argument.")
+    rows = 1
+    for k in shape[ind:]:
+        rows *= k
+    return reshape(inv(reshape(a, (rows, -1))), shape[ind:] + shape[:ind])
+
+
+@_linalg_function
+def tensorsolve(a, b, axes=None):
+    """numpy.linalg.tensorsolve: x with tensordot(a, x, x.ndim) == b, by solve on reshaped a and b."""
+    a, b = asarray(a), asarray(b)
+    ndim = len(aval(a)[0])
+    if axes is not None:
+        order = list(range(ndim))
+        for k in axes:
+            order.remove(k)
+            order.insert(ndim, k)
+        a = transpose(a, order)
+    shape = aval(a)[0]
+    unknown = shape[-(ndim - len(aval(b)[0])):]
+    size = 1
+    for k in unknown:
+        size *= k
+    if math.prod(shape) != size ** 2:
+        raise LinAlgError("Input arrays must satisfy the requirement prod(a.shape[b.ndim:]) == "
+                          "prod(a.shape[:b.ndim])")
+    return reshape(solve(reshape(a, (size, size)), ravel(b)), unknown)
+
+
+@_linalg_function
+def cross(x1, x2, /, *, axis=-1):
+    """numpy.linalg.cross: the cross product of 3-vectors along ``axis``."""
+    x1, x2 = asarray(x1), asarray(x2)
+    if aval(x1)[0][axis] != 3 or aval(x2)[0][axis] != 3:
+        raise ValueError(f"Both input arrays must be (arrays of) 3-dimensional vectors, but they are "
+                         f"{aval(x1)[0][axis]} and {aval(x2)[0][axis]} dimensional instead.")
+    return _calculus.cross(x1, x2, axis=axis)
 
 
 # ---- products and the array-API helpers ----------------------------------------------------------------------
