@@ -471,11 +471,23 @@ def cond(x, p=None):
 
 @_linalg_function
 def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
-    """numpy.linalg.matrix_rank: an integer count, so a plain array of NumPy's (or CuPy's) value (no derivative)."""
-    values = [raw(v) for v in (A, tol, rtol)]
-    xp = module_of(tuple(v for v in values if v is not None))
-    options = {} if values[2] is None else {"rtol": values[2]}
-    return xp.linalg.matrix_rank(values[0], values[1], hermitian, **options)
+    """numpy.linalg.matrix_rank: an integer count, so a plain array (no derivative), by NumPy's algorithm on the
+    backend's arrays (CuPy's own lacks ``hermitian`` and ``rtol``)."""
+    a, tol, rtol = (None if v is None else raw(v) for v in (A, tol, rtol))
+    xp = module_of((a,))
+    a = xp.asarray(a)
+    if a.ndim < 2:
+        return int(not bool(xp.all(a == 0)))
+    s = xp.abs(xp.linalg.eigvalsh(a)) if hermitian else xp.linalg.svd(a, compute_uv=False)
+    if tol is None:
+        if rtol is None:
+            rtol = builtins.max(a.shape[-2:]) * _np.finfo(s.dtype).eps
+        else:
+            rtol = xp.asarray(rtol)[..., None]
+        tol = s.max(axis=-1, keepdims=True) * rtol
+    else:
+        tol = xp.asarray(tol)[..., None]
+    return xp.count_nonzero(s > tol, axis=-1)
 
 
 @_linalg_function
