@@ -215,6 +215,13 @@ def test_jax_convention_in_closed_form():
     np.testing.assert_allclose(gpuad.grad(lambda x: gnp.linalg.norm(x) ** 2)(a), 2 * np.conj(a), rtol=1e-12)
     np.testing.assert_allclose(gpuad.grad(gnp.linalg.det, holomorphic=True)(a),
                                np.linalg.det(a) * np.linalg.inv(a).T, rtol=1e-12)
+    # eig's eigenvalues are holomorphic: sum(w) = tr(A), sum(w^2) = tr(A^2)
+    np.testing.assert_allclose(gpuad.grad(lambda x: gnp.sum(gnp.linalg.eigvals(x)), holomorphic=True)(a),
+                               np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(gpuad.grad(lambda x: gnp.sum(gnp.linalg.eigvals(x) ** 2), holomorphic=True)(a),
+                               2 * a.T, rtol=1e-12)
+    np.testing.assert_allclose(gpuad.grad(lambda x: gnp.trace(gnp.linalg.inv(x)), holomorphic=True)(a),
+                               -(np.linalg.inv(a) @ np.linalg.inv(a)).T, rtol=1e-12)
     np.testing.assert_allclose(gpuad.grad(lambda x: gnp.sum(gnp.linalg.eigvalsh(herm(gnp, x)) ** 2))(a),
                                2 * np.conj(herm(np, a)), rtol=1e-12)
     # sum of singular values squared is ||A||_F^2, and log det of a Hermitian positive definite matrix from
