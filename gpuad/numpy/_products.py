@@ -20,7 +20,7 @@ from ..ops.linalg import EINSUM
 from ..ops.linear import MATMUL
 from ._creation import asarray
 from ._dispatch import no_out, traceable
-from ._elementwise import multiply
+from ._elementwise import conjugate, multiply
 from ._reductions import sum
 from ._shapes import astype, ravel, reshape, size, transpose
 
@@ -81,7 +81,7 @@ def dot(a, b, out=None):
 def vdot(a, b):
     if size(a) != size(b):
         raise ValueError(f"vdot: vectors have different lengths ({size(a)} and {size(b)} elements)")
-    return sum(ravel(a) * ravel(b))
+    return sum(_conj(ravel(a)) * ravel(b))  # NumPy conjugates the first argument
 
 
 @traceable
@@ -99,7 +99,13 @@ def outer(a, b, out=None):
 
 @traceable
 def vecdot(x1, x2, axis=-1):
-    return sum(x1 * x2, axis=axis)
+    return sum(_conj(asarray(x1)) * x2, axis=axis)  # NumPy 2 conjugates the first argument
+
+
+def _conj(a):
+    """conj(a) for complex ``a``; real ``a`` itself (nothing recorded)."""
+    dtype = aval(a)[1]
+    return conjugate(a) if dtype is not None and dtype.kind == "c" else a
 
 
 # ---- einsum ---------------------------------------------------------------------------------------------------
