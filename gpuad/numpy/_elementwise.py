@@ -15,7 +15,7 @@ import operator
 
 import numpy as _np
 
-from ..core import aval, bind, constant, raw
+from ..core import aval, bind, constant, is_complex_dtype, raw
 from ..ops import elementwise as _rows
 from ..ops.elementwise import Elementwise
 from ._dispatch import array_from, has_tensor, module_of, no_out, traceable
@@ -106,7 +106,10 @@ around = round
 @traceable
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """numpy.nan_to_num: nan -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (defaults: 0 and the dtype's
-    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced."""
+    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced. Complex ``x``: the
+    real and imaginary parts each, as NumPy does."""
+    if is_complex(x):
+        return by_parts(lambda part: nan_to_num(part, copy, nan, posinf, neginf), x)
     out = _rows.NAN_TO_NUM.bind(x)
     xr = constant(x)
     # The row applies NumPy's defaults; other replacement values are constants swapped in (derivative 0).
@@ -117,6 +120,29 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     if neginf is not None:
         out = where(xr == -_np.inf, neginf, out)
     return out
+
+
+# ---- complex helpers of the other families -------------------------------------------------------------------
+
+def is_complex(x):
+    """Whether ``x`` (a Tensor, an array or a Python number) is complex."""
+    return isinstance(x, complex) or is_complex_dtype(aval(x)[1])
+
+
+def conj_if_complex(x):
+    """conj(x), recorded only where ``x`` is complex (on real values it is the identity: nothing is recorded)."""
+    return conjugate(x) if is_complex(x) else x  # noqa: F821 (row)
+
+
+def abs_squared(x):
+    """|x|^2 as NumPy's var computes it: x * x, or Re(x * conj(x)), a real array, for complex ``x``."""
+    return real(x * conjugate(x)) if is_complex(x) else x * x  # noqa: F821 (rows)
+
+
+def by_parts(fn, z):
+    """``fn`` applied to the real and the imaginary part of complex ``z`` separately (NumPy's way for nan_to_num
+    and corrcoef's clip), put back together as fn(Re z) + i fn(Im z)."""
+    return fn(real(z)) + 1j * fn(imag(z))  # noqa: F821 (rows)
 
 
 @traceable
