@@ -82,7 +82,9 @@ def clip(a, a_min=None, a_max=None, **kwargs):
 
 @traceable
 def float_power(x1, x2):
-    return power(astype(x1, _np.float64), astype(x2, _np.float64) if aval(x2)[1] is not None else x2)  # noqa
+    """numpy.float_power: power in float64, or complex128 where an argument is complex (as NumPy)."""
+    widest = _np.complex128 if is_complex(x1) or is_complex(x2) else _np.float64
+    return power(astype(x1, widest), astype(x2, widest) if aval(x2)[1] is not None else x2)  # noqa: F821 (row)
 
 
 @traceable
