@@ -162,6 +162,22 @@ def test_derivatives(name, fn, args):
     check_grads(lambda *a: fn(gnp, *a), args, order=2, modes=("fwd", "rev"))
 
 
+SINGLE = (c(3, 4) * 0.5).astype(np.complex64)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, a: m.var(a, axis=1), lambda m, a: m.var(a, axis=1, where=MASK), lambda m, a: m.std(a),
+    lambda m, a: m.mean(a, where=MASK), lambda m, a: m.nanvar(a, axis=0), lambda m, a: m.nanmean(a, axis=0),
+    lambda m, a: m.vdot(a, a), lambda m, a: m.median(a, axis=0), lambda m, a: m.correlate(a[0], a[1]),
+    lambda m, a: m.abs(a), lambda m, a: m.angle(a), lambda m, a: m.real(a) * m.imag(a),
+])
+def test_complex64_keeps_numpys_dtype(fn):
+    expected = np.asarray(fn(np, SINGLE))
+    got = np.asarray(_traced_value(fn, (SINGLE,)))
+    assert got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
 def test_known_values():
     """JAX's values: the gradient of a real function of z is df/dx - i df/dy."""
     z = np.array([1 + 2j, -0.5 + 0.3j, 2 - 1j])

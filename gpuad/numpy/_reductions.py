@@ -26,7 +26,8 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import Tensor, aval, is_float_dtype, is_half_dtype, is_real_float_dtype, map_values, raw
+from ..core import (Tensor, aval, is_complex_dtype, is_float_dtype, is_half_dtype, is_real_float_dtype, map_values,
+                    raw)
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
@@ -193,7 +194,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     count = _count(shape, axes) if mask is None else _masked_count(a, mask, axes, True)
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
     if mask is not None:
-        count = count.astype(aval(a)[1] if is_real_float_dtype(aval(a)[1]) else _np.float64)
+        a_dtype = aval(a)[1]  # the count in the real dtype of a (complex64: float32), else float64
+        count = count.astype(a_dtype if is_real_float_dtype(a_dtype) else _np.finfo(a_dtype).dtype
+                             if is_complex_dtype(a_dtype) else _np.float64)
     centre = sum(a, axes, keepdims=True, **_given(where=mask)) / count if mean is None else mean
     squared = abs_squared(a - centre)
     xp = module_of((raw(a),))
