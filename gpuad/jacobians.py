@@ -95,12 +95,12 @@ def _split(block, axis_first, shapes, keep):
     return pieces
 
 
-def _refuse_complex_inputs(inputs, transform):
+def _refuse_complex_inputs(inputs):
     """Forward mode without ``holomorphic``: a complex input's Jacobian is not one complex matrix (the map is only
     R-linear), so it is refused, as JAX does."""
     if inputs.complex:
         dtype = next(aval(v)[1] for v in inputs.leaves if is_complex_dtype(aval(v)[1]))
-        raise TypeError(f"{transform} requires real-valued inputs, but got {dtype}: for a holomorphic function pass "
+        raise TypeError(f"jacfwd requires real-valued inputs, but got {dtype}: for a holomorphic function pass "
                         f"holomorphic=True; for a non-holomorphic one use jacrev (real outputs) or gpuad.jvp")
 
 
@@ -113,7 +113,7 @@ def jacfwd(fun, argnums=0, holomorphic=False):
     @functools.wraps(fun)
     def jac_fun(*args):
         inputs = _Inputs(fun, args, argnums, "jacfwd", holomorphic)
-        _refuse_complex_inputs(inputs, "jacfwd")
+        _refuse_complex_inputs(inputs)
         basis = _basis(inputs.shapes, [aval(v)[1] for v in inputs.leaves], inputs.leaves[0])
 
         def push(*tangents):

@@ -1,8 +1,8 @@
 """gpuad.numpy's products: matmul, dot, tensordot, inner, outer, vdot, vecdot, einsum and kron.
 
 matmul binds the ``MATMUL`` row of ``gpuad.ops.linear``; dot, tensordot, inner, outer, vdot and vecdot are
-compositions of it (transposes and reshapes around one matrix product) or of multiply and sum. On complex values
-only vdot and vecdot conjugate (their first argument), as in NumPy; the others are plain bilinear products. ``einsum`` parses
+compositions of it (transposes and reshapes around one matrix product) or of multiply and sum (on complex values
+only vdot and vecdot conjugate, their first argument, as in NumPy; the others are bilinear). ``einsum`` parses
 NumPy's subscripts (implicit and explicit output, ellipsis, repeated indices, the sublist form) into one
 canonical letters-only form and binds the single multilinear ``EINSUM`` row of ``gpuad.ops.linalg``; size-1
 axes that broadcast against a longer axis of the same index are reshaped away first, so the row's transpose

@@ -33,7 +33,8 @@ from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
 from ._creation import asarray, asarray_like, ones_like
 from ._dispatch import module_of, no_out, normalize_axes, traceable
-from ._elementwise import abs_squared, sqrt, where as _select  # the name `where` is a keyword argument of NumPy's reductions
+from ._elementwise import abs_squared, sqrt
+from ._elementwise import where as _select  # the name `where` is a keyword argument of NumPy's reductions
 from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpose
 
 __all__ = ["sum", "mean", "max", "amax", "min", "amin", "prod", "var", "std", "cumsum", "cumprod", "average",
