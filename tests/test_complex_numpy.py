@@ -210,6 +210,25 @@ def test_complex64_keeps_numpys_dtype(fn):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+NOT_BATCHED = {"median", "interp", "interp_right", "partition", "pad_median"}  # vmap refuses these (real too)
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
+@pytest.mark.parametrize("name, fn, args", [c for c in CASES if c[0] not in NOT_BATCHED],
+                         ids=[n for n in IDS if n not in NOT_BATCHED])
+def test_vmap_matches_numpy_per_example(name, fn, args):
+    """vmap of each case, and of the gradient of |case|^2, over two examples equals the examples one by one."""
+    batch = [np.stack([a, a * (1.1 - 0.2j) if np.iscomplexobj(a) else a * 1.1]) for a in args]
+    examples = [[b[i] for b in batch] for i in range(2)]
+    got = gpuad.vmap(lambda *a: fn(gnp, *a))(*batch)
+    expected = np.stack([np.asarray(fn(np, *e)) for e in examples])
+    assert np.asarray(got).dtype == expected.dtype and np.shape(got) == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    loss = gpuad.grad(lambda *a: gnp.sum(gnp.abs(fn(gnp, *a)) ** 2), argnums=tuple(range(len(args))))
+    for got, expected in zip(gpuad.vmap(loss)(*batch), zip(*[loss(*e) for e in examples])):
+        np.testing.assert_allclose(got, np.stack(expected), rtol=1e-10, atol=1e-12)
+
+
 def test_known_values():
     """JAX's values: the gradient of a real function of z is df/dx - i df/dy."""
     z = np.array([1 + 2j, -0.5 + 0.3j, 2 - 1j])
