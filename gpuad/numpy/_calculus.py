@@ -7,6 +7,9 @@ its derivatives of every order follow, in every traced argument: ``interp`` in `
 range it is 0); ``gradient`` in ``f`` (spacings are constants); ``convolve``/``correlate`` in both signals (a
 gather of the shifted signal times the other, one matrix-vector product). Index bookkeeping is computed from the
 values with NumPy (or CuPy) and carries no derivative.
+
+Complex values, as NumPy: ``correlate`` conjugates its second signal; ``interp`` takes complex ``fp`` (``x`` and
+``xp`` must be real); the others are linear or bilinear in complex values and need nothing more.
 """
 from __future__ import annotations
 

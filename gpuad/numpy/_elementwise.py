@@ -8,6 +8,11 @@ backend's own function.
 
 Conventions: round, around, fix and floor_divide have derivative 0; nan_to_num has derivative 1 where its input
 is finite and 0 where a value was replaced.
+
+Complex values: the rows carry them (JAX's convention, see ``gpuad.ops.elementwise``) and refuse them where NumPy
+does; nan_to_num treats the real and imaginary parts apart, as NumPy; float_power computes in complex128 when
+an argument is complex. The helpers ``is_complex``, ``conj_if_complex``, ``abs_squared`` and ``by_parts`` are
+the other families' one way to conjugate, square a magnitude or act part by part.
 """
 from __future__ import annotations
 

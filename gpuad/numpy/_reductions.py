@@ -12,6 +12,10 @@ the same name, and traced ones follow NumPy's signatures, axis rules and dtype p
 ``initial=`` joins the reduction (sum adds it, prod multiplies by it, max/min compare with it: a tie with it
 shares the derivative evenly).
 
+Complex values: sums, means, products and scans are those of complex numbers (holomorphic: no conjugation);
+max, min, ptp order them lexicographically (real part, then imaginary), as NumPy; var and std are real, the
+mean of |a - mean|^2 (NumPy's formula).
+
 Conventions: ``std`` where the variance is exactly 0 (a constant slice) has derivative 0, a subgradient of the
 kink, instead of the 0/0 = nan that sqrt's rule would give; ties in max, min and ptp split the derivative evenly
 among the tied elements.

@@ -13,6 +13,9 @@ The nan* reductions replace NaNs by the reduction's identity (0 for sums, 1 for 
 so NaN entries get derivative 0; all-NaN slices give NaN (nanmean, nanvar, nanstd, nanmax, nanmin) or the
 identity (nansum, nanprod), as NumPy does. cov and corrcoef follow NumPy's formulas (rowvar, bias, ddof,
 fweights, aweights, dtype).
+
+Complex values, as NumPy: median orders them lexicographically; quantile and percentile refuse them (a
+TypeError); nanvar and nanstd are real; cov conjugates (X X^H) and corrcoef clips the real and imaginary parts.
 """
 from __future__ import annotations
 
