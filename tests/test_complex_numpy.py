@@ -229,6 +229,16 @@ def test_vmap_matches_numpy_per_example(name, fn, args):
         np.testing.assert_allclose(got, np.stack(expected), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_slices_give_numpys_complex_nan():
+    a = np.array([[1 + 2j, 1 - 1j, 0.5 + 3j], [2 + 0j, -1 + 1j, np.nan + 1j]])
+    for fn in (lambda m, a: m.median(a, axis=1), lambda m, a: m.nanmax(a, axis=1), lambda m, a: m.max(a, axis=1),
+               lambda m, a: m.nanmean(a, axis=1), lambda m, a: m.nan_to_num(a)):
+        got, expected = _traced_value(fn, (a,)), fn(np, a)
+        for part in (np.real, np.imag):  # (a NaN's other part, which assert_array_equal does not compare)
+            np.testing.assert_array_equal(part(got), part(expected))
+
+
 def test_known_values():
     """JAX's values: the gradient of a real function of z is df/dx - i df/dy."""
     z = np.array([1 + 2j, -0.5 + 0.3j, 2 - 1j])

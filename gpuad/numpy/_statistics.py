@@ -84,13 +84,17 @@ def _elements_equal_to(a, values, q_ndim):
 
 
 def _nan_slices(sorted_values):
-    xp = _xp(sorted_values)
-    return xp.isnan(sorted_values[-1]) if is_float_dtype(sorted_values.dtype) and sorted_values.shape[0] else None
+    """(mask, value): the slices holding a NaN (sorted last) and that NaN, which NumPy returns for them (complex:
+    nan+1j stays nan+1j); None for values that cannot be NaN."""
+    if not (is_float_dtype(sorted_values.dtype) and sorted_values.shape[0]):
+        return None
+    last = sorted_values[-1]
+    return _xp(sorted_values).isnan(last), last
 
 
 def _finish(result, axes, shape, q_ndim, keepdims, nan_slices):
     if nan_slices is not None:  # always applied: no device value decides a path
-        result = _select(nan_slices, _np.nan, result)
+        result = _select(*nan_slices, result)
     if keepdims:
         result = reshape(result, aval(result)[0][:q_ndim] + tuple(1 if i in axes else n for i, n in
                                                                    enumerate(shape)))
