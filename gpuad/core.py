@@ -278,6 +278,11 @@ def is_float_dtype(dtype) -> bool:
     return kind == "f" or kind == "c" or (kind == "V" and dtype.name in EXTENSION_FLOATS)
 
 
+def is_complex_dtype(dtype) -> bool:
+    """Complex (NumPy's kind "c"); None (a Python scalar's aval dtype) is not."""
+    return dtype is not None and dtype.kind == "c"
+
+
 def is_half_dtype(dtype) -> bool:
     return dtype is not None and dtype.name in HALF_DTYPES and is_real_float_dtype(dtype)
 

@@ -8,6 +8,11 @@ backend's own function.
 
 Conventions: round, around, fix and floor_divide have derivative 0; nan_to_num has derivative 1 where its input
 is finite and 0 where a value was replaced.
+
+Complex values: the rows carry them (JAX's convention, see ``gpuad.ops.elementwise``) and refuse them where NumPy
+does; nan_to_num treats the real and imaginary parts apart, as NumPy; float_power computes in complex128 when
+an argument is complex. The helpers ``is_complex``, ``conj_if_complex``, ``abs_squared`` and ``by_parts`` are
+the other families' one way to conjugate, square a magnitude or act part by part.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import operator
 
 import numpy as _np
 
-from ..core import aval, bind, constant, raw
+from ..core import aval, bind, constant, is_complex_dtype, raw
 from ..ops import elementwise as _rows
 from ..ops.elementwise import Elementwise
 from ._dispatch import array_from, has_tensor, module_of, no_out, traceable
@@ -82,7 +87,9 @@ def clip(a, a_min=None, a_max=None, **kwargs):
 
 @traceable
 def float_power(x1, x2):
-    return power(astype(x1, _np.float64), astype(x2, _np.float64) if aval(x2)[1] is not None else x2)  # noqa
+    """numpy.float_power: power in float64, or complex128 where an argument is complex (as NumPy)."""
+    widest = _np.complex128 if is_complex(x1) or is_complex(x2) else _np.float64
+    return power(astype(x1, widest), astype(x2, widest) if aval(x2)[1] is not None else x2)  # noqa: F821 (row)
 
 
 @traceable
@@ -106,7 +113,10 @@ around = round
 @traceable
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """numpy.nan_to_num: nan -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (defaults: 0 and the dtype's
-    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced."""
+    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced. Complex ``x``: the
+    real and imaginary parts each, as NumPy does."""
+    if is_complex(x):
+        return by_parts(lambda part: nan_to_num(part, copy, nan, posinf, neginf), x)
     out = _rows.NAN_TO_NUM.bind(x)
     xr = constant(x)
     # The row applies NumPy's defaults; other replacement values are constants swapped in (derivative 0).
@@ -117,6 +127,29 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     if neginf is not None:
         out = where(xr == -_np.inf, neginf, out)
     return out
+
+
+# ---- complex helpers of the other families -------------------------------------------------------------------
+
+def is_complex(x):
+    """Whether ``x`` (a Tensor, an array or a Python number) is complex."""
+    return isinstance(x, complex) or is_complex_dtype(aval(x)[1])
+
+
+def conj_if_complex(x):
+    """conj(x), recorded only where ``x`` is complex (on real values it is the identity: nothing is recorded)."""
+    return conjugate(x) if is_complex(x) else x  # noqa: F821 (row)
+
+
+def abs_squared(x):
+    """|x|^2 as NumPy's var computes it: x * x, or Re(x * conj(x)), a real array, for complex ``x``."""
+    return real(x * conjugate(x)) if is_complex(x) else x * x  # noqa: F821 (rows)
+
+
+def by_parts(fn, z):
+    """``fn`` applied to the real and the imaginary part of complex ``z`` separately (NumPy's way for nan_to_num
+    and corrcoef's clip), put back together as fn(Re z) + i fn(Im z)."""
+    return fn(real(z)) + 1j * fn(imag(z))  # noqa: F821 (rows)
 
 
 @traceable

@@ -99,7 +99,11 @@ class Elementwise(Primitive):
     def impl(self, *args):
         if self.real_only and any(getattr(a, "dtype", None) is not None and a.dtype.kind == "c" for a in args):
             raise TypeError(f"{self.name} is not defined for complex values (as in NumPy)")
-        return self.function(-1, backend.array_module(*args))(*args)
+        xp = backend.array_module(*args)
+        out = self.function(-1, xp)(*args)
+        # Python evaluates complex * numpy.float64 (a float subclass) itself, to a Python complex: without a dtype
+        # it would look like a constant to the traces. NumPy's result is a complex128 array.
+        return xp.asarray(out) if type(out) is complex else out
 
     def jvp(self, primals, tangents, out, params):
         saved = _scalars_as_arrays(self.save(primals, out), out)
