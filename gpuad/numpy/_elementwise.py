@@ -20,9 +20,9 @@ import operator
 
 import numpy as _np
 
-from ..core import aval, bind, constant, is_complex_dtype, raw
+from ..core import aval, bind, constant, raw
 from ..ops import elementwise as _rows
-from ..ops.elementwise import Elementwise
+from ..ops.elementwise import Elementwise, conj_if_complex, is_complex, real_if_complex  # noqa: F401 (re-exported)
 from ._dispatch import array_from, has_tensor, module_of, no_out, traceable
 from ._shapes import astype
 
@@ -130,16 +130,6 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 
 
 # ---- complex helpers of the other families -------------------------------------------------------------------
-
-def is_complex(x):
-    """Whether ``x`` (a Tensor, an array or a Python number) is complex."""
-    return isinstance(x, complex) or is_complex_dtype(aval(x)[1])
-
-
-def conj_if_complex(x):
-    """conj(x), recorded only where ``x`` is complex (on real values it is the identity: nothing is recorded)."""
-    return conjugate(x) if is_complex(x) else x  # noqa: F821 (row)
-
 
 def abs_squared(x):
     """|x|^2 as NumPy's var computes it: x * x, or Re(x * conj(x)), a real array, for complex ``x``."""

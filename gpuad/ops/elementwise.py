@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend, expr
-from ..core import BOX_TYPES, aval, is_float_dtype, raw
+from ..core import BOX_TYPES, aval, is_complex_dtype, is_float_dtype, raw
 from ..rules import ARG_NAMES, Primitive
 from .linear import BROADCAST_TO, CONVERT, sum_to
 
@@ -329,3 +329,18 @@ FLOOR_DIVIDE = Elementwise("floor_divide", "floor_divide(x, y)", (None, None), d
 REAL = Elementwise("real", "real(x)", ("1",), wirtinger=(("0.5", "0.5"),))
 IMAG = Elementwise("imag", "imag(x)", ("0",), wirtinger=(("-0.5j", "0.5j"),))
 CONJUGATE = Elementwise("conjugate", "conj(x)", ("1",), wirtinger=(("0", "1"),))
+
+
+def is_complex(x) -> bool:
+    """Whether ``x`` (a Tensor, an array or a Python number) is complex."""
+    return isinstance(x, complex) or is_complex_dtype(aval(x)[1])
+
+
+def conj_if_complex(x):
+    """conj(x) for complex ``x``; real ``x`` itself (nothing recorded, so real code pays nothing)."""
+    return CONJUGATE.bind(x) if is_complex(x) else x
+
+
+def real_if_complex(x):
+    """Re(x), a real array, for complex ``x``; real ``x`` itself (nothing recorded)."""
+    return REAL.bind(x) if is_complex(x) else x

@@ -38,7 +38,7 @@ import numpy
 from .. import backend
 from ..core import aval, map_values, raw
 from ..rules import Custom, Linear
-from .elementwise import CONJUGATE, IMAG, MULTIPLY, REAL, WHERE
+from .elementwise import IMAG, MULTIPLY, REAL, WHERE, conj_if_complex, is_complex, real_if_complex
 from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, batch_all, batch_size, sum_to
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
@@ -53,24 +53,9 @@ def _mm(x, y):
     return MATMUL.bind(x, y)
 
 
-def _is_complex(x):
-    dtype = aval(x)[1]
-    return dtype is not None and dtype.kind == "c"
-
-
-def _conj(x):
-    """conj(x) for complex x; real x itself (nothing recorded, so the real path pays nothing)."""
-    return CONJUGATE.bind(x) if _is_complex(x) else x
-
-
-def _re(x):
-    """Re(x) (a real array) for complex x; real x itself."""
-    return REAL.bind(x) if _is_complex(x) else x
-
-
 def _mH(x):
     """The conjugate transpose of the last two axes (the transpose for real x)."""
-    return _conj(_mT(x))
+    return conj_if_complex(_mT(x))
 
 
 def _herm(x):
@@ -80,7 +65,7 @@ def _herm(x):
 
 def _real_diagonal(x):
     """x with the imaginary parts of its diagonal removed (real x itself)."""
-    if not _is_complex(x):
+    if not is_complex(x):
         return x
     return x - _diag_embed(IMAG.bind(_diag_part(x))) * 1j
 
@@ -314,7 +299,7 @@ def _slogdet_jvp(primals, tangents, out, params):
     # t = tr(A^-1 dA) = d log det: log|det|' = Re t, and sign = det / |det| turns by i Im t (0 for real A).
     t = _trace_last(_solve(primals[0], tangents[0]))
     axis = len(aval(t)[0])
-    if not _is_complex(t):
+    if not is_complex(t):
         return CONCATENATE.bind(_expand_last(t * 0.0, 1), _expand_last(t, 1), axis=axis)
     d_sign = out[..., 0] * (t - REAL.bind(t))
     return CONCATENATE.bind(_expand_last(d_sign, 1), _expand_last(REAL.bind(t), 1), axis=axis)
@@ -323,7 +308,7 @@ def _slogdet_jvp(primals, tangents, out, params):
 def _slogdet_vjp(ct, saved, params, avals, needed):
     a, out = saved
     t_bar = ct[..., 1]
-    if _is_complex(t_bar):  # the transposes of Re t and of sign * i Im t
+    if is_complex(t_bar):  # the transposes of Re t and of sign * i Im t
         t_bar = REAL.bind(t_bar) + IMAG.bind(out[..., 0] * ct[..., 0]) * 1j
     return [_expand_last(t_bar, 2) * _mT(_inv(a))]
 
@@ -364,7 +349,7 @@ def _pinv_vjp(ct, saved, params, avals, needed):
     eye_m = _constant(x, lambda xp, dt: xp.eye(m, dtype=dt))
     eye_n = _constant(x, lambda xp, dt: xp.eye(n, dtype=dt))
     x_t, ct_t, x_h = _mT(x), _mT(ct), _mH(x)
-    return [-_mm(_mm(x_t, ct), x_t) + _conj(_mm(_mm(eye_m - _mm(a, x), ct_t), _mm(x, x_h))
+    return [-_mm(_mm(x_t, ct), x_t) + conj_if_complex(_mm(_mm(eye_m - _mm(a, x), ct_t), _mm(x, x_h))
                                             + _mm(_mm(_mm(x_h, x), ct_t), eye_n - _mm(x, a)))]
 
 
@@ -384,7 +369,7 @@ def _cholesky_jvp(primals, tangents, out, params):
     # A = L L^H: L^-1 dA L^-H = X + X^H with X = L^-1 dL lower triangular (a real diagonal), so dL = L Phi(...).
     lower = out
     da = _herm(tangents[0])
-    inner = _mT(_solve(_conj(lower), _mT(_solve(lower, da))))  # L^-1 dA L^-H
+    inner = _mT(_solve(conj_if_complex(lower), _mT(_solve(lower, da))))  # L^-1 dA L^-H
     return _mm(lower, _lower_half_diag(inner))
 
 
@@ -421,15 +406,15 @@ def _eigh_jvp(primals, tangents, out, params):
     # X = V^H dA V (Hermitian): dw = Re diag X, dV = V (F o X) (zero diagonal of V^H dV: the phase gauge).
     w, v = _eigh_parts(out)
     x = _mm(_mm(_mH(v), _herm(tangents[0])), v)
-    return pack([_re(_diag_part(x)), _mm(v, _eigen_gaps(_re(w)) * x)], aval(w)[0][:-1])
+    return pack([real_if_complex(_diag_part(x)), _mm(v, _eigen_gaps(real_if_complex(w)) * x)], aval(w)[0][:-1])
 
 
 def _eigh_vjp(ct, saved, params, avals, needed):
     # The transpose of the JVP: X_bar = diag(Re w_bar) + F o (V^T v_bar), then S_bar = conj(V) X_bar V^T.
     w, v = _eigh_parts(saved[0])
     w_bar, v_bar = _eigh_parts(ct)
-    middle = _diag_embed(_re(w_bar)) + _eigen_gaps(_re(w)) * _mm(_mT(v), v_bar)
-    return [_herm(_mm(_mm(_conj(v), middle), _mT(v)))]
+    middle = _diag_embed(real_if_complex(w_bar)) + _eigen_gaps(real_if_complex(w)) * _mm(_mT(v), v_bar)
+    return [_herm(_mm(_mm(conj_if_complex(v), middle), _mT(v)))]
 
 
 # Packed output (..., n + n*n): [eigenvalues, eigenvectors] (complex a: the eigenvalues with zero imaginary parts).
@@ -457,7 +442,7 @@ def _eig_parts(packed):
 
 def _column_dots(v, g):
     """(..., 1, n): sum_i conj(v_ij) g_ij per column j, real part (v^T g's diagonal for real v)."""
-    return _re(SUM.bind(_conj(v) * g, axis=(len(aval(v)[0]) - 2,), keepdims=True))
+    return real_if_complex(SUM.bind(conj_if_complex(v) * g, axis=(len(aval(v)[0]) - 2,), keepdims=True))
 
 
 def _eig_jvp(primals, tangents, out, params):
@@ -472,7 +457,7 @@ def _eig_jvp(primals, tangents, out, params):
 def _eig_vjp(ct, saved, params, avals, needed):
     w, v = _eig_parts(saved[0])
     w_bar, v_bar = _eig_parts(ct)
-    v_bar = v_bar - _conj(v) * _re(SUM.bind(v * v_bar, axis=(len(aval(v)[0]) - 2,), keepdims=True))
+    v_bar = v_bar - conj_if_complex(v) * real_if_complex(SUM.bind(v * v_bar, axis=(len(aval(v)[0]) - 2,), keepdims=True))
     middle = _diag_embed(w_bar) + _eigen_gaps(w) * _mm(_mT(v), v_bar)
     # V^-T middle V^T; real a with a complex spectrum keeps the real part (sum_to casts)
     return [sum_to(_solve(_mT(v), _mm(middle, _mT(v))), *avals[0])]
@@ -513,7 +498,7 @@ def _svd_jvp(primals, tangents, out, params):
     m, n = aval(a)[0][-2:]
     k = min(m, n)
     u, s, vh = _svd_parts(out, m, n)
-    s = _re(s)
+    s = real_if_complex(s)
     v = _mH(vh)
     dp = _mm(_mm(_mH(u), da), v)  # U^H dA V
     gaps = _singular_gaps(s)
@@ -522,13 +507,13 @@ def _svd_jvp(primals, tangents, out, params):
     s_inv = _safe_reciprocal(s)
     du = _mm(u, gaps * (dp_s + _mH(dp_s)))
     dv = _mm(v, gaps * (s_dp + _mH(s_dp)))
-    if _is_complex(dp):
+    if is_complex(dp):
         du = du + u * _per_column(IMAG.bind(_diag_part(dp)) * s_inv) * 1j
     if m > k:  # the part of dA V outside U's span
         du = du + (_mm(da, v) - _mm(u, dp)) * _per_column(s_inv)
     if n > k:
         dv = dv + (_mm(_mH(da), u) - _mm(v, _mH(dp))) * _per_column(s_inv)
-    return pack([du, _re(_diag_part(dp)), _mH(dv)], aval(s)[0][:-1])
+    return pack([du, real_if_complex(_diag_part(dp)), _mH(dv)], aval(s)[0][:-1])
 
 
 def _svd_vjp(ct, saved, params, avals, needed):
@@ -538,17 +523,17 @@ def _svd_vjp(ct, saved, params, avals, needed):
     k = min(m, n)
     u, s, vh = _svd_parts(saved[0], m, n)
     u_bar, s_bar, vh_bar = _svd_parts(ct, m, n)
-    s = _re(s)
-    v_t, v_bar = _conj(vh), _mH(vh_bar)  # V^T, the cotangent of V
+    s = real_if_complex(s)
+    v_t, v_bar = conj_if_complex(vh), _mH(vh_bar)  # V^T, the cotangent of V
     gaps = _singular_gaps(s)
     ut_ubar = _mm(_mT(u), u_bar)
     g = gaps * ut_ubar
     h = gaps * _mm(v_t, v_bar)
-    p_bar = _diag_embed(_re(s_bar)) + (g + _mH(g)) * _per_column(s) + _per_row(s) * (h + _mH(h))
+    p_bar = _diag_embed(real_if_complex(s_bar)) + (g + _mH(g)) * _per_column(s) + _per_row(s) * (h + _mH(h))
     s_inv = _safe_reciprocal(s)
-    if _is_complex(p_bar):
+    if is_complex(p_bar):
         p_bar = p_bar + _diag_embed(IMAG.bind(_diag_part(ut_ubar)) * s_inv) * 1j
-    u_c = _conj(u)
+    u_c = conj_if_complex(u)
     a_bar = _mm(_mm(u_c, p_bar), v_t)
     if m > k:
         a_bar = a_bar + _mm((u_bar - _mm(u_c, ut_ubar)) * _per_column(s_inv), v_t)
@@ -598,9 +583,9 @@ def _qr_vjp(ct, saved, params, avals, needed):
     m, n = avals[0][0][-2:]
     q, r = _qr_parts(saved[0], m, n)
     q_bar, r_bar = _qr_parts(ct, m, n)
-    mid = _mm(_conj(r), _mH(r_bar)) - _mm(_mH(q_bar), _conj(q))  # M^H
+    mid = _mm(conj_if_complex(r), _mH(r_bar)) - _mm(_mH(q_bar), conj_if_complex(q))  # M^H
     mid_herm = _real_diagonal(_lower(mid) + _mH(_lower(mid, -1)))
-    return [_right_solve(q_bar + _mm(_conj(q), mid_herm), _mT(r))]
+    return [_right_solve(q_bar + _mm(conj_if_complex(q), mid_herm), _mT(r))]
 
 
 # Packed output (..., m*n + n*n): [Q, R] for m >= n.

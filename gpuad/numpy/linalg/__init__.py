@@ -41,7 +41,7 @@ from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLV
 from .. import _calculus, _diagonals, _products  # their matmul, cross, ... share names with ours
 from .._creation import asarray
 from .._dispatch import module_of, traceable
-from .._elementwise import abs, conjugate, imag, real, sqrt, where
+from .._elementwise import abs, abs_squared, conj_if_complex, imag, is_complex, real, real_if_complex, sqrt, where
 from .._reductions import max, min, sum
 from .._shapes import astype, broadcast_to, concatenate, moveaxis, ravel, reshape, swapaxes, transpose
 
@@ -108,29 +108,6 @@ def _floating(a):
     return a if is_float_dtype(dtype) else astype(a, _np.float64)
 
 
-def _is_complex(a):
-    dtype = aval(a)[1]
-    return dtype is not None and dtype.kind == "c"
-
-
-def _conj(a):
-    """conj(a) for complex ``a``; real ``a`` itself (nothing recorded)."""
-    return conjugate(a) if _is_complex(a) else a
-
-
-def _re(a):
-    """The real part of complex ``a`` (a real array); real ``a`` itself."""
-    return real(a) if _is_complex(a) else a
-
-
-def _abs2(x):
-    """|x|^2 elementwise: x * x for real x, Re(x)^2 + Im(x)^2 for complex x (a real array)."""
-    if _is_complex(x):
-        re, im = real(x), imag(x)
-        return re * re + im * im
-    return x * x
-
-
 # ---- inverse, solve, determinants ------------------------------------------------------------------------------
 
 @_linalg_function
@@ -166,7 +143,7 @@ def slogdet(a):
     """(sign, log|det|). Real ``a``: the sign is a plain array (piecewise constant: no derivative). Complex ``a``:
     sign = det / |det| is complex and differentiable, log|det| real."""
     packed = SLOGDET.bind(_floating(_square(a, "slogdet")))
-    if _is_complex(packed):
+    if is_complex(packed):
         return SlogdetResult(packed[..., 0], real(packed[..., 1]))
     return SlogdetResult(constant(packed)[..., 0], packed[..., 1])
 
@@ -191,10 +168,10 @@ def _from_triangle(a, lower):
     LAPACK ignores the imaginary parts of the diagonal; so does this (whatever the backend does with them), and
     they get a zero derivative."""
     if lower:
-        h = _diagonals.tril(a) + _conj(swapaxes(_diagonals.tril(a, -1), -1, -2))
+        h = _diagonals.tril(a) + conj_if_complex(swapaxes(_diagonals.tril(a, -1), -1, -2))
     else:
-        h = _diagonals.triu(a) + _conj(swapaxes(_diagonals.triu(a, 1), -1, -2))
-    if _is_complex(h):
+        h = _diagonals.triu(a) + conj_if_complex(swapaxes(_diagonals.triu(a, 1), -1, -2))
+    if is_complex(h):
         value = raw(h)
         eye = module_of((value,)).eye(value.shape[-1], dtype=value.real.dtype)
         h = h - imag(h) * eye * 1j
@@ -207,7 +184,7 @@ def cholesky(a, /, *, upper=False):
     with ``upper=True``), as NumPy does; only that triangle gets a derivative."""
     a = _floating(_square(a, "cholesky"))
     lower = CHOLESKY.bind(_from_triangle(a, not upper))
-    return _conj(swapaxes(lower, -1, -2)) if upper else lower  # upper: U = L^H, a = U^H U
+    return conj_if_complex(swapaxes(lower, -1, -2)) if upper else lower  # upper: U = L^H, a = U^H U
 
 
 @_linalg_function
@@ -220,7 +197,7 @@ def eigh(a, UPLO="L"):
     a = _floating(_square(a, "eigh"))
     n = aval(a)[0][-1]
     w, v = unpack(EIGH.bind(_from_triangle(a, uplo == "L"), UPLO=uplo), [(n,), (n, n)])
-    return EighResult(_re(w), v)
+    return EighResult(real_if_complex(w), v)
 
 
 @_linalg_function
@@ -295,7 +272,7 @@ def lstsq(a, b, rcond=None):
     x = _products.matmul(PINV.bind(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
     if int(rank) == n and m > n:
-        residuals = sum(_abs2(b - _products.matmul(a, x)), axis=0)
+        residuals = sum(abs_squared(b - _products.matmul(a, x)), axis=0)
         if vector:
             residuals = reshape(residuals, (1,))
     else:
@@ -313,7 +290,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
             f"svd of a traced {m}x{n} matrix with full_matrices=True: the {builtins.max(m, n) - builtins.min(m, n)}"
             f" extra singular vectors are not unique, so they have no derivative; pass full_matrices=False")
     u, s, vh = unpack(SVD.bind(a), svd_shapes(m, n))
-    s = _re(s)  # complex a: singular values are real
+    s = real_if_complex(s)  # complex a: singular values are real
     return SVDResult(u, s, vh) if compute_uv else s
 
 
@@ -337,7 +314,7 @@ def qr(a, mode="reduced"):
         q, r = unpack(QR.bind(a), [(m, n), (n, n)])
     else:  # wide: the QR of the leading square block, and Q^H times the rest (what LAPACK computes too)
         q, r_square = unpack(QR.bind(a[..., :m]), [(m, m), (m, m)])
-        r = concatenate([r_square, _products.matmul(_conj(swapaxes(q, -1, -2)), a[..., m:])], axis=-1)
+        r = concatenate([r_square, _products.matmul(conj_if_complex(swapaxes(q, -1, -2)), a[..., m:])], axis=-1)
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -365,7 +342,7 @@ def _vector_norm(x, ord, axis, keepdims):
     if ord == 1:
         return sum(magnitude, axis=axis, keepdims=keepdims)
     if ord is None or ord == 2:
-        return _safe_power(sum(_abs2(x), axis=axis, keepdims=keepdims), 0.5)
+        return _safe_power(sum(abs_squared(x), axis=axis, keepdims=keepdims), 0.5)
     p = float(ord)
     nonzero = constant(magnitude) > 0
     powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0)
@@ -384,7 +361,7 @@ def _matrix_norm(x, ord, row, col):
     if ord == "nuc":
         return sum(_singular_values(x, row, col), axis=-1)
     if ord in (None, "fro", "f"):
-        return _safe_power(sum(_abs2(x), axis=(row, col)), 0.5)
+        return _safe_power(sum(abs_squared(x), axis=(row, col)), 0.5)
     if ord in (1, -1):  # largest / smallest column sum
         reduce = max if ord == 1 else min
         return reduce(sum(abs(x), axis=row), axis=col - (col > row))
@@ -402,7 +379,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     ndim = len(shape)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and ndim == 2) or (ord == 2 and ndim == 1):
-            value = _safe_power(sum(_abs2(x)), 0.5)
+            value = _safe_power(sum(abs_squared(x)), 0.5)
             return reshape(value, (1,) * ndim) if keepdims else value
         axis = tuple(range(ndim))
     elif not isinstance(axis, tuple):
