@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 
 from . import backend, printing, tree
-from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, is_real_float_dtype, lower, no_grad_active, raw,
-                   recording_traces, settle)
+from .core import (BOX_TYPES, Tensor, Trace, aval, bind, constant, is_float_dtype, is_real_float_dtype, lower,
+                   no_grad_active, raw, recording_traces, settle)
 from .core import lifters as core_lifters
 from .fusion.regions import RegionBuilder, rule_inputs
 from .fusion.render_cpp import kernel_source
@@ -47,7 +47,7 @@ def set_fusion(enabled: bool) -> bool:
 class TapeEntry:
     """One line of the Wengert list: ``out = prim(args)`` with what the backward pass needs."""
 
-    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval", "region", "size", "closed")
+    __slots__ = ("prim", "parents", "saved", "params", "avals", "label", "out_aval")
 
     def __init__(self, prim, parents, saved, params, avals, out_aval, label=None):
         self.prim = prim          # None for an input
@@ -58,9 +58,6 @@ class TapeEntry:
         self.avals = avals        # (shape, dtype) of each argument
         self.out_aval = out_aval
         self.label = label        # "x1" for inputs; {position: value} of Python-scalar arguments otherwise
-        self.region = None        # elementwise region entries: union-find link towards the region's first entry
-        self.size = 1             # on a region's first entry: how many entries the region has
-        self.closed = False       # on a region's first entry: an entry outside the region has used its values
 
 
 class TapeTensor(Tensor):
@@ -166,21 +163,29 @@ class Tape(Trace):
     def process(self, prim, args, params):
         if self._stack.no_grad:  # (the stack of this thread: process runs only while this trace is live)
             return bind(prim, [lower(a, self) for a in args], params)
-        primals, parents = [], []
+        entries = self.entries
+        primals, parents, avals = [], [], []
         constants = None  # Python-scalar arguments, kept only to print the tape
+        boxed = False     # an argument is a box of an outer trace: the primitive is bound again, one level down
         for a in args:
             if type(a) is TapeTensor and a._trace is self:
-                primals.append(a._primal)
+                p = a._primal
+                primals.append(p)
                 parents.append(a._node)
+                avals.append(entries[a._node].out_aval)  # (its value's aval, recorded with it)
             else:
                 if type(a) is float or type(a) is int:
                     constants = constants or {}
                     constants[len(primals)] = a
+                p = a
                 primals.append(a)
                 parents.append(None)
+                avals.append(aval(a))
+            if not boxed and type(p) in BOX_TYPES:
+                boxed = True
         hook = prim.forward_and_save  # gpuad.custom / gpuad.recompute: output and saved values in one call
         if hook is None:
-            out = bind(prim, primals, params)
+            out = bind(prim, primals, params) if boxed else prim.impl(*primals, **params)
         else:
             out, saved = hook(primals, params)
         out_aval = aval(out)
@@ -190,17 +195,15 @@ class Tape(Trace):
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
-        entries = self.entries
         if _fusion and isinstance(prim, Elementwise) and kind != "c" and (
                 prim.wirtinger is None or not _any_complex(primals)):
             # complex entries run their per-op rules: fused kernels are real for now
-            avals = [aval(p) for p in primals]
             saved = self.regions.join(len(entries), parents, primals, avals, out_aval)
-            entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         else:
             self.regions.close(parents)
-            entries.append(TapeEntry(prim, parents, prim.save(primals, out) if hook is None else saved, params,
-                                     [aval(p) for p in primals], out_aval, constants))
+            if hook is None:
+                saved = prim.save(primals, out)
+        entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
         return TapeTensor(self, out, len(entries) - 1)
 
     def _check_open(self, what):

@@ -31,24 +31,18 @@ class RegionBuilder:
 
     def __init__(self, max_size=MAX_REGION):
         self.max_size = max_size
-        self._link: dict[int, int] = {}   # region entry -> union-find link towards its region's first entry
-        self._size: dict[int, int] = {}   # a region's first entry -> how many entries the region has (default 1)
-        self._closed: set[int] = set()    # first entries of regions an entry outside them has used
-        self.cache: dict = {}             # kept by a persistent tape's backward passes (``run.run_region``)
+        # Each region is named by its first entry (its root). Every entry knows its root directly and every root
+        # its members, ascending (a merge relabels the members of the regions it absorbs): one lookup per
+        # argument while recording, and the backward pass reads the regions without scanning the tape.
+        self._root: dict[int, int] = {}            # region entry -> its region's first entry
+        self._members: dict[int, list[int]] = {}   # a region's first entry -> its members, ascending
+        self._closed: set[int] = set()             # first entries of regions an entry outside them has used
+        self.cache: dict = {}                      # kept by a persistent tape's backward passes (``run.run_region``)
         self._groups_key = self._groups = None
 
     def nodes(self):
         """The region entries (a live set-like view: ``node in builder.nodes()`` without a method call)."""
-        return self._link.keys()
-
-    def _root(self, node):
-        """The first entry of ``node``'s region (compressing ``node``'s link)."""
-        link = self._link
-        r = link[node]
-        while link[r] != r:
-            r = link[r]
-        link[node] = r
-        return r
+        return self._root.keys()
 
     def join(self, node, parents, primals, avals, out_aval):
         """Put elementwise entry ``node`` (with argument nodes ``parents``, None for constants, values
@@ -56,53 +50,63 @@ class RegionBuilder:
         regions, or start a region of its own; returns what the entry saves: its arguments with None in place of
         the internal ones. A region accepts members only while it is open and has fewer than ``max_size``
         entries; a refused entry saves every argument and starts a region of its own."""
-        link, closed = self._link, self._closed
-        roots = internal = None
+        root_of, closed = self._root, self._closed
+        first = internal = others = None
         for k, p in enumerate(parents):
-            if p is None or p not in link:
+            r = root_of.get(p)  # (None for a constant, or an entry outside every region)
+            if r is None:
                 continue
-            r = link[p]
-            if link[r] != r:
-                r = self._root(p)
             if r in closed or avals[k] != out_aval:
                 closed.add(r)  # a use from outside the region
-            elif roots is None:
-                roots, internal = [r], [k]
+            elif first is None:
+                first, internal = r, [k]
             else:
                 internal.append(k)
-                if r not in roots:
-                    roots.append(r)
-        if roots is None:
-            link[node] = node
-            return tuple(primals)
-        sizes = self._size
-        if len(roots) == 1:
-            first = roots[0]
-            size = sizes.get(first, 1) + 1
-        else:
-            first = min(roots)
-            size = 1
-            for r in roots:
-                size += sizes.get(r, 1)
-        if size > self.max_size:
-            closed.update(roots)
-            link[node] = node
-            return tuple(primals)
-        for r in roots:
-            link[r] = first
-        sizes[first] = size
-        link[node] = first
-        saved = list(primals)
-        for k in internal:
-            saved[k] = None
-        return tuple(saved)
+                if r != first:
+                    others = others or set()
+                    others.add(r)
+        members = self._members
+        if first is not None:
+            if others is None:
+                group = members[first]
+                if len(group) < self.max_size:
+                    group.append(node)
+                    root_of[node] = first
+                    first = None
+                else:
+                    closed.add(first)
+            else:
+                roots = sorted({first, *others})
+                if sum(len(members[r]) for r in roots) < self.max_size:
+                    first = roots[0]
+                    group = members[first]
+                    for r in roots[1:]:
+                        absorbed = members.pop(r)
+                        for m in absorbed:
+                            root_of[m] = first
+                        group.extend(absorbed)
+                    group.sort()
+                    group.append(node)
+                    root_of[node] = first
+                    first = None
+                else:
+                    closed.update(roots)
+            if first is None:  # joined
+                saved = list(primals)
+                for k in internal:
+                    saved[k] = None
+                return tuple(saved)
+        root_of[node] = node
+        members[node] = [node]
+        return tuple(primals)
 
     def close(self, parents):
         """Close the regions whose values a non-elementwise entry uses (its argument nodes ``parents``)."""
-        link = self._link
+        root_of = self._root
         for p in parents:
-            if p is not None and p in link:
-                self._closed.add(self._root(p))
+            r = root_of.get(p)
+            if r is not None:
+                self._closed.add(r)
 
     def groups(self, first, stop):
         """The regions the backward pass runs over nodes ``first`` .. ``stop - 1``: (the lowest node the reverse
@@ -110,41 +114,29 @@ class RegionBuilder:
         ``first`` on, reaching down to their first entry; ({} when there are none). The answer is kept for the
         next call with the same nodes while no entry joins (a persistent tape's next passes): callers only read
         it."""
-        link = self._link
-        if not link:
+        if not self._root:
             return first, {}
-        key = (first, stop, len(link))  # membership only grows, by join, which adds a node
+        key = (first, stop, len(self._root))  # membership only grows, by join, which adds a node
         if self._groups_key == key:
             return self._groups
-        self._groups_key, self._groups = key, self._group(first, stop)
+        low, groups = first, {}
+        for r, members in sorted(self._members.items()):
+            if r >= stop:
+                break
+            if members[-1] < first:
+                continue
+            if members[-1] >= stop:
+                members = [m for m in members if m < stop]
+                if members[-1] < first:
+                    continue
+            groups[members[-1]] = list(members)
+            low = min(low, r)
+        self._groups_key, self._groups = key, (low, groups)
         return self._groups
-
-    def _group(self, first, stop):
-        link = self._link
-        root_of = {}
-        for i in range(first, stop):
-            if i in link:
-                r = link[i]
-                root_of[i] = r if link[r] == r else self._root(i)
-        if not root_of:
-            return first, {}
-        groups = {r: [] for r in root_of.values()}
-        low = min(first, min(groups))
-        for i in range(low, first):
-            if i in link:
-                r = self._root(i)
-                if r in groups:
-                    groups[r].append(i)
-        for i, r in root_of.items():
-            groups[r].append(i)
-        return low, {members[-1]: members for members in groups.values()}
 
     def regions(self):
         """Every region's members (tape nodes, ascending), ordered by their first entry."""
-        out = {}
-        for i in sorted(self._link):
-            out.setdefault(self._root(i), []).append(i)
-        return list(out.values())
+        return [list(members) for _, members in sorted(self._members.items())]
 
 
 def arguments(entries, i, values):

@@ -28,15 +28,20 @@ from ._shapes import astype
 
 
 def _elementwise(prim: Elementwise, name: str):
+    arity = prim.arity
+
     def fn(*args, **kwargs):
-        if len(args) != prim.arity:
-            raise TypeError(f"gpuad.numpy.{name} takes {prim.arity} array argument(s), got {len(args)}")
-        if kwargs:
+        if kwargs or len(args) != arity:
+            if len(args) != arity:
+                raise TypeError(f"gpuad.numpy.{name} takes {arity} array argument(s), got {len(args)}")
             if has_tensor(args):
                 raise TypeError(f"gpuad.numpy.{name}: keyword arguments {sorted(kwargs)} are not supported on "
                                 f"traced values (gpuad is out-of-place; cast with astype instead of dtype=)")
             return getattr(module_of(args), prim.name)(*args, **kwargs)
-        return bind(prim, [array_from(a) if type(a) in (list, tuple) else a for a in args], {})
+        for a in args:  # (the operators call this too: one pass, no new list unless an argument is a list)
+            if type(a) is list or type(a) is tuple:
+                return bind(prim, [array_from(a) for a in args], {})
+        return bind(prim, args, {})
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (f"numpy.{name}, differentiable. Forward: {prim.forward.source}; partial derivatives: "
