@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy  # dtype objects by name (NumPy's and CuPy's functions take them)
+
 from .. import backend
 from ..core import Tensor, is_float_dtype, raw
 from ..ops.linear import sum_to
@@ -35,10 +37,22 @@ from .render_python import python_function
 # into existing buffers done outside a kernel, and copies made to take ownership of a buffer.
 stats = {"regions": 0, "kernels": 0, "reductions": 0, "accumulations": 0, "copies": 0}
 
-# Argument references, made once (building a region's structure runs every backward pass)
-_V = [("v", k) for k in range(256)]
-_I = [("i", k) for k in range(256)]
-_C = [("c", k) for k in range(256)]
+
+
+class _Refs(dict):
+    """Argument references of one kind, ``refs[k] == (kind, k)``, each made once (building a region's structure
+    runs every backward pass)."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, k):
+        ref = self[k] = (self.kind, k)
+        return ref
+
+
+_V, _I, _C = _Refs("v"), _Refs("i"), _Refs("c")
 
 
 def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher=None, groups=None, cache=None,
@@ -119,18 +133,16 @@ def _structure(entries, members, seeded, reaches, wanted):
     """(region, shape, inputs, consts, out_nodes, targets) of region ``members`` whose nodes ``seeded`` have an
     incoming cotangent, or None when it produces no wanted cotangent."""
     shape, dtype = entries[members[0]].out_aval
-    local = {}
+    local = dict(zip(members, range(len(members))))  # member -> its index in the region
     inputs, input_nodes, keys, consts, nodes = [], [], {}, [], []
-    for m in members:
-        e = entries[m]
+    scalars, V = backend.PYTHON_SCALARS, _V
+    for e in map(entries.__getitem__, members):
         refs = []
         for p, v in zip(e.parents, e.saved):
             if v is None:
-                k = local[p]
-                refs.append(_V[k] if k < 256 else ("v", k))
-            elif type(v) in backend.PYTHON_SCALARS:
-                k = len(consts)
-                refs.append(_C[k] if k < 256 else ("c", k))
+                refs.append(V[local[p]])
+            elif type(v) in scalars:
+                refs.append(_C[len(consts)])
                 consts.append(v)
             else:
                 key = p if p is not None else id(v)
@@ -139,17 +151,16 @@ def _structure(entries, members, seeded, reaches, wanted):
                     j = keys[key] = len(inputs)
                     inputs.append(raw(v) if isinstance(v, Tensor) else v)
                     input_nodes.append(p)
-                refs.append(_I[j] if j < 256 else ("i", j))
-        local[m] = len(nodes)
+                refs.append(_I[j])
         nodes.append((e.prim, tuple(refs)))
     outputs, out_nodes = [], []
     for j, p in enumerate(input_nodes):
         if p is not None and reaches[p] and is_float_dtype(entries[p].out_aval[1]):
-            outputs.append(_I[j] if j < 256 else ("i", j))
+            outputs.append(_I[j])
             out_nodes.append(p)
-    for m in members:
-        if m in wanted:
-            outputs.append(("v", local[m]))
+    for m in (members if len(members) <= len(wanted) else sorted(m for m in wanted if m in local)):
+        if m in wanted:  # (ascending, from whichever of the two is shorter)
+            outputs.append(V[local[m]])
             out_nodes.append(m)
     if not outputs:
         return None
@@ -311,8 +322,15 @@ def _run_python(module, region, prog, inputs, consts, seeds, targets, out_nodes,
     fn, fresh = python_function(region, module)
     seeds = [s if dtype_name(s.dtype) == region.dtype else s.astype(region.dtype) for s in seeds]
     # Python-scalar constants as 0-d arrays of the region's dtype (the dtype they took part in), so that a
-    # division by a constant 0 gives inf, as NumPy does, rather than ZeroDivisionError.
-    consts = [module.asarray(c, dtype=region.dtype) for c in consts]
+    # division by a constant 0 gives inf, as NumPy does, rather than ZeroDivisionError. One array per constant
+    # object (a loop's literal is one object, used by every iteration); the program never writes into them.
+    dtype, made, arrays = _dtype(region.dtype), {}, []
+    for c in consts:
+        a = made.get(id(c))
+        if a is None:
+            a = made[id(c)] = module.asarray(c, dtype=dtype)
+        arrays.append(a)
+    consts = arrays
     results = fn(*inputs, *consts, *seeds)
     for value, o, is_fresh in zip(results, prog.written, fresh):
         node = out_nodes[o]
@@ -397,6 +415,11 @@ def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, ta
 
 # float16/bfloat16 temporaries are summed in float32 (rounded once, to the cotangent's dtype)
 ACCUMULATOR = {"float16": "float32", "bfloat16": "float32"}
+
+
+@lru_cache(maxsize=64)
+def _dtype(name):
+    return numpy.dtype(name)
 
 
 @lru_cache(maxsize=4096)

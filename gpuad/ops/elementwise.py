@@ -63,6 +63,7 @@ class Elementwise(Primitive):
             if stray:
                 raise expr.ExprError(f"{name}: expression {e.source!r} reads unknown names {sorted(stray)}")
         self._compiled: dict[tuple, object] = {}
+        self._forward: dict[object, object] = {}  # the forward expression compiled, by namespace (impl's one lookup)
         # NumPy's ufunc of this name has no complex loop (floor, arctan2, deg2rad, ...): refuse complex values as
         # NumPy does, even where the row's forward expression would evaluate on them.
         loops = getattr(getattr(numpy, name, None), "types", None)
@@ -100,7 +101,10 @@ class Elementwise(Primitive):
         if self.real_only and any(getattr(a, "dtype", None) is not None and a.dtype.kind == "c" for a in args):
             raise TypeError(f"{self.name} is not defined for complex values (as in NumPy)")
         xp = backend.array_module(*args)
-        out = self.function(-1, xp)(*args)
+        fn = self._forward.get(xp)
+        if fn is None:
+            fn = self._forward[xp] = self.function(-1, xp)
+        out = fn(*args)
         # Python evaluates complex * numpy.float64 (a float subclass) itself, to a Python complex: without a dtype
         # it would look like a constant to the traces. NumPy's result is a complex128 array.
         return xp.asarray(out) if type(out) is complex else out
