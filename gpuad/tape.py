@@ -34,6 +34,7 @@ from .ops.elementwise import Elementwise
 # code keeps the values it recomputes in registers.
 _fusion = os.environ.get("GPUAD_FUSION", "1").strip() not in ("0", "off", "false", "no")
 MAX_REGION = 128
+_SCALAR_AVAL = aval(0.0)  # a Python scalar's: shape (), dtype None
 
 
 def set_fusion(enabled: bool) -> bool:
@@ -174,13 +175,15 @@ class Tape(Trace):
                 parents.append(a._node)
                 avals.append(entries[a._node].out_aval)  # (its value's aval, recorded with it)
             else:
-                if type(a) is float or type(a) is int:
-                    constants = constants or {}
-                    constants[len(primals)] = a
                 p = a
                 primals.append(a)
                 parents.append(None)
-                avals.append(aval(a))
+                if type(a) is float or type(a) is int:
+                    constants = constants or {}
+                    constants[len(avals)] = a
+                    avals.append(_SCALAR_AVAL)
+                else:
+                    avals.append(aval(a))
             if not boxed and type(p) in BOX_TYPES:
                 boxed = True
         hook = prim.forward_and_save  # gpuad.custom / gpuad.recompute: output and saved values in one call

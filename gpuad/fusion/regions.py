@@ -51,30 +51,31 @@ class RegionBuilder:
         the internal ones. A region accepts members only while it is open and has fewer than ``max_size``
         entries; a refused entry saves every argument and starts a region of its own."""
         root_of, closed = self._root, self._closed
-        first = internal = others = None
-        for k, p in enumerate(parents):
+        first = saved = others = None
+        k = -1
+        for p in parents:
+            k += 1
             r = root_of.get(p)  # (None for a constant, or an entry outside every region)
             if r is None:
                 continue
             if r in closed or avals[k] != out_aval:
                 closed.add(r)  # a use from outside the region
-            elif first is None:
-                first, internal = r, [k]
-            else:
-                internal.append(k)
-                if r != first:
-                    others = others or set()
-                    others.add(r)
-        members = self._members
+                continue
+            if first is None:
+                first, saved = r, list(primals)
+            elif r != first:
+                others = others or set()
+                others.add(r)
+            saved[k] = None
         if first is not None:
+            members = self._members
             if others is None:
                 group = members[first]
                 if len(group) < self.max_size:
                     group.append(node)
                     root_of[node] = first
-                    first = None
-                else:
-                    closed.add(first)
+                    return tuple(saved)
+                closed.add(first)
             else:
                 roots = sorted({first, *others})
                 if sum(len(members[r]) for r in roots) < self.max_size:
@@ -88,16 +89,10 @@ class RegionBuilder:
                     group.sort()
                     group.append(node)
                     root_of[node] = first
-                    first = None
-                else:
-                    closed.update(roots)
-            if first is None:  # joined
-                saved = list(primals)
-                for k in internal:
-                    saved[k] = None
-                return tuple(saved)
+                    return tuple(saved)
+                closed.update(roots)
         root_of[node] = node
-        members[node] = [node]
+        self._members[node] = [node]
         return tuple(primals)
 
     def close(self, parents):
