@@ -258,8 +258,6 @@ def map_values(fn, *values, align=False):
 # Floating types NumPy does not know as such: ml_dtypes' bfloat16 (NumPy and CuPy accept it as an array dtype,
 # with kind "V"). Recognized by name, so gpuad never imports ml_dtypes itself.
 EXTENSION_FLOATS = frozenset({"bfloat16"})  # backend.EXTENSION_FLOATS repeats it (the backend imports nothing of gpuad)
-# The narrow types whose arithmetic gpuad does in float32 (fused kernels, reduction accumulators).
-HALF_DTYPES = frozenset({"float16", "bfloat16"})
 
 
 def is_real_float_dtype(dtype) -> bool:
@@ -284,7 +282,9 @@ def is_complex_dtype(dtype) -> bool:
 
 
 def is_half_dtype(dtype) -> bool:
-    return dtype is not None and dtype.name in HALF_DTYPES and is_real_float_dtype(dtype)
+    """float16 or bfloat16, the real floating types of two bytes: the narrow types whose arithmetic gpuad does in
+    float32 (fused kernels, reduction accumulators). (By size: NumPy computes ``dtype.name`` in Python, slowly.)"""
+    return dtype is not None and dtype.itemsize == 2 and is_real_float_dtype(dtype)
 
 
 def stop_gradient(x):

@@ -191,7 +191,10 @@ class Tape(Trace):
             out = bind(prim, primals, params) if boxed else prim.impl(*primals, **params)
         else:
             out, saved = hook(primals, params)
-        out_aval = aval(out)
+        try:
+            out_aval = (out.shape, out.dtype)  # aval(out) without the call (a Tensor's properties agree with it)
+        except AttributeError:
+            out_aval = aval(out)
         dtype = out_aval[1]
         kind = None if dtype is None else dtype.kind
         if kind != "f" and kind != "c" and not is_real_float_dtype(dtype):
@@ -309,7 +312,7 @@ class Tape(Trace):
         ran."""
         if self._kernel_log is None:
             raise RuntimeError("no backward pass has run on this Tape yet: call gradient() first")
-        return [spec_of(entry) for entry in self._kernel_log]
+        return [spec for spec in map(spec_of, self._kernel_log) if spec is not None]
 
     def kernels(self, target: str = "cuda") -> str:
         """The generated source of the fused backward kernels of the last ``gradient`` call, one per

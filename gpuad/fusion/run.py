@@ -113,8 +113,9 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
         _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, targets, out_nodes, cts, owned,
                     log, more, planned)
     else:
-        if log is not None and _kernel_ok(region, prog, inputs, seeds, targets, shape):
-            # what the GPU would run, planned only if someone asks (Tape.kernels): keep layouts, not arrays
+        if log is not None:
+            # what the GPU would run, checked and planned only if someone asks (Tape.kernels, spec_of): keep
+            # layouts, not arrays
             log.append((region, shape, [Layout(inputs[j]) if j in prog.used_inputs else None
                                         for j in range(len(inputs))],
                         [Layout(seeds[i]) if i in prog.live_seeds else None for i in range(len(seeds))],
@@ -288,9 +289,13 @@ def _reshaped(layout, shape, dtype):
 
 
 def spec_of(entry):
-    """The KernelSpec of a kernel-log entry (a spec, or a region run by its Python rendering, planned now)."""
+    """The KernelSpec of a kernel-log entry (a spec, or a region run by its Python rendering, planned now), or
+    None for a region no kernel can run (its dtypes)."""
     if isinstance(entry, KernelSpec):
         return entry
+    region, shape, inputs, seeds, targets = entry
+    if not _kernel_ok(region, program(region), inputs, seeds, targets, shape):
+        return None
     return plan(*entry)[0]
 
 

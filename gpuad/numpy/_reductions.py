@@ -80,8 +80,8 @@ def _accumulate_half(fn):
 
     @functools.wraps(fn)
     def wrapper(a, *args, **kwargs):
-        if len(args) <= 1 and kwargs.get("dtype") is None and kwargs.get("out") is None \
-                and is_half_dtype(getattr(a, "dtype", None)) and not isinstance(a, Tensor):
+        if not isinstance(a, Tensor) and len(args) <= 1 and kwargs.get("dtype") is None \
+                and kwargs.get("out") is None and is_half_dtype(getattr(a, "dtype", None)):
             xp = module_of((a,))
             return getattr(xp, fn.__name__)(a, *args, **{**kwargs, "dtype": _np.float32}).astype(a.dtype)
         return traced(a, *args, **kwargs)
