@@ -84,6 +84,20 @@ def intern(value):
     return found
 
 
+_regions: dict = {}
+
+
+def region_of(*fields) -> Region:
+    """``intern(Region(*fields))``, found by the fields themselves without making a Region (the backward pass asks
+    for one per region it runs). Bounded like ``intern``."""
+    found = _regions.get(fields)
+    if found is None:
+        if len(_regions) >= 8192:
+            _regions.clear()
+        found = _regions[fields] = intern(Region(*fields))
+    return found
+
+
 def _nonzero(partial) -> bool:
     return partial is not None and partial.constant != 0
 

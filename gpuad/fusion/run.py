@@ -29,7 +29,7 @@ from ..core import Tensor, is_float_dtype, raw
 from ..ops.linear import sum_to
 from .launchers import default_launcher
 from .layout import Layout, dtype_name, layout, plan, value_dtype_name
-from .program import KernelSpec, Region, intern, program
+from .program import KernelSpec, program, region_of
 from .render_cpp import C_TYPES, KERNEL_DTYPES, kernel_param_kinds
 from .render_python import python_function
 
@@ -38,21 +38,10 @@ from .render_python import python_function
 stats = {"regions": 0, "kernels": 0, "reductions": 0, "accumulations": 0, "copies": 0}
 
 
-
-class _Refs(dict):
-    """Argument references of one kind, ``refs[k] == (kind, k)``, each made once (building a region's structure
-    runs every backward pass)."""
-
-    def __init__(self, kind):
-        super().__init__()
-        self.kind = kind
-
-    def __missing__(self, k):
-        ref = self[k] = (self.kind, k)
-        return ref
-
-
-_V, _I, _C = _Refs("v"), _Refs("i"), _Refs("c")
+# Argument references, made once (building a region's structure runs every backward pass)
+_V = [("v", k) for k in range(256)]
+_I = [("i", k) for k in range(256)]
+_C = [("c", k) for k in range(256)]
 
 
 def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher=None, groups=None, cache=None,
@@ -141,9 +130,11 @@ def _structure(entries, members, seeded, reaches, wanted):
         refs = []
         for p, v in zip(e.parents, e.saved):
             if v is None:
-                refs.append(V[local[p]])
+                k = local[p]
+                refs.append(V[k] if k < 256 else ("v", k))
             elif type(v) in scalars:
-                refs.append(_C[len(consts)])
+                k = len(consts)
+                refs.append(_C[k] if k < 256 else ("c", k))
                 consts.append(v)
             else:
                 key = p if p is not None else id(v)
@@ -152,22 +143,22 @@ def _structure(entries, members, seeded, reaches, wanted):
                     j = keys[key] = len(inputs)
                     inputs.append(raw(v) if isinstance(v, Tensor) else v)
                     input_nodes.append(p)
-                refs.append(_I[j])
+                refs.append(_I[j] if j < 256 else ("i", j))
         nodes.append((e.prim, tuple(refs)))
     outputs, out_nodes = [], []
     for j, p in enumerate(input_nodes):
         if p is not None and reaches[p] and is_float_dtype(entries[p].out_aval[1]):
-            outputs.append(_I[j])
+            outputs.append(_I[j] if j < 256 else ("i", j))
             out_nodes.append(p)
     for m in (members if len(members) <= len(wanted) else sorted(m for m in wanted if m in local)):
         if m in wanted:  # (ascending, from whichever of the two is shorter)
-            outputs.append(V[local[m]])
+            outputs.append(("v", local[m]))
             out_nodes.append(m)
     if not outputs:
         return None
-    region = intern(Region(dtype_name(dtype), shape == (),
-                           tuple((value_dtype_name(v), _shape(v) == shape) for v in inputs), len(consts),
-                           tuple(nodes), tuple(local[m] for m in seeded), tuple(outputs)))
+    region = region_of(dtype_name(dtype), shape == (),
+                       tuple([(value_dtype_name(v), _shape(v) == shape) for v in inputs]), len(consts),
+                       tuple(nodes), tuple([local[m] for m in seeded]), tuple(outputs))
     return region, shape, inputs, consts, out_nodes, [entries[p].out_aval for p in out_nodes]
 
 
