@@ -1,11 +1,11 @@
 """Grouping elementwise tape entries into regions while a tape records, and handing the regions to its backward
 pass.
 
-A ``RegionBuilder`` belongs to one tape and keeps its own union-find state (by tape node): the tape calls
-``join`` for each elementwise entry it records (which merges the entry into the regions of its region-internal
-arguments, and says what the entry saves: its arguments, with None in place of the internal ones, so a region's
-intermediates are freed during the forward pass) and ``close`` for every other entry (an outside use of a
-region's value closes it). An argument is internal when it is the output of an elementwise entry of the same
+A ``RegionBuilder`` belongs to one tape and keeps its own state by tape node (each entry's region, each region's
+members): the tape calls ``join`` for each elementwise entry it records (which merges the entry into the regions
+of its region-internal arguments, and says what the entry saves: its arguments, with None in place of the
+internal ones, so a region's intermediates are freed during the forward pass) and ``close`` for every other entry
+(an outside use of a region's value closes it). An argument is internal when it is the output of an elementwise entry of the same
 shape and dtype in a region that is still open. A region only grows while no entry outside it has used its
 values, and stops at ``MAX_REGION`` entries, so every outside use comes after its last entry and the reverse walk
 can run the whole region when it reaches that entry (``groups``). When the backward pass is traced, region
@@ -52,9 +52,7 @@ class RegionBuilder:
         entries; a refused entry saves every argument and starts a region of its own."""
         root_of, closed = self._root, self._closed
         first = saved = others = None
-        k = -1
-        for p in parents:
-            k += 1
+        for k, p in enumerate(parents):
             r = root_of.get(p)  # (None for a constant, or an entry outside every region)
             if r is None:
                 continue

@@ -37,7 +37,6 @@ from .render_python import python_function
 # into existing buffers done outside a kernel, and copies made to take ownership of a buffer.
 stats = {"regions": 0, "kernels": 0, "reductions": 0, "accumulations": 0, "copies": 0}
 
-
 # Argument references, made once (building a region's structure runs every backward pass)
 _V = [("v", k) for k in range(256)]
 _I = [("i", k) for k in range(256)]

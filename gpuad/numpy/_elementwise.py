@@ -40,7 +40,7 @@ def _elementwise(prim: Elementwise, name: str):
             return getattr(module_of(args), prim.name)(*args, **kwargs)
         for a in args:  # (the operators call this too: one pass, no new list unless an argument is a list)
             if type(a) is list or type(a) is tuple:
-                return bind(prim, [array_from(a) for a in args], {})
+                return bind(prim, [array_from(v) for v in args], {})
         return bind(prim, args, {})
 
     fn.__name__ = fn.__qualname__ = name
