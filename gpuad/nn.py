@@ -149,9 +149,12 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     axis = axis[0]
     labels = labels if hasattr(labels, "dtype") else backend.array_module(raw(logits)).asarray(labels)
     kind = aval(labels)[1].kind
-    log_p = log_softmax(logits, axis)
     if kind in "iu":
-        losses = -gnp.sum(gnp.where(map_values(lambda v: _one_hot(v, shape, axis), labels), log_p, 0), axis=axis)
+        # logsumexp(logits) - the logit at the label: the same value as -log_softmax at the label, in fewer
+        # passes over the logits (max, exp, sum; no log-probabilities of the logits' size, no one-hot mask);
+        # the gradient is the softmax from logsumexp's backward plus the gather's scatter of -1.
+        picked = gnp.take_along_axis(logits, map_values(lambda v: _class_index(v, shape, axis), labels), axis)
+        losses = gnp.reshape(logsumexp(logits, axis, keepdims=True) - picked, _reduced_shape(shape, axis))
     elif is_float_dtype(aval(labels)[1]):
         lshape = aval(labels)[0]
         try:
@@ -163,6 +166,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
                 f"softmax_cross_entropy: floating-point labels are probabilities and must broadcast to the logits' "
                 f"shape {shape}, but they have shape {lshape}; for class indices pass an integer array "
                 f"(labels.astype(int))")
+        log_p = log_softmax(logits, axis)
         if not isinstance(labels, Tensor) and is_real_float_dtype(aval(log_p)[1]):
             labels = labels.astype(aval(log_p)[1], copy=False)  # constant targets follow the logits' precision
         # Double where: a zero probability times a -inf log-probability (a masked logit) stays 0, gradients too.
@@ -176,8 +180,9 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     return gnp.sum(losses) if reduction == "sum" else gnp.mean(losses)
 
 
-def _one_hot(labels, shape, axis):
-    """A boolean mask of the logits' shape, True at each example's label along ``axis``."""
+def _class_index(labels, shape, axis):
+    """The class indices ``labels`` checked and given a size-1 ``axis``: the index ``take_along_axis`` reads
+    each example's logit with."""
     xp = backend.array_module(labels)
     expected = shape[:axis] + shape[axis + 1:]
     if tuple(labels.shape[labels.ndim - len(expected):]) != expected:  # (under vmap, the batch axes in front)
@@ -190,5 +195,4 @@ def _one_hot(labels, shape, axis):
         if low < 0 or high >= classes:
             raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "
                              f"from {low} to {high}")
-    classes_along_axis = xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
-    return xp.expand_dims(labels, axis - len(shape)) == classes_along_axis
+    return xp.expand_dims(labels, axis - len(shape))
