@@ -47,10 +47,13 @@ def dear_to_recompute(prim) -> bool:
 
 def keeps_value(prim, value) -> bool:
     """The cost model (module docstring): a region keeps the value of its member with row ``prim`` for the
-    backward pass when it is a host (NumPy) array of at least single precision and dear to recompute. (A
+    backward pass when it is dear to recompute and a host (NumPy) array of at least single precision. (A
     float16/bfloat16 value is recomputed: the host kernels compute in float, more precisely than the rounded
     value the forward pass stored.)"""
-    return backend.is_host_array(value) and value.dtype.itemsize >= 4 and dear_to_recompute(prim)
+    dear = _dear.get(prim)  # (inlined: join asks for every internal argument it records)
+    if dear is None:
+        dear = dear_to_recompute(prim)
+    return dear and backend.is_host_array(value) and value.dtype.itemsize >= 4
 
 
 class RegionBuilder:
