@@ -483,3 +483,20 @@ def test_fusion_never_imports_the_tape_and_the_backend_no_fusion():
     for path in (root / "fusion").glob("*.py"):
         assert not any("tape" in name for name in imported(path)), path.name
     assert not any("fusion" in name or "codegen" in name for name in imported(root / "backend.py"))
+
+
+def test_python_rendering_folds_a_unit_seed_without_aliasing_inputs():
+    """With the seed 1 folded, d sum(x * w) / dx is w itself in the program: the caller gets a copy; a constant
+    cotangent (d sum(x + w) / dx = 1) comes back as a read-only broadcast of it, of x's shape."""
+    x, w = make_args([(5,), (5,)], np.float64)
+    gx, gw = gpuad.grad(lambda x, w: gnp.sum(x * w), argnums=(0, 1))(x, w)
+    assert gx is not w and gw is not x and not np.shares_memory(gx, w) and not np.shares_memory(gw, x)
+    np.testing.assert_array_equal(gx, w)
+    np.testing.assert_array_equal(gw, x)
+    gx, gw = gpuad.grad(lambda x, w: gnp.sum(x + w), argnums=(0, 1))(x, w)
+    np.testing.assert_array_equal(gx, np.ones(5))
+    np.testing.assert_array_equal(gw, np.ones(5))
+    gx = gpuad.grad(lambda x: gnp.sum(x * x))(x)  # both partials of x * x: one term, doubled
+    np.testing.assert_array_equal(gx, 2 * x)
+    gx = gpuad.grad(lambda x: gnp.sum(gnp.sin(x) * 3.0))(x)  # a constant partial under the folded seed
+    np.testing.assert_allclose(gx, 3 * np.cos(x))

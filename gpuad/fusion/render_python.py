@@ -65,8 +65,8 @@ def _ask_numpy(fn, args):
 
 class _PythonWriter:
     """Emits the lines of one function, recording for each temporary the last line that reads it. ``known``:
-    the locals that hold a constant (a folded unit cotangent), by name; ``input_alias``: the locals that are one
-    of the caller's input arrays."""
+    the locals that hold a constant (a folded unit cotangent), by name; ``input_alias``: the names that are one of
+    the caller's input arrays (the input parameters, and the locals assigned one)."""
 
     def __init__(self, dtype, inplace):
         self.dtype = numpy.dtype(dtype)
@@ -167,7 +167,7 @@ class _PythonWriter:
             self.known[var] = val
         self.full[var] = val.full
         self.input_alias.discard(var)
-        if val.text in self.input_alias or (val.temp is None and not val.fresh and val.text.startswith("i")):
+        if val.text in self.input_alias:
             self.input_alias.add(var)
 
     def updatable(self, var, term):
@@ -209,6 +209,7 @@ def python_source(region: Region):
     w = _PythonWriter(region.dtype, inplace=not region.scalar)
     t = _probe(w.dtype)
     inputs = [_Val(f"i{j}", full, False, _probe(numpy.dtype(d))) for j, (d, full) in enumerate(region.inputs)]
+    w.input_alias.update(v.text for v in inputs)
     values = {}  # node k -> _Val of its forward value v{k}
 
     def env_of(k):
@@ -270,6 +271,7 @@ def python_source(region: Region):
         ends.append(len(w.lines) - 1)
     results = [_name(local(region.outputs[o])) for o in prog.written]
     for r in dict.fromkeys(results):  # what folding a unit seed can leave: constants, inputs, broadcast shapes
+        # (the parameters themselves are never results: program locals are g*, a* and v* names)
         if not region.scalar and not w.full.get(r, True):  # a read-only broadcast view: no pass over memory
             w.functions.add("broadcast_to")
             w.emit(f"{r} = broadcast_to({f'_T({r})' if r in w.known else r}, s{prog.live_seeds[0]}.shape)")
