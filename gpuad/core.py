@@ -271,23 +271,20 @@ def is_real_float_dtype(dtype) -> bool:
 
 
 def is_float_dtype(dtype) -> bool:
-    """Floating or complex (complex is refused later, by ``refuse_complex``, with its own message)."""
+    """Floating or complex: a dtype that carries derivatives."""
     if dtype is None:
         return False
     kind = dtype.kind
     return kind == "f" or kind == "c" or (kind == "V" and dtype.name in EXTENSION_FLOATS)
 
 
+def is_complex_dtype(dtype) -> bool:
+    """Complex (NumPy's kind "c"); None (a Python scalar's aval dtype) is not."""
+    return dtype is not None and dtype.kind == "c"
+
+
 def is_half_dtype(dtype) -> bool:
     return dtype is not None and dtype.name in HALF_DTYPES and is_real_float_dtype(dtype)
-
-
-def refuse_complex(dtype, where):
-    """Complex differentiation is not supported yet: say so rather than give a silently wrong derivative."""
-    if dtype is not None and dtype.kind == "c":
-        raise TypeError(f"complex values are not supported yet by gpuad's derivatives, but {where} is complex "
-                        f"({dtype}); differentiate the real and imaginary parts as separate real arrays, or take "
-                        f"the value with gpuad.stop_gradient / t.data if it needs no derivative")
 
 
 def stop_gradient(x):

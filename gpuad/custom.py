@@ -18,6 +18,12 @@ are returned as computed, with no derivative.
 
 Rules written with ``gpuad.numpy`` are differentiable in turn (second order through ``bwd``, or through the JVP
 rule, is exact). A decorated function must not close over traced values: pass them as arguments.
+
+Complex leaves carry derivatives too, in gpuad's (JAX's) convention: a JVP rule gives the R-linear tangent map
+(for holomorphic f, f'(z) t), and ``bwd`` its transpose under the real pairing <a, b> = Re(sum(a * b)) (for
+holomorphic f, ct * f'(z), no conjugate; for real f of complex z, ct * (df/dx - i df/dy)). A complex cotangent
+returned for a real input keeps its real part. Real and complex output leaves are packed together as complex
+(the real ones come back out as real parts).
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import numpy as _np
 
 from . import backend, tree
 from . import numpy as gnp
-from .core import Tensor, aval, bind, is_real_float_dtype, raw, recording_traces
+from .core import Tensor, aval, bind, is_complex_dtype, is_float_dtype, raw, recording_traces
 from .rules import Primitive
 from .tape import Tape, TapeTensor, as_array
 
@@ -36,11 +42,11 @@ __all__ = ["custom_vjp", "custom_jvp"]
 
 
 def _is_float_leaf(v) -> bool:
-    """A differentiable leaf: a gpuad Tensor or a backend array (NumPy scalar) of floating dtype."""
+    """A differentiable leaf: a gpuad Tensor or a backend array (NumPy scalar) of floating or complex dtype."""
     if isinstance(v, Tensor):
-        return is_real_float_dtype(aval(v)[1])
+        return is_float_dtype(aval(v)[1])
     dtype = getattr(v, "dtype", None)
-    return hasattr(v, "shape") and is_real_float_dtype(dtype)
+    return hasattr(v, "shape") and is_float_dtype(dtype)
 
 
 def _nondiff(nondiff_argnums):
@@ -119,8 +125,7 @@ class UserCall(Primitive):
             return parts[0]
         flat = []
         for v, (shape, dtype) in zip(parts, self.out_avals):
-            v = gnp.reshape(v, (-1,))
-            flat.append(v if aval(v)[1] == self.pack_dtype else gnp.astype(v, self.pack_dtype))
+            flat.append(_cast(gnp.reshape(v, (-1,)), self.pack_dtype))
         return gnp.concatenate(flat)
 
     def unpack(self, packed):
@@ -130,8 +135,7 @@ class UserCall(Primitive):
         parts, start = [], 0
         for shape, dtype in self.out_avals:
             size = int(_np.prod(shape, dtype=_np.int64))
-            v = gnp.reshape(packed[start:start + size], shape)
-            parts.append(v if dtype == self.pack_dtype else gnp.astype(v, dtype))
+            parts.append(_cast(gnp.reshape(packed[start:start + size], shape), dtype))
             start += size
         return parts
 
@@ -189,7 +193,13 @@ def _fill_zeros(values, tangents):
 
 
 def _cast(value, dtype):
-    return value if aval(value)[1] == dtype else gnp.astype(value, dtype)
+    """``value`` as ``dtype``; complex to real keeps the real part (the transpose of real to complex), without
+    NumPy's warning for plain arrays."""
+    if aval(value)[1] == dtype:
+        return value
+    if is_complex_dtype(aval(value)[1]) and not is_complex_dtype(dtype):
+        value = gnp.real(value)
+    return gnp.astype(value, dtype)
 
 
 def pull_through(fn, inputs, ct):
@@ -309,7 +319,7 @@ class CustomVJPCall(UserCall):
             if g is None:
                 grads.append(None)
                 continue
-            if isinstance(g, (int, float)) and not isinstance(g, bool):
+            if isinstance(g, (int, float, complex)) and not isinstance(g, bool):
                 g = self.xp.asarray(g, dtype=dtype)
             g_shape = aval(g)[0]
             if tuple(g_shape) != tuple(shape):
@@ -317,7 +327,7 @@ class CustomVJPCall(UserCall):
                                  f"{tuple(shape)} (leaf {k} of the differentiable arguments); a cotangent must have "
                                  f"its input's shape")
             g_dtype = aval(g)[1]
-            if not is_real_float_dtype(g_dtype):
+            if not is_float_dtype(g_dtype):
                 raise TypeError(f"{what} returned a cotangent of dtype {g_dtype} for a {dtype} input leaf")
             grads.append(_cast(g, dtype))
         return grads
@@ -414,7 +424,7 @@ class CustomJVPCall(UserCall):
         parts = []
         for k, (shape, dtype) in zip(self.out_pos, self.out_avals):
             t = t_leaves[k]
-            if t is None or isinstance(t, (int, float)):
+            if t is None or isinstance(t, (int, float, complex)):
                 t = self.xp.full(shape, t or 0, dtype=dtype)
             if tuple(aval(t)[0]) != tuple(shape):
                 raise ValueError(f"{self.name}: the jvp rule returned a tangent of shape {tuple(aval(t)[0])} for an "

@@ -143,7 +143,7 @@ def parse(source: str) -> Expr:
                 raise ExprError(f"rule expression {source!r} calls {ast.unparse(node.func)}, which the kernel "
                                 f"language lacks; add it to gpuad.expr.FUNCTIONS")
         elif isinstance(node, ast.Constant):
-            if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
+            if not isinstance(node.value, (int, float, complex)) or isinstance(node.value, bool):
                 raise ExprError(f"rule expression {source!r} has a non-numeric constant {node.value!r}")
         elif isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
             raise ExprError(f"rule expression {source!r} uses an operator outside + - * /")

@@ -7,7 +7,7 @@ program. A missing tangent is a symbolic zero (None): it is never materialised a
 """
 from __future__ import annotations
 
-from .core import Tensor, Trace, aval, bind, is_real_float_dtype, refuse_complex
+from .core import Tensor, Trace, aval, bind, is_real_float_dtype
 
 
 class DualTensor(Tensor):
@@ -50,8 +50,7 @@ class ForwardTrace(Trace):
         if not any_tangent:
             return out
         dtype = aval(out)[1]
-        if dtype is None or (dtype.kind != "f" and not is_real_float_dtype(dtype)):
-            refuse_complex(dtype, f"the result of {prim.name}")
+        if dtype is None or (dtype.kind != "f" and dtype.kind != "c" and not is_real_float_dtype(dtype)):
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             tangents[k] = None

@@ -6,6 +6,7 @@ primitives' rules. They stay finite in the value and in derivatives of every ord
 ``1e4`` or ``-1e4``: the softmax family subtracts the maximum along the reduced axes first (a constant: it is
 taken from the values, like ``stop_gradient``, which is exact because the results do not depend on the shift),
 and ``sigmoid``/``softplus`` only ever take ``exp`` of ``-|x|`` (at most 1). Each works on plain arrays too.
+They take real values only (complex ones raise a TypeError: the shifts and signs need an order).
 
 **The NaN trap of ``where``.** ``gnp.where(x > 0, gnp.log(x), 0)`` has the right value but a NaN gradient at
 ``x = 0``: the backward pass sends a zero cotangent to the unselected branch and multiplies it by that branch's
@@ -27,7 +28,7 @@ import numpy as _np
 
 from . import backend
 from . import numpy as gnp
-from .core import aval, is_float_dtype, is_real_float_dtype, map_values, raw, Tensor
+from .core import aval, is_complex_dtype, is_real_float_dtype, map_values, raw, Tensor
 from .numpy._dispatch import normalize_axes
 
 
@@ -35,9 +36,14 @@ __all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "rel
            "softmax_cross_entropy"]
 
 
-def _array(x):
-    """Tensors stay as they are; numbers and lists become arrays (of the backend the values live on)."""
-    return gnp.asarray(x)
+def _array(x, name):
+    """Tensors stay as they are; numbers and lists become arrays (of the backend the values live on). Complex
+    values are refused: these functions order their inputs (max shifts, signs), which complex numbers lack."""
+    x = gnp.asarray(x)
+    if is_complex_dtype(aval(x)[1]):
+        raise TypeError(f"gpuad.nn.{name} is defined for real values only, but got {aval(x)[1]}; apply it to the "
+                        f"real part, the imaginary part or the absolute value, as the model intends")
+    return x
 
 
 def _shift(x, axis):
@@ -64,9 +70,9 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None):
     """``log(sum(b * exp(x), axis))`` without overflow. ``b`` (optional weights, broadcast against ``x``) must
     give a positive sum; ``keepdims`` keeps the reduced axes with size one. The gradient is ``softmax``.
     (``keepdims`` and ``b`` are keyword-only, as positional order differs between SciPy and other libraries.)"""
-    x = _array(x)
+    x = _array(x, "logsumexp")
     if b is not None:
-        b = _array(b)
+        b = _array(b, "logsumexp")
         shape = _np.broadcast_shapes(aval(x)[0], aval(b)[0])
         x = gnp.broadcast_to(x, shape)
     shift = _shift(x, axis)
@@ -79,14 +85,14 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None):
 
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x), axis)``, computed as ``exp(x - max) / sum(exp(x - max))``: entries in [0, 1]."""
-    x = _array(x)
+    x = _array(x, "softmax")
     e = gnp.exp(x - _shift(x, axis))
     return e / gnp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x, axis, keepdims=True)``, finite wherever ``x`` is (no ``log`` of an underflowed 0)."""
-    x = _array(x)
+    x = _array(x, "log_softmax")
     shifted = x - _shift(x, axis)
     return shifted - gnp.log(gnp.sum(gnp.exp(shifted), axis=axis, keepdims=True))
 
@@ -100,26 +106,26 @@ def _minus_abs(x):
 def sigmoid(x):
     """``1 / (1 + exp(-x))``, evaluated as ``1 / (1 + exp(-x))`` for x > 0 and ``exp(x) / (1 + exp(x))`` for
     x <= 0, so ``exp`` never overflows; full relative precision in both tails."""
-    x = _array(x)
+    x = _array(x, "sigmoid")
     e = gnp.exp(_minus_abs(x))  # in (0, 1]
     return gnp.where(x > 0, 1, e) / (1 + e)
 
 
 def log_sigmoid(x):
     """``log(sigmoid(x)) = -softplus(-x)``, finite for every finite x."""
-    return -softplus(-_array(x))
+    return -softplus(-_array(x, "log_sigmoid"))
 
 
 def relu(x):
     """``max(x, 0)``; its derivative at 0 is taken as 0 (the subgradient JAX and PyTorch use)."""
-    x = _array(x)
+    x = _array(x, "relu")
     return gnp.where(x > 0, x, 0)
 
 
 def softplus(x):
     """``log(1 + exp(x))``, evaluated as ``relu(x) + log1p(exp(-|x|))``: no overflow, and exact derivatives of
     every order at 0 too (softplus'(0) = 1/2, softplus''(0) = 1/4)."""
-    x = _array(x)
+    x = _array(x, "softplus")
     return relu(x) + gnp.log1p(gnp.exp(_minus_abs(x)))
 
 
@@ -139,7 +145,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"softmax_cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    logits = _array(logits)
+    logits = _array(logits, "softmax_cross_entropy")
     shape = aval(logits)[0]
     if len(shape) == 0:
         raise ValueError("softmax_cross_entropy: logits must have a class axis (at least one dimension)")
@@ -155,7 +161,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
         # the gradient is the softmax from logsumexp's backward plus the gather's scatter of -1.
         picked = gnp.take_along_axis(logits, map_values(lambda v: _class_index(v, shape, axis), labels), axis)
         losses = gnp.reshape(logsumexp(logits, axis, keepdims=True) - picked, _reduced_shape(shape, axis))
-    elif is_float_dtype(aval(labels)[1]):
+    elif is_real_float_dtype(aval(labels)[1]):
         lshape = aval(labels)[0]
         try:
             fits = _np.broadcast_shapes(lshape, shape) == shape

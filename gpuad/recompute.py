@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 
-from .core import Tensor, Trace, aval, bind, is_real_float_dtype, lower, raw
+from .core import Tensor, Trace, aval, bind, is_float_dtype, lower, raw
 from .custom import UserCall, _fill_zeros, pull_through
 from .rules import Primitive
 from .transforms import jvp as _jvp
@@ -90,7 +90,7 @@ class _Saver(Trace):
         if self.policy(prim):
             self.kept.append(raw(out))
         dtype = aval(out)[1]
-        return _PolicyBox(self, out) if is_real_float_dtype(dtype) else out
+        return _PolicyBox(self, out) if is_float_dtype(dtype) else out
 
 
 class Precomputed(Primitive):
@@ -114,8 +114,8 @@ class Precomputed(Primitive):
     def format(self, args, params):
         return self.prim.format(args, params)
 
-    def format_adjoint(self, k, ct_name, args, out_name, params):
-        return self.prim.format_adjoint(k, ct_name, args, out_name, params)
+    def format_adjoint(self, k, ct_name, args, out_name, params, dtype=None):
+        return self.prim.format_adjoint(k, ct_name, args, out_name, params, dtype)
 
 
 class _Replayer(_Saver):
@@ -137,7 +137,7 @@ class _Replayer(_Saver):
                 prim = Precomputed(prim, value)
         out = bind(prim, lowered, params)
         dtype = aval(out)[1]
-        return _PolicyBox(self, out) if is_real_float_dtype(dtype) else out
+        return _PolicyBox(self, out) if is_float_dtype(dtype) else out
 
 
 def _run_under(trace, fun, args_of, dyn):

@@ -36,6 +36,10 @@ class Primitive:
     # (custom_jvp runs its rule, checkpoint runs ``jvp`` of its function) instead of ``bind`` + ``jvp``.
     forward_and_save = None
     forward_and_jvp = None
+    # ``transpose_into(buffer, ct, params)``: adds the transpose of ``ct`` into ``buffer`` (the cotangent of
+    # argument 0) in place; the raw backward pass uses it instead of ``vjp`` where it exists (getitem: a slice's
+    # cotangent is added into its slice of the buffer, not scattered into zeros of the whole and then added).
+    transpose_into = None
 
     def __init__(self, name):
         self.name = name
@@ -72,7 +76,8 @@ class Primitive:
         extra = [f"{k}={_short(v)}" for k, v in params.items() if v is not None]
         return f"{self.name}({', '.join(args + extra)})"
 
-    def format_adjoint(self, k, ct_name, args, out_name, params) -> str:
+    def format_adjoint(self, k, ct_name, args, out_name, params, dtype=None) -> str:
+        """Argument k's adjoint term as text (``dtype``: the argument's; None when the term is zero)."""
         return f"{self.name}_vjp[{k}]({ct_name})"
 
     def __repr__(self):
@@ -132,7 +137,7 @@ class Linear(Primitive):
     def format(self, args, params):
         return self._format(args, params) if self._format else super().format(args, params)
 
-    def format_adjoint(self, k, ct_name, args, out_name, params):
+    def format_adjoint(self, k, ct_name, args, out_name, params, dtype=None):
         return self._adjoint(k, ct_name, args, params) if self._adjoint else super().format_adjoint(
             k, ct_name, args, out_name, params)
 

@@ -22,7 +22,7 @@ import os
 
 from . import backend, printing, tree
 from .core import (Tensor, Trace, aval, bind, constant, is_float_dtype, is_real_float_dtype, lower, no_grad_active, raw,
-                   recording_traces, refuse_complex, settle)
+                   recording_traces, settle)
 from .core import lifters as core_lifters
 from .fusion.regions import RegionBuilder, rule_inputs
 from .fusion.render_cpp import kernel_source
@@ -142,7 +142,6 @@ class Tape(Trace):
 
     def _watch_as(self, original, value):
         primal = settle(value)
-        refuse_complex(aval(primal)[1], "a watched value")
         box = TapeTensor(self, primal, self._add_input(primal))
         self._watched[id(original)] = (original, box)
         return box
@@ -186,13 +185,15 @@ class Tape(Trace):
             out, saved = hook(primals, params)
         out_aval = aval(out)
         dtype = out_aval[1]
-        if dtype is None or (dtype.kind != "f" and not is_real_float_dtype(dtype)):
-            refuse_complex(dtype, f"the result of {prim.name}")
+        kind = None if dtype is None else dtype.kind
+        if kind != "f" and kind != "c" and not is_real_float_dtype(dtype):
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
         entries = self.entries
-        if _fusion and isinstance(prim, Elementwise):
+        if _fusion and isinstance(prim, Elementwise) and kind != "c" and (
+                prim.wirtinger is None or not _any_complex(primals)):
+            # complex entries run their per-op rules: fused kernels are real for now
             avals = [aval(p) for p in primals]
             saved = self.regions.join(len(entries), parents, primals, avals, out_aval)
             entries.append(TapeEntry(prim, parents, saved, params, avals, out_aval, constants))
@@ -334,6 +335,10 @@ def tensor(value, dtype=None):
     return leaf
 
 
+def _any_complex(values):
+    return any(getattr(v, "dtype", None) is not None and v.dtype.kind == "c" for v in values)
+
+
 def _describe(value):
     shape, dtype = aval(value)
     kind = "a gpuad Tensor" if isinstance(value, Tensor) else f"a {type(value).__name__}"
@@ -430,6 +435,9 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
         needed = _needed(e, reaches)
         if not any(needed):
             continue
+        if e.prim.transpose_into is not None:
+            _accumulate_transposed(cts, owned, e, ct)
+            continue
         contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
         if free:
             e.saved = None
@@ -439,6 +447,21 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
                     module = backend.array_module(c)
                 accumulate(cts, owned, p, c, c is not ct, module)
     return {s: cts[s] for s in wanted}
+
+
+def _accumulate_transposed(cts, owned, e, ct):
+    """Entry ``e``'s transpose added in place into its argument's cotangent buffer (made private first: zeros
+    when there is none yet, a copy when it is shared)."""
+    node = e.parents[0]
+    buf = cts[node]
+    if buf is None:
+        shape, dtype = e.avals[0]
+        buf = backend.array_module(raw(ct)).zeros(shape, dtype=dtype)
+    elif not owned[node]:
+        buf = buf.copy()
+    cts[node] = buf
+    owned[node] = 1
+    e.prim.transpose_into(buf, ct, e.params)
 
 
 def _backward_traced(entries, seeds, wanted, reaches, first, regions, batched=None):

@@ -4,6 +4,10 @@ Forward mode is checked against central differences (J v ~ (f(x + eps v) - f(x -
 by the inner-product identity <u, J v> = <J^T u, v>, with J v again from central differences, so each mode is
 checked against numbers, not against the other mode. ``order=2`` repeats the checks on the derivative functions
 themselves (forward and reverse over both), which covers second derivatives.
+
+Complex arguments and outputs are checked the same way: random directions have random real and imaginary parts
+(so both directions of each complex input are covered), and the inner product is JAX's real pairing
+<a, b> = Re(sum(a * b)), under which reverse mode is the transpose of forward mode.
 """
 from __future__ import annotations
 
@@ -13,8 +17,12 @@ from . import backend, tree
 from .transforms import jvp, vjp
 
 
+def _widest(dtype):
+    return _np.complex128 if _np.dtype(dtype).kind == "c" else _np.float64
+
+
 def _leaves(value):
-    return [backend.to_numpy(v).astype(_np.float64) if hasattr(v, "shape") else _np.float64(v)
+    return [backend.to_numpy(v).astype(_widest(v.dtype)) if hasattr(v, "shape") else _np.asarray(v)[()]
             for v in tree.flatten(value)[0]]
 
 
@@ -24,7 +32,10 @@ def _random_like(value, rng):
     for v in leaves:
         module = backend.array_module(v)
         shape, dtype = getattr(v, "shape", ()), getattr(v, "dtype", _np.float64)
-        out.append(module.asarray(rng.standard_normal(shape), dtype=dtype))
+        draw = rng.standard_normal(shape)
+        if _np.dtype(dtype).kind == "c":
+            draw = draw + 1j * rng.standard_normal(shape)
+        out.append(module.asarray(draw, dtype=dtype))
     return tree.unflatten(treedef, out)
 
 
@@ -41,11 +52,12 @@ def _axpy(a, x, y):
 
 
 def _vdot(a, b):
-    return float(sum(_np.vdot(x, y) for x, y in zip(_leaves(a), _leaves(b))))
+    """<a, b> = Re(sum(a * b)): the pairing under which reverse mode transposes forward mode (real or complex)."""
+    return float(sum(_np.real(_np.sum(_np.multiply(x, y))) for x, y in zip(_leaves(a), _leaves(b))))
 
 
 def _norm(a):
-    return float(_np.sqrt(sum(_np.vdot(x, x) for x in _leaves(a))))
+    return float(_np.sqrt(sum(_np.sum(_np.abs(x) ** 2) for x in _leaves(a))))
 
 
 def _numerical_jvp(fun, args, tangents, eps):

@@ -11,19 +11,33 @@ import functools
 import operator
 
 from . import backend, tree
-from .core import Tensor, aval, is_float_dtype, lower, raw, refuse_complex
+from .core import Tensor, aval, is_float_dtype, lower, raw
 from .forward import ForwardTrace
 from .tape import Tape, as_array
 
 
-def _check_differentiable(leaves, transform, where):
+def _check_differentiable(leaves, transform, where, holomorphic=False):
     for v in leaves:
         dtype = aval(v)[1]
-        refuse_complex(dtype, f"{transform}'s {where}")
+        if holomorphic and (dtype is None or dtype.kind != "c"):
+            raise TypeError(f"{transform} with holomorphic=True requires complex inputs, but {where} has dtype "
+                            f"{dtype}; pass a complex array (e.g. x.astype(complex)) or drop holomorphic=True")
         if not is_float_dtype(dtype):
             raise TypeError(
                 f"{transform} requires floating-point inputs, but {where} has dtype {dtype}; pass a float array "
                 f"(e.g. x.astype(float)) or close over integer and boolean values instead of differentiating them")
+
+
+def check_output_dtype(transform, dtype, holomorphic):
+    """JAX's rule for reverse-mode transforms: a complex output needs ``holomorphic=True`` (and then must be
+    complex); vjp takes any output."""
+    is_complex = dtype is not None and dtype.kind == "c"
+    if holomorphic and not is_complex:
+        raise TypeError(f"{transform} with holomorphic=True requires a complex output, but it has dtype {dtype}")
+    if is_complex and not holomorphic:
+        raise TypeError(f"{transform} requires a real-valued output, but it has dtype {dtype}: for a holomorphic "
+                        f"function pass holomorphic=True; for a non-holomorphic one with complex output, use "
+                        f"gpuad.vjp (or differentiate its real and imaginary parts)")
 
 
 def _argnums(argnums, nargs, transform):
@@ -43,7 +57,7 @@ class _Recorded:
     """A function run on a fresh Tape with the leaves of some arguments boxed as its inputs: the reverse-mode
     half that grad, value_and_grad and vjp share."""
 
-    def __init__(self, fun, args, kwargs, argnums, transform, persistent):
+    def __init__(self, fun, args, kwargs, argnums, transform, persistent, holomorphic=False):
         self.tape = tape = Tape(persistent=persistent)
         args = list(args)
         self.sources = []  # (treedef, boxes) per differentiated argument
@@ -52,7 +66,7 @@ class _Recorded:
             for n in argnums:
                 leaves, treedef = tree.flatten(args[n])
                 leaves = [as_array(v) for v in leaves]
-                _check_differentiable(leaves, transform, f"argument {n}")
+                _check_differentiable(leaves, transform, f"argument {n}", holomorphic)
                 boxes = [tape.box_input(v) for v in leaves]
                 self.sources.append((treedef, boxes))
                 args[n] = tree.unflatten(treedef, boxes)
@@ -85,15 +99,17 @@ def _split_aux(result, has_aux):
     return result
 
 
-def value_and_grad(fun, argnums=0, has_aux=False):
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     """A function returning (fun(*args), gradient of fun with respect to args[argnums]).
 
-    ``fun`` must return a scalar (or ``(scalar, aux)`` with ``has_aux=True``, giving ``((value, aux), grad)``).
+    ``fun`` must return a real scalar (or ``(scalar, aux)`` with ``has_aux=True``, giving
+    ``((value, aux), grad)``). Complex inputs follow JAX's convention: for real f of z = x + iy the gradient is
+    df/dx - i df/dy. ``holomorphic=True``: complex inputs and a complex output, and the gradient is f'(z).
     """
     @functools.wraps(fun)
     def value_and_grad_fun(*args, **kwargs):
         nums = _argnums(argnums, len(args), "grad")
-        rec = _Recorded(fun, args, kwargs, nums, "grad", persistent=False)
+        rec = _Recorded(fun, args, kwargs, nums, "grad", persistent=False, holomorphic=holomorphic)
         out, aux = _split_aux(rec.result, has_aux)
         if not (isinstance(out, (Tensor, int, float)) or hasattr(out, "shape")):
             raise TypeError(f"grad requires the function to return one scalar array, but it returned "
@@ -106,6 +122,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
                 f"vector outputs (or sum the output first)")
         if not is_float_dtype(dtype) and dtype is not None:
             raise TypeError(f"grad requires a floating-point output, but the output has dtype {dtype}")
+        check_output_dtype("grad", dtype, holomorphic)
         grads = rec.pull([out], [None])
         value = lower(out, rec.tape)
         if has_aux:
@@ -115,9 +132,10 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     return value_and_grad_fun
 
 
-def grad(fun, argnums=0, has_aux=False):
-    """The gradient of scalar-valued ``fun`` with respect to positional argument(s) ``argnums``."""
-    vg = value_and_grad(fun, argnums, has_aux)
+def grad(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The gradient of scalar-valued ``fun`` with respect to positional argument(s) ``argnums`` (complex inputs:
+    see ``value_and_grad``)."""
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic)
 
     @functools.wraps(fun)
     def grad_fun(*args, **kwargs):

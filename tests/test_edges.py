@@ -48,30 +48,6 @@ def test_power_of_an_array_with_zeros_at_second_order():
     np.testing.assert_allclose(g2, 6 * x)
 
 
-# ---- complex values are refused, not silently wrong ----------------------------------------------------------
-
-@pytest.mark.parametrize("case", [
-    lambda: gpuad.grad(lambda z: (z * z).imag)(1 + 2j),
-    lambda: gpuad.grad(lambda x: gnp.sum(gnp.real(x * 1j)))(np.ones(3)),
-    lambda: gpuad.grad(lambda x: gnp.sum(gnp.abs(x + 0j)))(np.ones(3)),
-    lambda: gpuad.jvp(lambda x: x * 1j, (np.ones(2),), (np.ones(2),)),
-    lambda: gpuad.vjp(lambda z: z * 2, np.ones(2, dtype=complex)),
-])
-def test_complex_inputs_and_intermediates_raise_a_clear_error(case):
-    with pytest.raises(TypeError, match="complex values are not supported yet"):
-        case()
-
-
-def test_complex_under_a_tape_raises_and_plain_complex_math_still_works():
-    with gpuad.Tape() as tape:
-        x = tape.watch(np.ones(2))
-        with pytest.raises(TypeError, match="complex values are not supported yet"):
-            _ = x * (1 + 1j)
-        with pytest.raises(TypeError, match="complex"):
-            tape.watch(np.ones(2, dtype=complex))
-    np.testing.assert_allclose(gnp.exp(1j * np.pi * np.ones(2)), -np.ones(2), atol=1e-12)
-
-
 # ---- arguments the transforms must accept or refuse precisely -------------------------------------------------
 
 Params = collections.namedtuple("Params", "w b")

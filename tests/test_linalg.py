@@ -193,6 +193,12 @@ HELPERS = [
     ("linalg_matrix_transpose", lambda m, x: m.linalg.matrix_transpose(x), [a(2, 3, 4)]),
     ("linalg_outer", lambda m, x, y: m.linalg.outer(x, y), [a(3), a(2)]),
     ("linalg_tensordot", lambda m, x, y: m.linalg.tensordot(x, y, axes=1), [a(2, 3), a(3)]),
+    *[(f"cond_{p}", lambda m, x, p=p: m.linalg.cond(x, p), [well(3, 3)]) for p in (None, -2, 1, np.inf, "fro")],
+    ("cond_wide", lambda m, x: m.linalg.cond(x), [a(2, 3)]),
+    ("tensorinv", lambda m, x: m.linalg.tensorinv(x, ind=1), [well(6, 6).reshape(6, 2, 3)]),
+    ("tensorsolve_axes", lambda m, x, b: m.linalg.tensorsolve(x, b, axes=(0,)),
+     [well(6, 6).reshape(2, 3, 6).transpose(2, 0, 1), a(2, 3)]),
+    ("linalg_cross", lambda m, x, y: m.linalg.cross(x, y, axis=0), [a(3, 2), a(3, 2)]),
 ]
 
 CASES = EINSUM + STRUCTURE + PRODUCTS + LINALG + NORMS + HELPERS
@@ -338,6 +344,9 @@ ERRORS = [
     ("tensordot_mismatch", lambda x: gnp.tensordot(x, x[:2], axes=([1], [0])), ValueError, "shape-mismatch"),
     ("tensordot_axes_count", lambda x: gnp.tensordot(x, x, axes=([0, 1], [0])), ValueError, "as many"),
     ("vdot_lengths", lambda x: gnp.vdot(x, x[0]), ValueError, "different lengths"),
+    ("tensorinv_ind", lambda x: gnp.linalg.tensorinv(x, ind=0), ValueError, "ind"),
+    ("tensorsolve_shapes", lambda x: gnp.linalg.tensorsolve(x, x), np.linalg.LinAlgError, "prod"),
+    ("linalg_cross_size", lambda x: gnp.linalg.cross(x[:, :2], x[:, :2]), ValueError, "3-dimensional"),
 ]
 
 

@@ -276,12 +276,17 @@ def test_reductions_where_needs_initial_for_max():
                                   np.max(np.zeros((0, 3)), axis=0, initial=1.0))
 
 
-def test_eig_refuses_a_complex_spectrum():
-    rotation = np.array([[0.0, 1.0], [-1.0, 0.0]])
-    for f in (gnp.linalg.eig, gnp.linalg.eigvals):
-        with pytest.raises(np.linalg.LinAlgError, match="complex eigenvalues"):
-            f(gpuad.tensor(rotation))
-    np.testing.assert_array_equal(gnp.linalg.eigvals(rotation), np.linalg.eigvals(rotation))  # plain: NumPy's
+def test_eig_of_a_real_matrix_with_a_complex_spectrum_is_complex():
+    """NumPy 2's rule: complex eigenvalues and vectors; their derivatives reach the real input as real parts
+    (more complex cases: tests/test_complex_linalg.py)."""
+    rotation = np.array([[0.0, 1.0], [-1.0, 0.0]]) + np.diag([0.1, 0.3])
+    w, v = gpuad.vjp(gnp.linalg.eig, rotation)[0]
+    expected = np.linalg.eig(rotation)
+    assert w.dtype == np.complex128 and v.dtype == np.complex128
+    np.testing.assert_allclose(w, expected.eigenvalues, rtol=1e-13)
+    np.testing.assert_allclose(v, expected.eigenvectors, rtol=1e-13)
+    check_grads(gnp.linalg.eigvals, [rotation], order=2)
+    assert gpuad.grad(lambda x: gnp.real(gnp.sum(gnp.linalg.eigvals(x) ** 2)))(rotation).dtype == np.float64
 
 
 def test_lstsq_rank_and_shapes_match_numpy():

@@ -7,6 +7,9 @@ its derivatives of every order follow, in every traced argument: ``interp`` in `
 range it is 0); ``gradient`` in ``f`` (spacings are constants); ``convolve``/``correlate`` in both signals (a
 gather of the shifted signal times the other, one matrix-vector product). Index bookkeeping is computed from the
 values with NumPy (or CuPy) and carries no derivative.
+
+Complex values, as NumPy: ``correlate`` conjugates its second signal; ``interp`` takes complex ``fp`` (``x`` and
+``xp`` must be real); the others are linear or bilinear in complex values and need nothing more.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from .. import backend
 from ..core import aval, is_float_dtype, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, normalize_axes, traceable
-from ._elementwise import where
+from ._elementwise import conj_if_complex, is_complex, where
 from ._products import matmul
 from ._rearranging import diff
 from ._reductions import sum
@@ -160,9 +163,17 @@ def gradient(f, *varargs, axis=None, edge_order=1):
 
 @traceable
 def interp(x, xp, fp, left=None, right=None, period=None):
-    """numpy.interp: piecewise linear, NumPy's slope formula; left/right (defaults fp[0], fp[-1]) outside."""
+    """numpy.interp: piecewise linear, NumPy's slope formula; left/right (defaults fp[0], fp[-1]) outside. ``x``
+    and ``xp`` are real; complex ``fp`` (and then ``left``/``right``) gives a complex result, as in NumPy."""
     refuse_batched("gpuad.numpy.interp", x, xp, fp, left, right)
-    x, xp, fp = (astype(asarray(v), _np.float64) for v in (x, xp, fp))
+    x, xp, fp = asarray(x), asarray(xp), asarray(fp)
+    values = "complex" if is_complex(fp) else "real"
+    for name, v in (("x", x), ("xp", xp)) + (() if is_complex(fp) else (("left", left), ("right", right))):
+        if v is not None and is_complex(v):
+            raise TypeError(f"gpuad.numpy.interp: {name} must be real (NumPy refuses complex {name} with {values} "
+                            f"fp)")
+    x, xp = astype(x, _np.float64), astype(xp, _np.float64)
+    fp = astype(fp, _np.result_type(aval(fp)[1], _np.float64))
     if len(aval(xp)[0]) != 1 or len(aval(fp)[0]) != 1:
         raise ValueError("object too deep for desired array" if len(aval(xp)[0]) > 1 else
                          "object of too small depth for desired array")
@@ -249,10 +260,11 @@ def convolve(a, v, mode="full"):
 
 @traceable
 def correlate(a, v, mode="valid"):
-    """numpy.correlate of two 1-D real signals: c[k] = sum_n a[n + k] v[n], modes 'valid', 'same', 'full'."""
+    """numpy.correlate of two 1-D signals: c[k] = sum_n a[n + k] conj(v[n]) (complex ``v`` is conjugated, as in
+    NumPy), modes 'valid', 'same', 'full'."""
     a, v = _signals(a, v)
     n, m = aval(a)[0][0], aval(v)[0][0]
-    return _mode_slice(_full_convolution(a, v[::-1]), n, m, mode, reverse_same=n < m)
+    return _mode_slice(_full_convolution(a, conj_if_complex(v[::-1])), n, m, mode, reverse_same=n < m)
 
 
 # ---- integration and polynomials ------------------------------------------------------------------------------

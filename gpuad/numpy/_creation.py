@@ -14,7 +14,7 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, is_float_dtype, raw, Tensor
+from ..core import aval, constant, is_float_dtype, raw, Tensor
 from ._dispatch import array_from, has_tensor, is_backend_array, is_nested, module_of, plain_values
 from ._elementwise import floor as _floor, log10, sign, where as _where
 from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, reshape
@@ -160,7 +160,7 @@ def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
         raise ValueError("Geometric sequence cannot include zero")
     dt = _np.result_type(aval(start)[1], aval(stop)[1], float(num))
     start, stop = astype(start, dt), astype(stop, dt)
-    out_sign = raw(sign(start))
+    out_sign = constant(sign(start))  # (under vmap, still batched)
     start = start / out_sign
     stop = stop / out_sign
     result = _logspace(log10(start), log10(stop), num=num, endpoint=endpoint, base=10.0, dtype=dt)

@@ -8,6 +8,11 @@ backend's own function.
 
 Conventions: round, around, fix and floor_divide have derivative 0; nan_to_num has derivative 1 where its input
 is finite and 0 where a value was replaced.
+
+Complex values: the rows carry them (JAX's convention, see ``gpuad.ops.elementwise``) and refuse them where NumPy
+does; nan_to_num treats the real and imaginary parts apart, as NumPy; float_power computes in complex128 when
+an argument is complex. The helpers ``is_complex``, ``conj_if_complex``, ``abs_squared`` and ``by_parts`` are
+the other families' one way to conjugate, square a magnitude or act part by part.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import numpy as _np
 
 from ..core import aval, bind, constant, raw
 from ..ops import elementwise as _rows
-from ..ops.elementwise import Elementwise
+from ..ops.elementwise import Elementwise, conj_if_complex, is_complex, real_if_complex  # noqa: F401 (re-exported)
 from ._dispatch import array_from, has_tensor, module_of, no_out, traceable
 from ._shapes import astype
 
@@ -45,7 +50,11 @@ globals().update(_ROW_FUNCTIONS)
 
 # NumPy's other names for rows (same semantics, so they are the same functions).
 abs = absolute  # noqa: F821 (generated above)
-fabs = absolute  # noqa: F821 (real inputs: the same function)
+def fabs(x):
+    """numpy.fabs: abs of real values (NumPy refuses complex input; so does this)."""
+    if aval(x)[1] is not None and aval(x)[1].kind == "c":
+        raise TypeError("fabs is not defined for complex values (as in NumPy); use gpuad.numpy.abs")
+    return absolute(x)  # noqa: F821 (row)
 true_divide = divide  # noqa: F821
 mod = remainder  # noqa: F821
 degrees = rad2deg  # noqa: F821
@@ -78,7 +87,9 @@ def clip(a, a_min=None, a_max=None, **kwargs):
 
 @traceable
 def float_power(x1, x2):
-    return power(astype(x1, _np.float64), astype(x2, _np.float64) if aval(x2)[1] is not None else x2)  # noqa
+    """numpy.float_power: power in float64, or complex128 where an argument is complex (as NumPy)."""
+    widest = _np.complex128 if is_complex(x1) or is_complex(x2) else _np.float64
+    return power(astype(x1, widest), astype(x2, widest) if aval(x2)[1] is not None else x2)  # noqa: F821 (row)
 
 
 @traceable
@@ -102,7 +113,10 @@ around = round
 @traceable
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """numpy.nan_to_num: nan -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (defaults: 0 and the dtype's
-    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced."""
+    largest finite values). Derivative 1 where ``x`` is finite, 0 where a value was replaced. Complex ``x``: the
+    real and imaginary parts each, as NumPy does."""
+    if is_complex(x):
+        return by_parts(lambda part: nan_to_num(part, copy, nan, posinf, neginf), x)
     out = _rows.NAN_TO_NUM.bind(x)
     xr = constant(x)
     # The row applies NumPy's defaults; other replacement values are constants swapped in (derivative 0).
@@ -115,18 +129,40 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return out
 
 
+# ---- complex helpers of the other families -------------------------------------------------------------------
+
+def abs_squared(x):
+    """|x|^2 as NumPy's var computes it: x * x, or Re(x * conj(x)), a real array, for complex ``x``."""
+    return real(x * conjugate(x)) if is_complex(x) else x * x  # noqa: F821 (rows)
+
+
+def by_parts(fn, z):
+    """``fn`` applied to the real and the imaginary part of complex ``z`` separately (NumPy's way for nan_to_num
+    and corrcoef's clip), put back together as fn(Re z) + i fn(Im z)."""
+    return fn(real(z)) + 1j * fn(imag(z))  # noqa: F821 (rows)
+
+
 @traceable
 def angle(z, deg=False):
-    """numpy.angle of real input: 0 for x >= +0, pi (180) for x < 0 and -0.0. Piecewise constant, so a plain array
-    (no derivative); complex values are refused by the traces."""
+    """numpy.angle: arctan2(imag, real) for complex ``z`` (derivative Im(conj(z) z') / |z|^2); of real input 0
+    for x >= +0 and pi (180) for x < 0 and -0.0, piecewise constant, so a plain array (no derivative)."""
     value = raw(z)
-    return module_of((value,)).angle(value, deg=deg)
+    if value.dtype.kind != "c":
+        return module_of((value,)).angle(value, deg=deg)
+    result = arctan2(imag(z), real(z))  # noqa: F821 (rows)
+    return result * (180 / _np.pi) if deg else result
 
 
 @traceable
 def real_if_close(a, tol=100):
-    """numpy.real_if_close: traced values are real, so ``a`` itself."""
-    return a
+    """numpy.real_if_close: the real part when every imaginary part is within ``tol`` machine epsilons of zero
+    (a decision on values, so it reads them), else ``a`` itself."""
+    value = raw(a)
+    if value.dtype.kind != "c":
+        return a
+    if module_of((value,)).real_if_close(value, tol=tol).dtype.kind == "c":
+        return a
+    return real(a)  # noqa: F821 (row)
 
 
 __all__ = [*_ROW_FUNCTIONS, "angle", "real_if_close", "abs", "fabs", "true_divide", "mod", "degrees", "radians", "conj", "fix", "where",

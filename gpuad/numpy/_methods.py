@@ -212,8 +212,8 @@ class _ArrayBehaviour:
     def clip(self, min=None, max=None, out=None, **kwargs):
         return _elementwise.clip(self, kwargs.pop("a_min", min), kwargs.pop("a_max", max), out=out, **kwargs)
     def round(self, decimals=0, out=None): return _elementwise.round(self, decimals, out)
-    def conj(self): return self  # real values only (complex ones are refused with a clear error)
-    def conjugate(self): return self
+    def conj(self): return _elementwise.conjugate(self)
+    def conjugate(self): return _elementwise.conjugate(self)
     def squeeze(self, axis=None): return _shapes.squeeze(self, axis)
     def ravel(self, order="C"): return _shapes.ravel(self, order)
     def flatten(self, order="C"): return _shapes.ravel(self, order)

@@ -18,7 +18,8 @@ NAMES = (
     "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and", "logical_or",
     "logical_not", "logical_xor", "any", "all", "allclose", "isclose", "array_equal", "array_equiv",
     # predicates
-    "isnan", "isinf", "isfinite", "isneginf", "isposinf", "signbit", "iscomplexobj", "isrealobj",
+    "isnan", "isinf", "isfinite", "isneginf", "isposinf", "signbit", "iscomplex", "isreal", "iscomplexobj",
+    "isrealobj",
     # index- and integer-valued results
     "argmax", "argmin", "argsort", "argpartition", "nonzero", "flatnonzero", "argwhere", "count_nonzero",
     "searchsorted", "digitize", "bincount", "unique", "histogram", "isin",
@@ -40,7 +41,7 @@ def _values(value):
 # Under vmap: these run elementwise on the whole batch; the axis-taking ones get their axes counted from the end.
 _ELEMENTWISE = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and", "logical_or",
                 "logical_not", "logical_xor", "isclose", "isnan", "isinf", "isfinite", "isneginf", "isposinf",
-                "signbit"}
+                "signbit", "iscomplex", "isreal"}
 _AXIS = {"argmax", "argmin", "argsort", "any", "all", "count_nonzero"}
 
 

@@ -1,7 +1,8 @@
 """gpuad.numpy's products: matmul, dot, tensordot, inner, outer, vdot, vecdot, einsum and kron.
 
 matmul binds the ``MATMUL`` row of ``gpuad.ops.linear``; dot, tensordot, inner, outer, vdot and vecdot are
-compositions of it (transposes and reshapes around one matrix product) or of multiply and sum. ``einsum`` parses
+compositions of it (transposes and reshapes around one matrix product) or of multiply and sum (on complex values
+only vdot and vecdot conjugate, their first argument, as in NumPy; the others are bilinear). ``einsum`` parses
 NumPy's subscripts (implicit and explicit output, ellipsis, repeated indices, the sublist form) into one
 canonical letters-only form and binds the single multilinear ``EINSUM`` row of ``gpuad.ops.linalg``; size-1
 axes that broadcast against a longer axis of the same index are reshaped away first, so the row's transpose
@@ -20,7 +21,7 @@ from ..ops.linalg import EINSUM
 from ..ops.linear import MATMUL
 from ._creation import asarray
 from ._dispatch import no_out, traceable
-from ._elementwise import multiply
+from ._elementwise import conj_if_complex, multiply
 from ._reductions import sum
 from ._shapes import astype, ravel, reshape, size, transpose
 
@@ -79,9 +80,10 @@ def dot(a, b, out=None):
 
 @traceable
 def vdot(a, b):
+    """numpy.vdot: sum(conj(a) * b) over the flattened arrays (the first argument is conjugated)."""
     if size(a) != size(b):
         raise ValueError(f"vdot: vectors have different lengths ({size(a)} and {size(b)} elements)")
-    return sum(ravel(a) * ravel(b))
+    return sum(ravel(conj_if_complex(a)) * ravel(b))
 
 
 @traceable
@@ -99,7 +101,8 @@ def outer(a, b, out=None):
 
 @traceable
 def vecdot(x1, x2, axis=-1):
-    return sum(x1 * x2, axis=axis)
+    """numpy.vecdot: sum(conj(x1) * x2) along ``axis`` (the first argument is conjugated)."""
+    return sum(conj_if_complex(x1) * x2, axis=axis)
 
 
 # ---- einsum ---------------------------------------------------------------------------------------------------

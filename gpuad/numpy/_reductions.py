@@ -12,6 +12,10 @@ the same name, and traced ones follow NumPy's signatures, axis rules and dtype p
 ``initial=`` joins the reduction (sum adds it, prod multiplies by it, max/min compare with it: a tie with it
 shares the derivative evenly).
 
+Complex values: sums, means, products and scans are those of complex numbers (holomorphic: no conjugation);
+max, min, ptp order them lexicographically (real part, then imaginary), as NumPy; var and std are real, the
+mean of |a - mean|^2 (NumPy's formula).
+
 Conventions: ``std`` where the variance is exactly 0 (a constant slice) has derivative 0, a subgradient of the
 kink, instead of the 0/0 = nan that sqrt's rule would give; ties in max, min and ptp split the derivative evenly
 among the tied elements.
@@ -26,13 +30,15 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import Tensor, aval, is_float_dtype, is_half_dtype, is_real_float_dtype, map_values, raw
+from ..core import (Tensor, aval, is_complex_dtype, is_float_dtype, is_half_dtype, is_real_float_dtype, map_values,
+                    raw)
 from ..ops.reductions import AMAX, AMIN, PROD
 from ..ops.linear import SUM
 from ..ops.scans import CUMPROD, CUMSUM
 from ._creation import asarray, asarray_like, ones_like
 from ._dispatch import module_of, no_out, normalize_axes, traceable
-from ._elementwise import sqrt, where as _select  # the name `where` is a keyword argument of NumPy's reductions
+from ._elementwise import abs_squared, sqrt
+from ._elementwise import where as _select  # the name `where` is a keyword argument of NumPy's reductions
 from ._shapes import astype, broadcast_to, concatenate, ravel, reshape, transpose
 
 __all__ = ["sum", "mean", "max", "amax", "min", "amin", "prod", "var", "std", "cumsum", "cumprod", "average",
@@ -182,6 +188,7 @@ def _ddof(ddof, correction):
 
 @traceable
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    """numpy.var: the mean of |a - mean|^2 over ``max(count - ddof, 0)``; real for complex ``a`` (as NumPy)."""
     no_out("var", out=out)
     ddof = _ddof(ddof, correction)
     if dtype is not None:
@@ -192,21 +199,24 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     count = _count(shape, axes) if mask is None else _masked_count(a, mask, axes, True)
     # NumPy's steps: mean with kept dims, squared deviations, their sum over max(count - ddof, 0).
     if mask is not None:
-        count = count.astype(aval(a)[1] if is_real_float_dtype(aval(a)[1]) else _np.float64)
+        a_dtype = aval(a)[1]  # the count in the real dtype of a (complex64: float32), else float64
+        count = count.astype(a_dtype if is_real_float_dtype(a_dtype) else _np.finfo(a_dtype).dtype
+                             if is_complex_dtype(a_dtype) else _np.float64)
     centre = sum(a, axes, keepdims=True, **_given(where=mask)) / count if mean is None else mean
-    deviation = a - centre
+    squared = abs_squared(a - centre)
     xp = module_of((raw(a),))
     if mask is not None:
         count = count if keepdims else xp.squeeze(count, axis=axes)
-        divisor = xp.maximum(count - ddof, 0).astype(aval(deviation)[1])
+        divisor = xp.maximum(count - ddof, 0).astype(aval(squared)[1])
     else:
         # An array divisor: with count - ddof <= 0 NumPy gives inf/nan (with a warning), not ZeroDivisionError.
-        divisor = xp.asarray(builtins.max(count - ddof, 0), dtype=aval(deviation)[1])
-    return sum(deviation * deviation, axes, keepdims=keepdims, **_given(where=mask)) / divisor
+        divisor = xp.asarray(builtins.max(count - ddof, 0), dtype=aval(squared)[1])
+    return sum(squared, axes, keepdims=keepdims, **_given(where=mask)) / divisor
 
 
 @traceable
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    """numpy.std: sqrt(var), real for complex ``a``; derivative 0 where the variance is exactly 0."""
     variance = var(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean, correction=correction))
     # Branch-free (no device value decides a path): where the variance is 0 (a constant slice), sqrt's derivative
     # 0.5 / 0 times var's 0 would be nan; there the sqrt sees 0 + 1 and its result is multiplied by 0, so the

@@ -13,6 +13,9 @@ The nan* reductions replace NaNs by the reduction's identity (0 for sums, 1 for 
 so NaN entries get derivative 0; all-NaN slices give NaN (nanmean, nanvar, nanstd, nanmax, nanmin) or the
 identity (nansum, nanprod), as NumPy does. cov and corrcoef follow NumPy's formulas (rowvar, bias, ddof,
 fweights, aweights, dtype).
+
+Complex values, as NumPy: median orders them lexicographically; quantile and percentile refuse them (a
+TypeError); nanvar and nanstd are real; cov conjugates (X X^H) and corrcoef clips the real and imaginary parts.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from .. import backend
 from ..core import aval, constant, is_float_dtype, map_values, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, no_out, normalize_axes, traceable
-from ._elementwise import clip, maximum, sqrt, where as _select  # `where` is a keyword argument of the reductions
+from ._elementwise import (abs_squared, by_parts, clip, conj_if_complex, is_complex, maximum, real, sqrt,
+                           where as _select)  # `where` is a keyword argument of the reductions
 from ._diagonals import diagonal
 from ._products import matmul
 from ._reductions import average, max as _max, min as _min, prod, sum
@@ -80,13 +84,17 @@ def _elements_equal_to(a, values, q_ndim):
 
 
 def _nan_slices(sorted_values):
-    xp = _xp(sorted_values)
-    return xp.isnan(sorted_values[-1]) if is_float_dtype(sorted_values.dtype) and sorted_values.shape[0] else None
+    """(mask, value): the slices holding a NaN (sorted last) and that NaN, which NumPy returns for them (complex:
+    nan+1j stays nan+1j); None for values that cannot be NaN."""
+    if not (is_float_dtype(sorted_values.dtype) and sorted_values.shape[0]):
+        return None
+    last = sorted_values[-1]
+    return _xp(sorted_values).isnan(last), last
 
 
 def _finish(result, axes, shape, q_ndim, keepdims, nan_slices):
     if nan_slices is not None:  # always applied: no device value decides a path
-        result = _select(nan_slices, _np.nan, result)
+        result = _select(*nan_slices, result)
     if keepdims:
         result = reshape(result, aval(result)[0][:q_ndim] + tuple(1 if i in axes else n for i, n in
                                                                    enumerate(shape)))
@@ -160,6 +168,9 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
 def _quantile_at(a, q, scale, name, noun, axis, out, method, keepdims, weights, interpolation):
     """quantile (``scale`` 1) and percentile (``scale`` 100): NumPy's checks, then the one implementation."""
     no_out(name, out=out)
+    if is_complex(a):
+        raise TypeError(f"gpuad.numpy.{name}: a must be an array of real numbers (NumPy defines no quantiles of "
+                        f"complex values); take the quantiles of the real and imaginary parts, or of abs(a)")
     refuse_batched(f"gpuad.numpy.{name}", a, q, weights)
     if interpolation is not None:
         method = interpolation
@@ -274,6 +285,7 @@ nanmin = _nan_extremum("nanmin", _min, _np.inf)
 
 @traceable
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    """numpy.nanvar: var of the non-NaN elements (NaNs: derivative 0); real for complex ``a``, as NumPy."""
     no_out("nanvar", out=out)
     if correction is not None:
         if ddof != 0:
@@ -288,7 +300,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
     deviation = a - centre
     if mask is not None:
         deviation = _select(mask, 0, deviation)
-    result = sum(deviation * deviation, axis, dtype, keepdims=keepdims, **_given(where=where))
+    result = sum(abs_squared(deviation), axis, dtype, keepdims=keepdims, **_given(where=where))
     if not keepdims:
         count = _xp(a).squeeze(count, axis=normalize_axes(axis, len(aval(a)[0])))
     dof = count - ddof
@@ -328,7 +340,7 @@ def _at_least_2d(x, dtype):
 
 @traceable
 def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
-    """numpy.cov, NumPy's formula (weights: plain or traced)."""
+    """numpy.cov, NumPy's formula (weights: plain or traced): X X^H / fact, conjugating for complex data."""
     if ddof is not None and ddof != int(ddof):
         raise ValueError("ddof must be integer")
     if dtype is None:
@@ -378,18 +390,20 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
     fact = builtins.max(fact, 0.0) if isinstance(fact, (int, float)) else maximum(fact, 0.0)
     X = X - avg[:, None]
     X_T = transpose(X) if w is None else transpose(X * w)
-    c = matmul(X, X_T)
+    c = matmul(X, conj_if_complex(X_T))
     c = c * (1 / fact)
     return squeeze(c)
 
 
 @traceable
 def corrcoef(x, y=None, rowvar=True, bias=_np._NoValue, ddof=_np._NoValue, *, dtype=None):
-    """numpy.corrcoef: cov scaled by the standard deviations, clipped to [-1, 1]."""
+    """numpy.corrcoef: cov scaled by the standard deviations (the square roots of its real diagonal), clipped to
+    [-1, 1] (complex: the real and imaginary parts each, as NumPy)."""
     c = cov(x, y, rowvar, dtype=dtype)
     if len(aval(c)[0]) == 0:
         return c / c
-    stddev = sqrt(diagonal(c))
+    stddev = sqrt(real(diagonal(c)))
     c = c / stddev[:, None]
     c = c / stddev[None, :]
-    return clip(c, -1, 1)
+    clip_part = lambda part: clip(part, -1, 1)  # noqa: E731
+    return by_parts(clip_part, c) if is_complex(c) else clip_part(c)

@@ -9,13 +9,21 @@ differentiable). A partial of None means the argument carries no derivative. On 
 expressions run over ``TRACED``, the rows themselves as a namespace of traced functions, so the rules are
 differentiable in turn. Conventions at kinks: abs'(0) = 0; ties in maximum/minimum/fmax/fmin split evenly;
 integer-valued ops (floor, ceil, trunc, rint, sign, floor_divide) have derivative 0; nan_to_num passes
-derivative 1 where its input is finite and 0 where it replaced a nan or inf. Inputs are real: complex values
-are refused by the traces for now.
+derivative 1 where its input is finite and 0 where it replaced a nan or inf.
+
+Complex values follow JAX's convention: the JVP is the R-linear map z' -> A z' + B conj(z') with A = d out / d z and
+B = d out / d conj(z) (Wirtinger derivatives), and the VJP is its transpose under the real pairing
+<a, b> = Re(sum(a * b)), so ct -> ct * A + conj(ct * B) (no conjugation for holomorphic ops). A holomorphic row
+(B = 0, A = its real partial) needs nothing more: its real partial, evaluated on complex values, is A. The
+non-holomorphic rows (abs, sign, real, imag, conj) give ``wirtinger``: one (A, B) pair per argument, used when
+that argument is complex. A cotangent flowing into a real argument keeps its real part (``sum_to`` casts it).
 """
 from __future__ import annotations
 
+import numpy
+
 from .. import backend, expr
-from ..core import BOX_TYPES, aval, is_float_dtype, raw
+from ..core import BOX_TYPES, aval, is_complex_dtype, is_float_dtype, raw
 from ..rules import ARG_NAMES, Primitive
 from .linear import BROADCAST_TO, CONVERT, sum_to
 
@@ -30,39 +38,72 @@ class Elementwise(Primitive):
     (see ``gpuad.fusion.regions``); ``vjp`` is the per-op rule the traced backward pass uses.
     """
 
-    def __init__(self, name, forward, partials, domain=None, symbol=None):
+    def __init__(self, name, forward, partials, domain=None, symbol=None, wirtinger=None):
         super().__init__(name)
         _rows[name] = self
         self.arity = len(partials)
         self.args = ARG_NAMES[: self.arity]
         self.forward = expr.parse(forward)
         self.partials = tuple(None if p is None else expr.parse(p) for p in partials)
+        # (A, B) per argument for complex arguments of non-holomorphic rows (see the module docstring)
+        self.wirtinger = None if wirtinger is None else tuple(
+            None if pair is None else tuple(expr.parse(e) for e in pair) for pair in wirtinger)
         self.nondiff = tuple(k for k, p in enumerate(self.partials) if p is None)
         self.domain = domain
         self.symbol = symbol  # infix operator for printing, e.g. "*"
         # Each partial as a constant (0, 1, -1: no multiply needed) or None when it is an expression.
         self.partial_constants = tuple(0 if p is None else p.constant for p in self.partials)
         used = {n for p in self.partials if p is not None for n in p.names}
+        used.update(n for pair in self.wirtinger or () if pair for e in pair for n in e.names)
         self.saves = tuple(n for n in (*self.args, "out") if n in used)
         self.save = self._fast_save()
-        for e in (self.forward, *filter(None, self.partials)):
+        for e in (self.forward, *filter(None, self.partials),
+                  *(e for pair in self.wirtinger or () if pair for e in pair)):
             stray = set(e.names) - {*self.args, "out"}
             if stray:
                 raise expr.ExprError(f"{name}: expression {e.source!r} reads unknown names {sorted(stray)}")
-        self._compiled: dict[tuple[int, object], object] = {}
+        self._compiled: dict[tuple, object] = {}
+        # NumPy's ufunc of this name has no complex loop (floor, arctan2, deg2rad, ...): refuse complex values as
+        # NumPy does, even where the row's forward expression would evaluate on them.
+        loops = getattr(getattr(numpy, name, None), "types", None)
+        self.real_only = loops is not None and not any(c in t.split("->")[0] for t in loops for c in "FDG")
 
-    def function(self, which, namespace):
-        """Expression ``which`` (-1: forward, k: partial k) compiled against a NumPy-like namespace."""
-        key = (which, namespace)
+    def function(self, which, namespace, half=None):
+        """Expression ``which`` (-1: forward, k: partial k; with ``half`` 0 or 1, the Wirtinger A or B of
+        argument k) compiled against a NumPy-like namespace."""
+        key = (which, namespace, half)
         fn = self._compiled.get(key)
         if fn is None:
-            e = self.forward if which < 0 else self.partials[which]
+            e = self.forward if which < 0 else self.partials[which] if half is None else self.wirtinger[which][half]
             names = self.args if which < 0 else self.saves
             fn = self._compiled[key] = e.compile(names, namespace)
         return fn
 
+    def is_wirtinger(self, k, dtype):
+        """Argument k, of ``dtype``, takes the Wirtinger pair instead of the real partial."""
+        return (self.wirtinger is not None and self.wirtinger[k] is not None and dtype is not None
+                and dtype.kind == "c")
+
+    def _wirtinger_term(self, k, saved, namespace, value, transpose):
+        """A z' + B conj(z') (``transpose`` False: a JVP term) or ct A + conj(ct B) (True: a VJP term)."""
+        a, b = self.wirtinger[k]
+
+        def times(v, e, half):
+            return v if e.constant == 1 else v * self.function(k, namespace, half)(*saved)
+        total = None if a.constant == 0 else times(value, a, 0)
+        if b.constant != 0:
+            term = namespace.conj(times(value, b, 1)) if transpose else times(namespace.conj(value), b, 1)
+            total = term if total is None else total + term
+        return total
+
     def impl(self, *args):
-        return self.function(-1, backend.array_module(*args))(*args)
+        if self.real_only and any(getattr(a, "dtype", None) is not None and a.dtype.kind == "c" for a in args):
+            raise TypeError(f"{self.name} is not defined for complex values (as in NumPy)")
+        xp = backend.array_module(*args)
+        out = self.function(-1, xp)(*args)
+        # Python evaluates complex * numpy.float64 (a float subclass) itself, to a Python complex: without a dtype
+        # it would look like a constant to the traces. NumPy's result is a complex128 array.
+        return xp.asarray(out) if type(out) is complex else out
 
     def jvp(self, primals, tangents, out, params):
         saved = _scalars_as_arrays(self.save(primals, out), out)
@@ -74,10 +115,17 @@ class Elementwise(Primitive):
             namespace = backend.array_module(*saved, *tangents)
         total = None
         for k, t in enumerate(tangents):
-            c = self.partial_constants[k]
-            if t is None or c == 0:
+            if t is None:
                 continue
-            term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
+            if self.wirtinger is not None and self.is_wirtinger(k, aval(primals[k])[1]):
+                term = self._wirtinger_term(k, saved, namespace, t, False)
+                if term is None:
+                    continue
+            else:
+                c = self.partial_constants[k]
+                if c == 0:
+                    continue
+                term = t if c == 1 else -t if c == -1 else t * self.function(k, namespace)(*saved)
             total = term if total is None else total + term
         if total is None:
             return None
@@ -98,6 +146,10 @@ class Elementwise(Primitive):
         saved = _scalars_as_arrays(saved, ct)
         result = []
         for k in range(self.arity):
+            if needed[k] and self.wirtinger is not None and self.is_wirtinger(k, avals[k][1]):
+                contrib = self._wirtinger_term(k, saved, namespace, ct, True)
+                result.append(None if contrib is None else sum_to(contrib, *avals[k]))
+                continue
             c = self.partial_constants[k]
             if not needed[k] or c == 0:
                 result.append(None)
@@ -113,13 +165,25 @@ class Elementwise(Primitive):
             return f"{self.symbol}{args[0]}"
         return f"{self.name}({', '.join(args)})"
 
-    def format_adjoint(self, k, ct_name, args, out_name, params):
-        p = self.partials[k]
+    def format_adjoint(self, k, ct_name, args, out_name, params, dtype=None):
+        """Argument k's adjoint term as text (None for a zero partial); ``dtype`` (the argument's) picks the
+        Wirtinger form ct * A + conj(ct * B) for a complex argument of a non-holomorphic row."""
+        rename = dict(zip(self.args, args), out=out_name)
+        if self.is_wirtinger(k, dtype):
+            a, b = (self._times(ct_name, e, rename) for e in self.wirtinger[k])
+            terms = ([a] if a else []) + ([f"conj({b})"] if b else [])
+            return " + ".join(terms) or None
+        return self._times(ct_name, self.partials[k], rename)
+
+    @staticmethod
+    def _times(ct_name, p, rename):
+        if p is None or p.constant == 0:
+            return None
         if p.constant == 1:
             return ct_name
         if p.constant == -1:
             return f"-{ct_name}"
-        text = p.show(dict(zip(self.args, args), out=out_name))
+        text = p.show(rename)
         return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
 
 
@@ -137,7 +201,7 @@ class _TracedRows:
     """The rows as a NumPy-like namespace of traced functions (``TRACED.cos(x)`` binds the cos row): what the
     rows' expressions are evaluated over when their inputs are traced."""
 
-    _ALIASES = {"abs": "absolute"}
+    _ALIASES = {"abs": "absolute", "conj": "conjugate"}
 
     def __getattr__(self, name):
         row = _rows.get(self._ALIASES.get(name, name))
@@ -223,7 +287,10 @@ SINC = Elementwise("sinc", f"where(x == 0, 1, sin({PI} * x) / ({PI} * where(x ==
                    (f"where(abs(x) < 0.1, {_SINC_SLOPE_NEAR_0}, (cos({PI} * x) - out) / where(abs(x) < 0.1, 1, x))",))
 
 # ---- piecewise (conventions at the kinks: derivative 0 at abs(0), ties split evenly)
-ABSOLUTE = Elementwise("absolute", "abs(x)", ("sign(x)",), domain=("nonzero",))
+# complex z: |z|' = Re(conj(z) z') / |z|, so A = conj(z) / 2|z| and B = z / 2|z| (0 at z = 0, as for reals)
+_HALF_OVER_ABS = "where(x == 0, 0, 0.5 / where(x == 0, 1, abs(x)))"
+ABSOLUTE = Elementwise("absolute", "abs(x)", ("sign(x)",), domain=("nonzero",),
+                       wirtinger=((f"conj(x) * {_HALF_OVER_ABS}", f"x * {_HALF_OVER_ABS}"),))
 MAXIMUM = Elementwise("maximum", "maximum(x, y)",
                       ("where(x > y, 1, where(x == y, 0.5, 0))", "where(y > x, 1, where(x == y, 0.5, 0))"))
 MINIMUM = Elementwise("minimum", "minimum(x, y)",
@@ -247,7 +314,9 @@ CLIP = Elementwise("clip", "clip(x, y, z)", ("(x >= y) * (x <= z)", "x < y", "x 
                    domain=((-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)))
 
 # ---- integer-valued: zero derivative everywhere it exists
-SIGN = Elementwise("sign", "sign(x)", (None,), domain=("nonzero",))
+# Real sign is piecewise constant; complex sign(z) = z / |z| is not: A = 1 / 2|z|, B = -z^2 / 2|z|^3.
+SIGN = Elementwise("sign", "sign(x)", ("0",), domain=("nonzero",),
+                   wirtinger=((_HALF_OVER_ABS, f"-x * x * {_HALF_OVER_ABS} / where(x == 0, 1, x * conj(x))"),))
 FLOOR = Elementwise("floor", "floor(x)", (None,))
 CEIL = Elementwise("ceil", "ceil(x)", (None,))
 TRUNC = Elementwise("trunc", "trunc(x)", (None,))
@@ -255,7 +324,23 @@ RINT = Elementwise("rint", "rint(x)", (None,))
 FLOOR_DIVIDE = Elementwise("floor_divide", "floor_divide(x, y)", (None, None), domain=(None, "nonzero"),
                            symbol="//")
 
-# ---- complex parts of real inputs
-REAL = Elementwise("real", "real(x)", ("1",))
-IMAG = Elementwise("imag", "imag(x)", (None,))
-CONJUGATE = Elementwise("conjugate", "conj(x)", ("1",))
+# ---- complex parts: on real inputs the identity, zero and the identity; on complex ones R-linear maps
+# Re z = (z + conj z) / 2, Im z = (z - conj z) / 2i, conj z.
+REAL = Elementwise("real", "real(x)", ("1",), wirtinger=(("0.5", "0.5"),))
+IMAG = Elementwise("imag", "imag(x)", ("0",), wirtinger=(("-0.5j", "0.5j"),))
+CONJUGATE = Elementwise("conjugate", "conj(x)", ("1",), wirtinger=(("0", "1"),))
+
+
+def is_complex(x) -> bool:
+    """Whether ``x`` (a Tensor, an array or a Python number) is complex."""
+    return isinstance(x, complex) or is_complex_dtype(aval(x)[1])
+
+
+def conj_if_complex(x):
+    """conj(x) for complex ``x``; real ``x`` itself (nothing recorded, so real code pays nothing)."""
+    return CONJUGATE.bind(x) if is_complex(x) else x
+
+
+def real_if_complex(x):
+    """Re(x), a real array, for complex ``x``; real ``x`` itself (nothing recorded)."""
+    return REAL.bind(x) if is_complex(x) else x

@@ -9,12 +9,24 @@ turn and second derivatives come for free. A primitive has one output, so the de
 (eigh, svd, qr, slogdet) return their parts packed side by side along a last axis; ``gpuad.numpy.linalg``
 unpacks them with ``unpack`` (reshapes and slices, themselves differentiable).
 
-Conventions: cholesky and eigh read a symmetric matrix, so their derivatives treat the input perturbation as
-symmetric ((dA + dA^T) / 2) whichever triangle the backend reads (gpuad.numpy.linalg binds them on the
-symmetric matrix built from the triangle NumPy reads). eig (real input, real spectrum) follows NumPy's unit-norm
-eigenvectors. eigh and svd derivatives divide by gaps
-between eigenvalues (singular values); a gap that is exactly zero contributes nothing (so functions of the
-values alone stay exact), while near-equal values give large, ill-conditioned vector derivatives.
+Conventions: cholesky and eigh read a Hermitian (real: symmetric) matrix, so their derivatives treat the input
+perturbation as Hermitian ((dA + dA^H) / 2) whichever triangle the backend reads (gpuad.numpy.linalg binds them
+on the Hermitian matrix built from the triangle NumPy reads). eig follows NumPy's unit-norm eigenvectors. eigh and
+svd derivatives divide by gaps between eigenvalues (singular values); a gap that is exactly zero contributes
+nothing (so functions of the values alone stay exact), while near-equal values give large, ill-conditioned
+vector derivatives.
+
+Complex values, JAX's convention: each JVP is the op's R-linear map and each VJP its transpose under the real
+pairing <a, b> = Re(sum(a * b)), so a C-linear piece transposes plainly (X dA Y -> X^T ct Y^T, no conjugation)
+and conjugation enters only where the op itself is not holomorphic: the Hermitian parts (dA^H, V^H, U^H, Q^H), the
+real eigenvalues, singular values and log|det|, and the phase conventions. One rule serves real and complex
+values: ``_conj``, ``_re`` and ``_real_diagonal`` return real arrays unchanged (no op is recorded), so the real
+path is the one it was. The phases of complex eigen- and singular vectors are a gauge (NumPy's convention, not
+differentiable): eigh's JVP takes the tangent with V^H dV zero on the diagonal, eig's the one with
+Re(v^H dv) = 0 (the unit norm) and no phase term, svd's puts the phase tangent that keeps U S V^H exact on U
+(V^H dV zero on the diagonal). Functions invariant under those phases (|v|^2, projectors v v^H, U S V^H) get exact
+derivatives; functions of the phase convention itself do not. qr needs no gauge: LAPACK's R has a real diagonal,
+which fixes Q and R up to signs.
 """
 from __future__ import annotations
 
@@ -26,7 +38,7 @@ import numpy
 from .. import backend
 from ..core import aval, map_values, raw
 from ..rules import Custom, Linear
-from .elementwise import MULTIPLY, WHERE
+from .elementwise import IMAG, MULTIPLY, REAL, WHERE, conj_if_complex, is_complex, real_if_complex
 from .linear import CONCATENATE, MATMUL, RESHAPE, SUM, TRANSPOSE, batch_all, batch_size, sum_to
 
 # ---- small traced helpers (batched over leading axes), written with primitives so the rules differentiate -------
@@ -41,8 +53,21 @@ def _mm(x, y):
     return MATMUL.bind(x, y)
 
 
-def _sym(x):
-    return (x + _mT(x)) * 0.5
+def _mH(x):
+    """The conjugate transpose of the last two axes (the transpose for real x)."""
+    return conj_if_complex(_mT(x))
+
+
+def _herm(x):
+    """The Hermitian (real: symmetric) part (x + x^H) / 2."""
+    return (x + _mH(x)) * 0.5
+
+
+def _real_diagonal(x):
+    """x with the imaginary parts of its diagonal removed (real x itself)."""
+    if not is_complex(x):
+        return x
+    return x - _diag_embed(IMAG.bind(_diag_part(x))) * 1j
 
 
 def _solve(a, b):
@@ -271,17 +296,25 @@ def _slogdet_impl(xp, a):
 
 
 def _slogdet_jvp(primals, tangents, out, params):
-    dlog = _trace_last(_solve(primals[0], tangents[0]))
-    return CONCATENATE.bind(_expand_last(dlog * 0.0, 1), _expand_last(dlog, 1), axis=len(aval(dlog)[0]))  # the sign is piecewise constant
+    # t = tr(A^-1 dA) = d log det: log|det|' = Re t, and sign = det / |det| turns by i Im t (0 for real A).
+    t = _trace_last(_solve(primals[0], tangents[0]))
+    axis = len(aval(t)[0])
+    if not is_complex(t):
+        return CONCATENATE.bind(_expand_last(t * 0.0, 1), _expand_last(t, 1), axis=axis)
+    d_sign = out[..., 0] * (t - REAL.bind(t))
+    return CONCATENATE.bind(_expand_last(d_sign, 1), _expand_last(REAL.bind(t), 1), axis=axis)
 
 
 def _slogdet_vjp(ct, saved, params, avals, needed):
-    (a,) = saved
-    return [_expand_last(ct[..., 1], 2) * _mT(_inv(a))]
+    a, out = saved
+    t_bar = ct[..., 1]
+    if is_complex(t_bar):  # the transposes of Re t and of sign * i Im t
+        t_bar = REAL.bind(t_bar) + IMAG.bind(out[..., 0] * ct[..., 0]) * 1j
+    return [_expand_last(t_bar, 2) * _mT(_inv(a))]
 
 
-# Packed output (..., 2): [sign, log|det|].
-SLOGDET = Custom("slogdet", _slogdet_impl, _slogdet_jvp, _slogdet_vjp, saves=("x",))
+# Packed output (..., 2): [sign, log|det|] (complex a: both complex, log|det| with a zero imaginary part).
+SLOGDET = Custom("slogdet", _slogdet_impl, _slogdet_jvp, _slogdet_vjp, saves=("x", "out"))
 SLOGDET.batch = stacked(SLOGDET)
 
 
@@ -304,19 +337,20 @@ def _pinv_jvp(primals, tangents, out, params):
     m, n = aval(a)[0][-2:]
     eye_m = _constant(x, lambda xp, dt: xp.eye(m, dtype=dt))
     eye_n = _constant(x, lambda xp, dt: xp.eye(n, dtype=dt))
-    da_t, x_t = _mT(da), _mT(x)
-    return (-_mm(_mm(x, da), x) + _mm(_mm(_mm(x, x_t), da_t), eye_m - _mm(a, x))
-            + _mm(_mm(eye_n - _mm(x, a), da_t), _mm(x_t, x)))
+    da_h, x_h = _mH(da), _mH(x)
+    return (-_mm(_mm(x, da), x) + _mm(_mm(_mm(x, x_h), da_h), eye_m - _mm(a, x))
+            + _mm(_mm(eye_n - _mm(x, a), da_h), _mm(x_h, x)))
 
 
 def _pinv_vjp(ct, saved, params, avals, needed):
+    # -X dA X transposes plainly; P dA^H Q transposes to conj(Q ct^T P).
     a, x = saved
     m, n = avals[0][0][-2:]
     eye_m = _constant(x, lambda xp, dt: xp.eye(m, dtype=dt))
     eye_n = _constant(x, lambda xp, dt: xp.eye(n, dtype=dt))
-    x_t, ct_t = _mT(x), _mT(ct)
-    return [-_mm(_mm(x_t, ct), x_t) + _mm(_mm(eye_m - _mm(a, x), ct_t), _mm(x, x_t))
-            + _mm(_mm(_mm(x_t, x), ct_t), eye_n - _mm(x, a))]
+    x_t, ct_t, x_h = _mT(x), _mT(ct), _mH(x)
+    return [-_mm(_mm(x_t, ct), x_t) + conj_if_complex(_mm(_mm(eye_m - _mm(a, x), ct_t), _mm(x, x_h))
+                                            + _mm(_mm(_mm(x_h, x), ct_t), eye_n - _mm(x, a)))]
 
 
 PINV = Custom("pinv", _pinv_impl, _pinv_jvp, _pinv_vjp, saves=("x", "out"))
@@ -332,17 +366,19 @@ def _lower_half_diag(x):
 
 
 def _cholesky_jvp(primals, tangents, out, params):
+    # A = L L^H: L^-1 dA L^-H = X + X^H with X = L^-1 dL lower triangular (a real diagonal), so dL = L Phi(...).
     lower = out
-    da = _sym(tangents[0])
-    inner = _mT(_solve(lower, _mT(_solve(lower, da))))  # L^-1 dA L^-T
+    da = _herm(tangents[0])
+    inner = _mT(_solve(conj_if_complex(lower), _mT(_solve(lower, da))))  # L^-1 dA L^-H
     return _mm(lower, _lower_half_diag(inner))
 
 
 def _cholesky_vjp(ct, saved, params, avals, needed):
+    # The transpose of S -> L^-1 S L^-H is P -> L^-T P conj(L)^-1; the Hermitian part is its own transpose.
     (lower,) = saved
     p = _lower_half_diag(_mm(_mT(lower), ct))
-    s = _mT(_solve(_mT(lower), _mT(_solve(_mT(lower), p))))  # L^-T P L^-1
-    return [_sym(s)]
+    s = _mT(_solve(_mH(lower), _mT(_solve(_mT(lower), p))))  # L^-T P conj(L)^-1
+    return [_herm(s)]
 
 
 CHOLESKY = Custom("cholesky", lambda xp, a: xp.linalg.cholesky(a), _cholesky_jvp, _cholesky_vjp, saves=("out",))
@@ -367,39 +403,35 @@ def _eigen_gaps(w):
 
 
 def _eigh_jvp(primals, tangents, out, params):
+    # X = V^H dA V (Hermitian): dw = Re diag X, dV = V (F o X) (zero diagonal of V^H dV: the phase gauge).
     w, v = _eigh_parts(out)
-    x = _mm(_mm(_mT(v), _sym(tangents[0])), v)
-    return pack([_diag_part(x), _mm(v, _eigen_gaps(w) * x)], aval(w)[0][:-1])
+    x = _mm(_mm(_mH(v), _herm(tangents[0])), v)
+    return pack([real_if_complex(_diag_part(x)), _mm(v, _eigen_gaps(real_if_complex(w)) * x)], aval(w)[0][:-1])
 
 
 def _eigh_vjp(ct, saved, params, avals, needed):
+    # The transpose of the JVP: X_bar = diag(Re w_bar) + F o (V^T v_bar), then S_bar = conj(V) X_bar V^T.
     w, v = _eigh_parts(saved[0])
     w_bar, v_bar = _eigh_parts(ct)
-    middle = _diag_embed(w_bar) + _eigen_gaps(w) * _mm(_mT(v), v_bar)
-    return [_sym(_mm(_mm(v, middle), _mT(v)))]
+    middle = _diag_embed(real_if_complex(w_bar)) + _eigen_gaps(real_if_complex(w)) * _mm(_mT(v), v_bar)
+    return [_herm(_mm(_mm(conj_if_complex(v), middle), _mT(v)))]
 
 
-# Packed output (..., n + n*n): [eigenvalues, eigenvectors].
+# Packed output (..., n + n*n): [eigenvalues, eigenvectors] (complex a: the eigenvalues with zero imaginary parts).
 EIGH = Custom("eigh", _eigh_impl, _eigh_jvp, _eigh_vjp, saves=("out",))
 EIGH.batch = stacked(EIGH)
 
 
-# ---- eig (real input with a real spectrum) --------------------------------------------------------------------
+# ---- eig (complex results unless the input is real with a real spectrum) -------------------------------------
 
 def _eig_impl(xp, a):
     eig = getattr(xp.linalg, "eig", None)
     if eig is None:  # a backend without a general eigensolver: LAPACK on the host
-        import numpy
         w, v = (xp.asarray(p) for p in numpy.linalg.eig(backend.to_numpy(a)))
     else:
         w, v = eig(a)
-    if w.dtype.kind == "c":
-        if bool(xp.any(w.imag != 0)):
-            import numpy
-            raise numpy.linalg.LinAlgError(
-                "eig/eigvals of a traced matrix with complex eigenvalues: gpuad differentiates real input with a "
-                "real spectrum only (complex values are not supported); for symmetric matrices use eigh")
-        w, v = w.real, v.real
+    if w.dtype.kind == "c" and a.dtype.kind != "c" and not bool(xp.any(w.imag != 0)):
+        w, v = w.real, v.real  # real input with a real spectrum: real results, as NumPy 2 gives
     return pack_impl(xp, (w, v), a.shape[:-2])
 
 
@@ -409,28 +441,30 @@ def _eig_parts(packed):
 
 
 def _column_dots(v, g):
-    """(..., 1, n): the inner product of each column of v with the same column of g."""
-    return SUM.bind(v * g, axis=(len(aval(v)[0]) - 2,), keepdims=True)
+    """(..., 1, n): sum_i conj(v_ij) g_ij per column j, real part (v^T g's diagonal for real v)."""
+    return real_if_complex(SUM.bind(conj_if_complex(v) * g, axis=(len(aval(v)[0]) - 2,), keepdims=True))
 
 
 def _eig_jvp(primals, tangents, out, params):
+    # Holomorphic but for NumPy's unit norm: X = V^-1 dA V, dw = diag X, dV = V (F o X) less v Re(v^H dv).
     w, v = _eig_parts(out)
     x = _solve(v, _mm(tangents[0], v))  # V^-1 dA V
     dv = _mm(v, _eigen_gaps(w) * x)
-    dv = dv - v * _column_dots(v, dv)  # NumPy's eigenvectors have unit norm: keep the tangent orthogonal to each
+    dv = dv - v * _column_dots(v, dv)  # NumPy's eigenvectors have unit norm: Re(v^H dv) = 0 for each
     return pack([_diag_part(x), dv], aval(w)[0][:-1])
 
 
 def _eig_vjp(ct, saved, params, avals, needed):
     w, v = _eig_parts(saved[0])
     w_bar, v_bar = _eig_parts(ct)
-    v_bar = v_bar - v * _column_dots(v, v_bar)
+    v_bar = v_bar - conj_if_complex(v) * real_if_complex(SUM.bind(v * v_bar, axis=(len(aval(v)[0]) - 2,), keepdims=True))
     middle = _diag_embed(w_bar) + _eigen_gaps(w) * _mm(_mT(v), v_bar)
-    return [_solve(_mT(v), _mm(middle, _mT(v)))]  # V^-T middle V^T
+    # V^-T middle V^T; real a with a complex spectrum keeps the real part (sum_to casts)
+    return [sum_to(_solve(_mT(v), _mm(middle, _mT(v))), *avals[0])]
 
 
-# Packed output (..., n + n*n): [eigenvalues, unit eigenvectors]; the eigenvalues must be real and distinct for
-# the vector derivatives (a zero gap contributes nothing, as in eigh).
+# Packed output (..., n + n*n): [eigenvalues, unit eigenvectors] (complex unless a is real with a real spectrum);
+# the eigenvalues must be distinct for the vector derivatives (a zero gap contributes nothing, as in eigh).
 EIG = Custom("eig", _eig_impl, _eig_jvp, _eig_vjp, saves=("out",))
 EIG.batch = stacked(EIG)
 
@@ -457,41 +491,54 @@ def _singular_gaps(s):
 
 
 def _svd_jvp(primals, tangents, out, params):
+    # dP = U^H dA V: ds = Re diag dP, dU = U (F o (dP S + S dP^H) + i Im(diag dP) / S), dV = V (F o (S dP + dP^H S))
+    # (the phase tangent i Im(diag dP) / S goes to U, which keeps U S V^H exact), plus, for a rectangular A,
+    # the parts of dA V (dA^H U) outside U's (V's) span.
     a, da = primals[0], tangents[0]
     m, n = aval(a)[0][-2:]
     k = min(m, n)
     u, s, vh = _svd_parts(out, m, n)
-    v = _mT(vh)
-    dp = _mm(_mm(_mT(u), da), v)  # U^T dA V
+    s = real_if_complex(s)
+    v = _mH(vh)
+    dp = _mm(_mm(_mH(u), da), v)  # U^H dA V
     gaps = _singular_gaps(s)
     dp_s = dp * _per_column(s)  # dP S
     s_dp = _per_row(s) * dp  # S dP
-    du = _mm(u, gaps * (dp_s + _mT(dp_s)))
-    dv = _mm(v, gaps * (s_dp + _mT(s_dp)))
     s_inv = _safe_reciprocal(s)
+    du = _mm(u, gaps * (dp_s + _mH(dp_s)))
+    dv = _mm(v, gaps * (s_dp + _mH(s_dp)))
+    if is_complex(dp):
+        du = du + u * _per_column(IMAG.bind(_diag_part(dp)) * s_inv) * 1j
     if m > k:  # the part of dA V outside U's span
         du = du + (_mm(da, v) - _mm(u, dp)) * _per_column(s_inv)
     if n > k:
-        dv = dv + (_mm(_mT(da), u) - _mm(v, _mT(dp))) * _per_column(s_inv)
-    return pack([du, _diag_part(dp), _mT(dv)], aval(s)[0][:-1])
+        dv = dv + (_mm(_mH(da), u) - _mm(v, _mH(dp))) * _per_column(s_inv)
+    return pack([du, real_if_complex(_diag_part(dp)), _mH(dv)], aval(s)[0][:-1])
 
 
 def _svd_vjp(ct, saved, params, avals, needed):
+    # The transpose of the JVP: P_bar = diag(Re s_bar) + (g + g^H) S + S (h + h^H) (+ i Im(diag U^T u_bar) / S),
+    # with g = F o (U^T u_bar), h = F o (V^T v_bar), v_bar = vh_bar^H; then A_bar = conj(U) P_bar V^T.
     m, n = avals[0][0][-2:]
     k = min(m, n)
     u, s, vh = _svd_parts(saved[0], m, n)
     u_bar, s_bar, vh_bar = _svd_parts(ct, m, n)
-    v, v_bar = _mT(vh), _mT(vh_bar)
+    s = real_if_complex(s)
+    v_t, v_bar = conj_if_complex(vh), _mH(vh_bar)  # V^T, the cotangent of V
     gaps = _singular_gaps(s)
-    g = gaps * _mm(_mT(u), u_bar)
-    h = gaps * _mm(_mT(v), v_bar)
-    p_bar = _diag_embed(s_bar) + (g + _mT(g)) * _per_column(s) + _per_row(s) * (h + _mT(h))
-    a_bar = _mm(_mm(u, p_bar), vh)
+    ut_ubar = _mm(_mT(u), u_bar)
+    g = gaps * ut_ubar
+    h = gaps * _mm(v_t, v_bar)
+    p_bar = _diag_embed(real_if_complex(s_bar)) + (g + _mH(g)) * _per_column(s) + _per_row(s) * (h + _mH(h))
     s_inv = _safe_reciprocal(s)
+    if is_complex(p_bar):
+        p_bar = p_bar + _diag_embed(IMAG.bind(_diag_part(ut_ubar)) * s_inv) * 1j
+    u_c = conj_if_complex(u)
+    a_bar = _mm(_mm(u_c, p_bar), v_t)
     if m > k:
-        a_bar = a_bar + _mm((u_bar - _mm(u, _mm(_mT(u), u_bar))) * _per_column(s_inv), vh)
+        a_bar = a_bar + _mm((u_bar - _mm(u_c, ut_ubar)) * _per_column(s_inv), v_t)
     if n > k:
-        a_bar = a_bar + _mm(u, _per_row(s_inv) * _mT(v_bar - _mm(v, _mm(vh, v_bar))))
+        a_bar = a_bar + _mm(u_c, _per_row(s_inv) * (vh_bar - _mm(_mm(vh_bar, _mT(vh)), v_t)))
     return [a_bar]
 
 
@@ -518,23 +565,27 @@ def _lower(x, k=0):
 
 
 def _qr_jvp(primals, tangents, out, params):
+    # C = Q^H dA R^-1 = Q^H dQ + dR R^-1: an anti-Hermitian part (the strict lower triangle, and the imaginary
+    # diagonal, since LAPACK's R has a real diagonal) plus an upper triangular one with a real diagonal.
     a, da = primals[0], tangents[0]
     m, n = aval(a)[0][-2:]
     q, r = _qr_parts(out, m, n)
     da_rinv = _right_solve(da, r)  # dA R^-1
-    c = _mm(_mT(q), da_rinv)  # Q^T dA R^-1 = Q^T dQ + dR R^-1: antisymmetric plus upper triangular
+    c = _mm(_mH(q), da_rinv)
     lower = _lower(c, -1)
-    upper = c - lower + _mT(lower)  # dR R^-1
+    upper = _real_diagonal(c - lower + _mH(lower))  # dR R^-1
     return pack([da_rinv - _mm(q, upper), _mm(upper, r)], aval(a)[0][:-2])
 
 
 def _qr_vjp(ct, saved, params, avals, needed):
+    # The transpose of the JVP: C_bar is Hermitian with a real diagonal, from the lower triangle of
+    # M^H, M = R_bar R^T - Q^T Q_bar; A_bar = (Q_bar + conj(Q) C_bar) R^-T.
     m, n = avals[0][0][-2:]
     q, r = _qr_parts(saved[0], m, n)
     q_bar, r_bar = _qr_parts(ct, m, n)
-    mid = _mm(r, _mT(r_bar)) - _mm(_mT(q_bar), q)
-    mid_sym = _lower(mid) + _mT(_lower(mid, -1))  # symmetric, from mid's lower triangle
-    return [_right_solve(q_bar + _mm(q, mid_sym), _mT(r))]
+    mid = _mm(conj_if_complex(r), _mH(r_bar)) - _mm(_mH(q_bar), conj_if_complex(q))  # M^H
+    mid_herm = _real_diagonal(_lower(mid) + _mH(_lower(mid, -1)))
+    return [_right_solve(q_bar + _mm(conj_if_complex(q), mid_herm), _mT(r))]
 
 
 # Packed output (..., m*n + n*n): [Q, R] for m >= n.

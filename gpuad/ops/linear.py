@@ -83,9 +83,16 @@ def _convert_transpose(ct, saved, params, avals, k):
     return CONVERT.bind(ct, dtype=dtype) if is_float_dtype(dtype) else None
 
 
+def _convert_impl(xp, x, dtype):
+    x = xp.asarray(x)
+    if x.dtype.kind == "c" and numpy.dtype(dtype).kind != "c":
+        x = x.real  # complex to real keeps the real part (the transpose of real-to-complex), without a warning
+    return x.astype(dtype)
+
+
 CONVERT = Linear(
     "convert",
-    lambda xp, x, dtype: xp.asarray(x).astype(dtype),
+    _convert_impl,
     _convert_transpose,
     format=lambda a, p: f"{a[0]}.astype({numpy.dtype(p['dtype']).name})",
     adjoint=lambda k, ct, a, p: f"{ct}.astype(<dtype of {a[0]}>)")
@@ -188,6 +195,16 @@ GETITEM = Linear(
     lambda ct, saved, params, avals, k: SCATTER_ADD.bind(ct, index=params["index"], shape=avals[0][0]),
     format=lambda a, p: f"{a[0]}[{_index_text(p['index'])}]",
     adjoint=lambda k, ct, a, p: f"scatter_add(zeros, [{_index_text(p['index'])}], {ct})")
+
+def _getitem_transpose_into(buffer, ct, params):
+    index = params["index"]
+    if _is_basic_index(index):
+        buffer[index] += ct  # basic indices never repeat an element
+    else:
+        backend.scatter_add(buffer, index, ct)
+
+
+GETITEM.transpose_into = _getitem_transpose_into
 
 SCATTER_ADD = Linear(
     "scatter_add",

@@ -8,9 +8,10 @@ through ``__array_function__``; on plain arrays every function is NumPy's (or Cu
 
 Where the derivative exists only under conditions, these are the rules (see gpuad/ops/linalg.py):
 cholesky and eigh read one triangle, as NumPy does (the lower by default; ``UPLO='U'`` or ``upper=True`` the
-upper): they bind their rows on the symmetric matrix that triangle defines, so only that triangle gets a
-derivative, at symmetric and non-symmetric input alike. eig and eigvals take real input with a real spectrum
-(a complex one raises LinAlgError) and differentiate where the eigenvalues are distinct; matrix_power is NumPy's
+upper): they bind their rows on the Hermitian (real: symmetric) matrix that triangle defines, so only that
+triangle gets a derivative, at Hermitian and non-Hermitian input alike (and, as LAPACK ignores them, the
+imaginary parts of the diagonal get none). eig and eigvals give complex results unless the input is real with a
+real spectrum (NumPy 2's rule) and differentiate where the eigenvalues are distinct; matrix_power is NumPy's
 chain of matmuls, lstsq is pinv(a) @ b with NumPy's cutoff. eigh's eigenvector derivatives need distinct
 eigenvalues, svd's vector derivatives distinct, nonzero singular values: exactly equal values contribute zero
 (so functions of the values alone, like eigvalsh sums or the nuclear norm, stay correct) but nearly equal ones
@@ -18,10 +19,18 @@ make the vector derivatives blow up, as the mathematics says. svd with full_matr
 only for square matrices (the extra singular vectors are not unique); qr differentiates mode 'reduced' (and
 'r', and 'complete' when m <= n) for full-rank input; pinv differentiates at locally constant rank; det and
 slogdet need an invertible matrix. Vector and Frobenius norms have derivative 0 at the zero vector.
+
+Complex input follows JAX's convention (the JVP is the R-linear map, the VJP its transpose under
+Re(sum(a * b))) in every function here. Results are NumPy's, dtypes included: eigvalsh/eigh eigenvalues,
+singular values, log|det| and norms are real; slogdet's sign is det / |det|, complex and differentiable (for
+real input a plain array); vecdot conjugates its first argument. The phases of complex eigen- and singular
+vectors are NumPy's convention, which has no derivative: differentiate functions invariant under them (|v|^2,
+projectors v v^H, U S V^H), which are exact.
 """
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 from typing import NamedTuple
 
@@ -29,10 +38,10 @@ import numpy as _np
 
 from ...core import aval, constant, is_float_dtype, raw, refuse_batched
 from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
-from .. import _diagonals, _products  # their matmul, tensordot, outer, diagonal and trace share names with ours
+from .. import _calculus, _diagonals, _products  # their matmul, cross, ... share names with ours
 from .._creation import asarray
 from .._dispatch import module_of, traceable
-from .._elementwise import abs, sqrt, where
+from .._elementwise import abs, abs_squared, conj_if_complex, imag, is_complex, real, real_if_complex, sqrt, where
 from .._reductions import max, min, sum
 from .._shapes import astype, broadcast_to, concatenate, moveaxis, ravel, reshape, swapaxes, transpose
 
@@ -41,7 +50,8 @@ LinAlgError = _np.linalg.LinAlgError
 
 __all__ = ["LinAlgError", "EighResult", "SVDResult", "QRResult", "SlogdetResult", "inv", "solve", "det",
            "slogdet", "pinv", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr", "norm", "vector_norm",
-           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
+           "matrix_norm", "multi_dot", "matrix_power", "lstsq", "eig", "eigvals", "EigResult", "cond", "matrix_rank", "tensorinv", "tensorsolve",
+           "cross", "matmul", "tensordot", "outer", "vecdot", "matrix_transpose", "diagonal",
            "trace"]
 
 
@@ -130,8 +140,11 @@ def det(a):
 
 @_linalg_function
 def slogdet(a):
-    """(sign, log|det|); the sign is a plain array (it carries no derivative)."""
+    """(sign, log|det|). Real ``a``: the sign is a plain array (piecewise constant: no derivative). Complex ``a``:
+    sign = det / |det| is complex and differentiable, log|det| real."""
     packed = SLOGDET.bind(_floating(_square(a, "slogdet")))
+    if is_complex(packed):
+        return SlogdetResult(packed[..., 0], real(packed[..., 1]))
     return SlogdetResult(constant(packed)[..., 0], packed[..., 1])
 
 
@@ -150,20 +163,28 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_np._NoValue):
 # ---- decompositions ----------------------------------------------------------------------------------------
 
 def _from_triangle(a, lower):
-    """The symmetric matrix that the triangle NumPy reads (lower or upper, diagonal included) defines: the value
-    is unchanged, and the derivative goes to that triangle only (the other one is never read)."""
+    """The Hermitian (real: symmetric) matrix that the triangle NumPy reads (lower or upper, diagonal included)
+    defines: the value is unchanged, and the derivative goes to that triangle only (the other one is never read).
+    LAPACK ignores the imaginary parts of the diagonal; so does this (whatever the backend does with them), and
+    they get a zero derivative."""
     if lower:
-        return _diagonals.tril(a) + swapaxes(_diagonals.tril(a, -1), -1, -2)
-    return _diagonals.triu(a) + swapaxes(_diagonals.triu(a, 1), -1, -2)
+        h = _diagonals.tril(a) + conj_if_complex(swapaxes(_diagonals.tril(a, -1), -1, -2))
+    else:
+        h = _diagonals.triu(a) + conj_if_complex(swapaxes(_diagonals.triu(a, 1), -1, -2))
+    if is_complex(h):
+        value = raw(h)
+        eye = module_of((value,)).eye(value.shape[-1], dtype=value.real.dtype)
+        h = h - imag(h) * eye * 1j
+    return h
 
 
 @_linalg_function
 def cholesky(a, /, *, upper=False):
-    """numpy.linalg.cholesky: reads the lower triangle (the upper one with ``upper=True``), as NumPy does; only
-    that triangle gets a derivative."""
+    """numpy.linalg.cholesky: a = L L^H (``upper=True``: a = U^H U), reading the lower triangle (the upper one
+    with ``upper=True``), as NumPy does; only that triangle gets a derivative."""
     a = _floating(_square(a, "cholesky"))
     lower = CHOLESKY.bind(_from_triangle(a, not upper))
-    return swapaxes(lower, -1, -2) if upper else lower
+    return conj_if_complex(swapaxes(lower, -1, -2)) if upper else lower  # upper: U = L^H, a = U^H U
 
 
 @_linalg_function
@@ -175,7 +196,8 @@ def eigh(a, UPLO="L"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
     a = _floating(_square(a, "eigh"))
     n = aval(a)[0][-1]
-    return EighResult(*unpack(EIGH.bind(_from_triangle(a, uplo == "L"), UPLO=uplo), [(n,), (n, n)]))
+    w, v = unpack(EIGH.bind(_from_triangle(a, uplo == "L"), UPLO=uplo), [(n,), (n, n)])
+    return EighResult(real_if_complex(w), v)
 
 
 @_linalg_function
@@ -185,8 +207,9 @@ def eigvalsh(a, UPLO="L"):
 
 @_linalg_function
 def eig(a):
-    """numpy.linalg.eig of a real matrix with real eigenvalues (a LinAlgError otherwise): eigenvalues and unit
-    eigenvectors, differentiable where the eigenvalues are distinct."""
+    """numpy.linalg.eig: eigenvalues and unit eigenvectors (complex, unless ``a`` is real with a real spectrum,
+    as in NumPy 2), differentiable where the eigenvalues are distinct. The eigenvectors' phases are NumPy's
+    convention, not differentiated: use functions invariant under them (|v|^2, v v^H / (v^H v))."""
     a = _floating(_square(a, "eig"))
     n = aval(a)[0][-1]
     return EigResult(*unpack(EIG.bind(a), [(n,), (n, n)]))
@@ -194,7 +217,7 @@ def eig(a):
 
 @_linalg_function
 def eigvals(a):
-    """numpy.linalg.eigvals of a real matrix with real eigenvalues (a LinAlgError otherwise)."""
+    """numpy.linalg.eigvals (complex unless ``a`` is real with a real spectrum)."""
     return eig(a).eigenvalues
 
 
@@ -233,8 +256,9 @@ def lstsq(a, b, rcond=None):
     locally constant; residuals as NumPy gives them (full column rank and M > N, else empty); rank is a plain
     integer."""
     refuse_batched("gpuad.numpy.linalg.lstsq", a, b)
-    a = _floating(_matrices(a, "lstsq"))
-    b = astype(asarray(b), aval(a)[1])
+    a, b = _floating(_matrices(a, "lstsq")), asarray(b)
+    dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
+    a, b = astype(a, dtype), astype(b, dtype)
     if len(aval(a)[0]) != 2:
         raise LinAlgError(f"{len(aval(a)[0])}-dimensional array given. Array must be two-dimensional")
     m, n = aval(a)[0]
@@ -242,18 +266,17 @@ def lstsq(a, b, rcond=None):
     if aval(b)[0][0] != m:
         raise LinAlgError("Incompatible dimensions")
     if rcond is None:
-        rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)
+        rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)  # finfo of a complex dtype: its real part's
     xp = module_of((raw(a),))
     rank = xp.linalg.lstsq(raw(a), raw(b), rcond=rcond)[2]
     x = _products.matmul(PINV.bind(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
     if int(rank) == n and m > n:
-        r = b - _products.matmul(a, x)
-        residuals = sum(r * r, axis=0)
+        residuals = sum(abs_squared(b - _products.matmul(a, x)), axis=0)
         if vector:
             residuals = reshape(residuals, (1,))
     else:
-        residuals = xp.empty((0,), dtype=aval(a)[1])
+        residuals = xp.empty((0,), dtype=_np.finfo(aval(a)[1]).dtype)
     return x, residuals, rank, s
 
 
@@ -267,6 +290,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
             f"svd of a traced {m}x{n} matrix with full_matrices=True: the {builtins.max(m, n) - builtins.min(m, n)}"
             f" extra singular vectors are not unique, so they have no derivative; pass full_matrices=False")
     u, s, vh = unpack(SVD.bind(a), svd_shapes(m, n))
+    s = real_if_complex(s)  # complex a: singular values are real
     return SVDResult(u, s, vh) if compute_uv else s
 
 
@@ -288,9 +312,9 @@ def qr(a, mode="reduced"):
             f"columns of a complete Q are not unique); use mode='reduced'")
     if m >= n:
         q, r = unpack(QR.bind(a), [(m, n), (n, n)])
-    else:  # wide: the QR of the leading square block, and Q^T times the rest (what LAPACK computes too)
+    else:  # wide: the QR of the leading square block, and Q^H times the rest (what LAPACK computes too)
         q, r_square = unpack(QR.bind(a[..., :m]), [(m, m), (m, m)])
-        r = concatenate([r_square, _products.matmul(swapaxes(q, -1, -2), a[..., m:])], axis=-1)
+        r = concatenate([r_square, _products.matmul(conj_if_complex(swapaxes(q, -1, -2)), a[..., m:])], axis=-1)
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -313,11 +337,12 @@ def _vector_norm(x, ord, axis, keepdims):
         return min(magnitude, axis=axis, keepdims=keepdims)
     if ord == 0:  # a count: no derivative
         value = raw(x)
-        return module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(value.dtype)
+        return module_of((value,)).sum(value != 0, axis=axis, keepdims=keepdims).astype(
+            value.real.dtype)
     if ord == 1:
         return sum(magnitude, axis=axis, keepdims=keepdims)
     if ord is None or ord == 2:
-        return _safe_power(sum(x * x, axis=axis, keepdims=keepdims), 0.5)
+        return _safe_power(sum(abs_squared(x), axis=axis, keepdims=keepdims), 0.5)
     p = float(ord)
     nonzero = constant(magnitude) > 0
     powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0)
@@ -336,7 +361,7 @@ def _matrix_norm(x, ord, row, col):
     if ord == "nuc":
         return sum(_singular_values(x, row, col), axis=-1)
     if ord in (None, "fro", "f"):
-        return _safe_power(sum(x * x, axis=(row, col)), 0.5)
+        return _safe_power(sum(abs_squared(x), axis=(row, col)), 0.5)
     if ord in (1, -1):  # largest / smallest column sum
         reduce = max if ord == 1 else min
         return reduce(sum(abs(x), axis=row), axis=col - (col > row))
@@ -354,7 +379,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     ndim = len(shape)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and ndim == 2) or (ord == 2 and ndim == 1):
-            value = _safe_power(sum(x * x), 0.5)
+            value = _safe_power(sum(abs_squared(x)), 0.5)
             return reshape(value, (1,) * ndim) if keepdims else value
         axis = tuple(range(ndim))
     elif not isinstance(axis, tuple):
@@ -406,6 +431,87 @@ def matrix_norm(x, /, *, keepdims=False, ord="fro"):
     return norm(x, ord, (-2, -1), keepdims)
 
 
+# ---- condition number, rank, tensor inverse and solve -----------------------------------------------------------
+
+@_linalg_function
+def cond(x, p=None):
+    """numpy.linalg.cond: s_max / s_min (p None or 2; -2: the reciprocal) from the singular values, otherwise
+    norm(x, p) * norm(inv(x), p); real for complex x. Differentiable where x is invertible (and, for p = +-2, its
+    extreme singular values are simple); a traced singular x raises LinAlgError (NumPy's value would be inf)."""
+    x = _floating(asarray(x))
+    if p is None or p in (2, -2):
+        s = svd(x, compute_uv=False)
+        return s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    x = _square(x, "cond")
+    return norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
+
+
+@_linalg_function
+def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
+    """numpy.linalg.matrix_rank: an integer count, so a plain array (no derivative), by NumPy's algorithm on the
+    backend's arrays (CuPy's own lacks ``hermitian`` and ``rtol``)."""
+    a, tol, rtol = (None if v is None else raw(v) for v in (A, tol, rtol))
+    xp = module_of((a,))
+    a = xp.asarray(a)
+    if a.ndim < 2:
+        return int(not bool(xp.all(a == 0)))
+    s = xp.abs(xp.linalg.eigvalsh(a)) if hermitian else xp.linalg.svd(a, compute_uv=False)
+    if tol is None:
+        if rtol is None:
+            rtol = builtins.max(a.shape[-2:]) * _np.finfo(s.dtype).eps
+        else:
+            rtol = xp.asarray(rtol)[..., None]
+        tol = s.max(axis=-1, keepdims=True) * rtol
+    else:
+        tol = xp.asarray(tol)[..., None]
+    return xp.count_nonzero(s > tol, axis=-1)
+
+
+@_linalg_function
+def tensorinv(a, ind=2):
+    """numpy.linalg.tensorinv: inv of a reshaped to a square matrix (first ``ind`` axes against the rest)."""
+    a = asarray(a)
+    shape = aval(a)[0]
+    if ind <= 0:
+        raise ValueError("Invalid ind argument.")
+    rows = 1
+    for k in shape[ind:]:
+        rows *= k
+    return reshape(inv(reshape(a, (rows, -1))), shape[ind:] + shape[:ind])
+
+
+@_linalg_function
+def tensorsolve(a, b, axes=None):
+    """numpy.linalg.tensorsolve: x with tensordot(a, x, x.ndim) == b, by solve on reshaped a and b."""
+    a, b = asarray(a), asarray(b)
+    ndim = len(aval(a)[0])
+    if axes is not None:
+        order = list(range(ndim))
+        for k in axes:
+            order.remove(k)
+            order.insert(ndim, k)
+        a = transpose(a, order)
+    shape = aval(a)[0]
+    unknown = shape[-(ndim - len(aval(b)[0])):]
+    size = 1
+    for k in unknown:
+        size *= k
+    if math.prod(shape) != size ** 2:
+        raise LinAlgError("Input arrays must satisfy the requirement prod(a.shape[b.ndim:]) == "
+                          "prod(a.shape[:b.ndim])")
+    return reshape(solve(reshape(a, (size, size)), ravel(b)), unknown)
+
+
+@_linalg_function
+def cross(x1, x2, /, *, axis=-1):
+    """numpy.linalg.cross: the cross product of 3-vectors along ``axis``."""
+    x1, x2 = asarray(x1), asarray(x2)
+    if aval(x1)[0][axis] != 3 or aval(x2)[0][axis] != 3:
+        raise ValueError(f"Both input arrays must be (arrays of) 3-dimensional vectors, but they are "
+                         f"{aval(x1)[0][axis]} and {aval(x2)[0][axis]} dimensional instead.")
+    return _calculus.cross(x1, x2, axis=axis)
+
+
 # ---- products and the array-API helpers ----------------------------------------------------------------------
 
 @_linalg_function
@@ -441,7 +547,8 @@ def outer(x1, x2, /):
 
 @_linalg_function
 def vecdot(x1, x2, /, *, axis=-1):
-    return sum(x1 * x2, axis=axis)
+    """numpy.linalg.vecdot: sum(conj(x1) * x2) over ``axis`` (NumPy 2 conjugates the first argument)."""
+    return _products.vecdot(x1, x2, axis=axis)
 
 
 @_linalg_function
