@@ -28,7 +28,7 @@ import numpy as _np
 
 from . import backend
 from . import numpy as gnp
-from .core import aval, is_complex_dtype, is_real_float_dtype, map_values, raw, Tensor
+from .core import aval, is_batched, is_complex_dtype, is_real_float_dtype, map_values, raw, Tensor
 from .numpy._dispatch import normalize_axes
 
 
@@ -158,8 +158,13 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     if kind in "iu":
         # logsumexp(logits) - the logit at the label: the same value as -log_softmax at the label, in fewer
         # passes over the logits (max, exp, sum; no log-probabilities of the logits' size, no one-hot mask);
-        # the gradient is the softmax from logsumexp's backward plus the gather's scatter of -1.
-        picked = gnp.take_along_axis(logits, map_values(lambda v: _class_index(v, shape, axis), labels), axis)
+        # the gradient is the softmax from logsumexp's backward, and the gather's transpose subtracts the
+        # cotangent at the labels in place (recorded first, it runs last, into the softmax's buffer).
+        index = map_values(lambda v: _class_index(v, shape, axis), labels)
+        if is_batched(index):  # per-example labels under vmap: gathered by take_along_axis's batched path
+            picked = gnp.take_along_axis(logits, index, axis)
+        else:
+            picked = logits[_gather_index(raw(index), shape, axis)]
         losses = gnp.reshape(logsumexp(logits, axis, keepdims=True) - picked, _reduced_shape(shape, axis))
     elif is_real_float_dtype(aval(labels)[1]):
         lshape = aval(labels)[0]
@@ -202,3 +207,11 @@ def _class_index(labels, shape, axis):
             raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "
                              f"from {low} to {high}")
     return xp.expand_dims(labels, axis - len(shape))
+
+
+def _gather_index(index, shape, axis):
+    """The advanced index that reads ``x[..., index, ...]`` along ``axis`` (``index`` has size 1 there), as
+    ``take_along_axis`` does: one integer array per axis, broadcasting to the logits' shape less the axis."""
+    xp = backend.array_module(index)
+    return tuple(index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1))
+                 for d, n in enumerate(shape))

@@ -229,6 +229,8 @@ def python_source(region: Region):
 
     statements = prog.statements()
     scale = _repeated_terms(prog, statements)
+    last = prog.last_reads()
+    result_names = {_name(local(region.outputs[o])) for o in prog.written}
     ends = []  # per statement of the program: the index of its last line
     declared = set()
     one = _Val("1", False, False, 1, const=True)
@@ -250,6 +252,8 @@ def python_source(region: Region):
             source = w.local(f"a{k}", t)
             if c == 1:
                 term = source
+                if w.owned.get(source.text) and last.get(("a", k)) == n and source.text not in result_names:
+                    term = _Val(source.text, source.full, True, source.probe)  # its last read: handed on
             elif c == -1 and source.const:
                 term = _Val(f"(-{source.text})", False, False, _ask_numpy(numpy.negative, [source]), const=True)
             elif c == -1 and not first and scale.get(n, 1) == 1 and w.updatable(var, source):
@@ -286,7 +290,6 @@ def python_source(region: Region):
     dead_after: dict[int, list[str]] = {}
     for name, line in w.temp_last.items():
         dead_after.setdefault(line, []).append(name)
-    last = prog.last_reads()
     for n, (kind, what, _) in enumerate(statements):
         made = (("v", what) if kind == "value" else ("a", region.seeded[what]) if kind == "seed"
                 else local(what[0]))
