@@ -139,7 +139,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     floating-point array of probabilities (one-hot or soft targets) broadcastable to the logits' shape; its dtype
     decides which (constant probabilities are cast to the logits' float dtype, so float32 logits give a float32
     loss). Each example's loss is ``-sum(p * log_softmax(logits))`` (for indices, ``-log_softmax`` at the
-    label). ``reduction``: ``"mean"`` (the default: the average over examples), ``"sum"``, or ``"none"`` (the
+    label, computed as ``logsumexp`` minus the logit at the label). ``reduction``: ``"mean"`` (the default: the average over examples), ``"sum"``, or ``"none"`` (the
     per-example losses, shaped like the logits less the class axis). Stable for logits of any finite size; the
     gradient with respect to the logits is ``softmax(logits) - p`` (scaled by the reduction).
     """
@@ -211,7 +211,8 @@ def _class_index(labels, shape, axis):
 
 def _gather_index(index, shape, axis):
     """The advanced index that reads ``x[..., index, ...]`` along ``axis`` (``index`` has size 1 there), as
-    ``take_along_axis`` does: one integer array per axis, broadcasting to the logits' shape less the axis."""
+    ``take_along_axis`` does: one integer array per axis, broadcasting to the logits' shape with size 1 along
+    ``axis``."""
     xp = backend.array_module(index)
     return tuple(index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1))
                  for d, n in enumerate(shape))

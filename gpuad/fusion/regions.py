@@ -15,8 +15,8 @@ What a region keeps is a cost model (``keeps_value``). On the GPU the kernel rec
 registers, where arithmetic is free next to memory traffic, so a region keeps nothing but its inputs. On NumPy
 arrays each recomputed value is a pass over memory of its own, and a transcendental pass (sin, exp, tanh ...)
 costs 1.2-1.7x an arithmetic one, while keeping a value the forward pass computed anyway costs memory only: there
-an internal argument (float32 or float64) whose producer's row calls a transcendental function is kept (the
-backward pass reads it, ``program.Region.given``) and the arithmetic ones are still recomputed.
+an internal argument of at least single precision whose producer's row calls a transcendental function is kept
+(the backward pass reads it, ``program.Region.given``) and the arithmetic ones are still recomputed.
 """
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ class RegionBuilder:
     Tape-facing API: ``RegionBuilder(entries)`` with the tape's list of entries (``join`` reads the rows of
     earlier entries there); while recording, ``join(node, parents, primals, avals, out_aval)`` for each
     elementwise entry (returns what the entry saves) and ``close(parents)`` for every other entry; in the
-    backward pass,
-    ``groups(first, stop)`` (the regions to run, by their last member) and ``node in builder.nodes()`` (the
-    entry is a region entry: it saved its arguments, not what its rule reads). ``regions()`` lists them all.
+    backward pass, ``groups(first, stop)`` (the regions to run, by their last member) and ``node in
+    builder.nodes()`` (the entry is a region entry: it saved its arguments, not what its rule reads).
+    ``regions()`` lists them all.
     """
 
     def __init__(self, entries=(), max_size=MAX_REGION):
