@@ -1,10 +1,12 @@
 """What W1's gradient could cost on the CPU (NumPy, one thread): the measurements behind the suite's note.
 
 Times, at 2^22 float32 (interleaved, medians): NumPy's forward pass; gpuad's value_and_grad and its recorded
-forward pass alone; the single ufunc passes (a transcendental against an arithmetic pass, with and without a
-fresh output array); the array passes of gpuad's rendered backward (from its Python source); and a hand-written
-NumPy forward + backward that keeps the forward pass's transcendentals, folds the seed (1) and works in reused
-buffers (what a CPU rendering could run: 11 forward and 14 backward passes, one transcendental among them).
+forward pass alone; the same gradient with the regions run by the host C++ build of their kernels
+(``fusion.HostLauncher``: g++, one thread, scalar libm; compiled before timing); the single ufunc passes (a
+transcendental against an arithmetic pass, with and without a fresh output array); the array passes of gpuad's
+rendered backward (from its Python source); and a hand-written NumPy forward + backward that keeps the forward
+pass's transcendentals, folds the seed (1) and works in reused buffers (11 forward and 14 backward passes, one
+transcendental among them: the floor of a NumPy rendering).
 Usage: python benchmarks/cpu_levers.py [n]
 """
 import os
@@ -40,6 +42,14 @@ def main():
         with gpuad.Tape():
             return f_g(gpuad.tensor(x), gpuad.tensor(w))
 
+    host = gpuad.fusion.HostLauncher() if gpuad.fusion.compiler() else None
+
+    def host_build():  # the same gradient, its region run by the CPU build of the generated kernel
+        with gpuad.Tape(launcher=host) as tape:
+            xt, wt = tape.watch(x), tape.watch(w)
+            y = f_g(xt, wt)
+        return tape.gradient(y, [xt, wt])
+
     def kept():  # forward keeps sin(x), exp(-w), tanh(x w); backward in two reused buffers, seed folded (1)
         s, e = np.sin(x), np.exp(np.negative(w))
         t = np.tanh(x * w)
@@ -68,11 +78,15 @@ def main():
     got = kept()
     err = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(got, ref))
     assert err < 1e-5, err
+    if host is not None:
+        err = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(host_build(), ref))
+        assert err < 1e-5, err
     cases = {
         "NumPy forward f": lambda: f_np(x, w),
         "gpuad value_and_grad": lambda: vg(x, w),
         "gpuad recorded forward alone": record_only,
         "NumPy: forward keeping sin/exp/tanh + backward in reused buffers": kept,
+        **({"gpuad gradient, host C++ build of the region (HostLauncher)": host_build} if host else {}),
         "one pass: sin(x, out=)": lambda: np.sin(x, out=o),
         "one pass: cos(x, out=)": lambda: np.cos(x, out=o),
         "one pass: exp(x, out=)": lambda: np.exp(x, out=o),
@@ -102,8 +116,8 @@ def main():
     gpuad.value_and_grad(f_g, argnums=(0, 1))(x[:100].copy(), w[:100].copy())
     run_module.python_function = render_python.python_function = original
     for src in seen[:1]:
-        body = [ln.strip() for ln in src.splitlines()[1:]]
-        passes = [ln for ln in body if "(" in ln or " * " in ln or " + " in ln or " - " in ln or "+=" in ln]
+        body = [ln.strip() for ln in src.splitlines()[1:] if not ln.strip().startswith(("return", "del"))]
+        passes = [ln for ln in body if any(op in ln for op in ("(", " * ", " + ", " - ", "+=", "-="))]
         trans = [ln for ln in passes if any(t + "(" in ln for t in ("sin", "cos", "exp", "tanh"))]
         print(f"gpuad's rendered backward of W1: {len(passes)} array passes, {len(trans)} transcendental "
               f"({', '.join(ln.split('=')[-1].strip() for ln in trans)}); the forward pass has 11 + the sum")

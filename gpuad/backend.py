@@ -92,6 +92,12 @@ def on_host(module) -> bool:
     return module is numpy
 
 
+def is_host_array(value) -> bool:
+    """Whether ``value`` is a NumPy array (host memory, computed op by op): what the fused regions' CPU cost
+    model asks (``fusion.regions.keeps_value``)."""
+    return type(value) is numpy.ndarray
+
+
 def is_private_buffer(value, module) -> bool:
     """True for a writable array that owns its memory (no view): the backward pass may then add into it."""
     return type(value) is module.ndarray and value.base is None

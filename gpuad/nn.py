@@ -28,7 +28,7 @@ import numpy as _np
 
 from . import backend
 from . import numpy as gnp
-from .core import aval, is_complex_dtype, is_real_float_dtype, map_values, raw, Tensor
+from .core import aval, is_batched, is_complex_dtype, is_real_float_dtype, map_values, raw, Tensor
 from .numpy._dispatch import normalize_axes
 
 
@@ -139,7 +139,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     floating-point array of probabilities (one-hot or soft targets) broadcastable to the logits' shape; its dtype
     decides which (constant probabilities are cast to the logits' float dtype, so float32 logits give a float32
     loss). Each example's loss is ``-sum(p * log_softmax(logits))`` (for indices, ``-log_softmax`` at the
-    label). ``reduction``: ``"mean"`` (the default: the average over examples), ``"sum"``, or ``"none"`` (the
+    label, computed as ``logsumexp`` minus the logit at the label). ``reduction``: ``"mean"`` (the default: the average over examples), ``"sum"``, or ``"none"`` (the
     per-example losses, shaped like the logits less the class axis). Stable for logits of any finite size; the
     gradient with respect to the logits is ``softmax(logits) - p`` (scaled by the reduction).
     """
@@ -155,9 +155,17 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     axis = axis[0]
     labels = labels if hasattr(labels, "dtype") else backend.array_module(raw(logits)).asarray(labels)
     kind = aval(labels)[1].kind
-    log_p = log_softmax(logits, axis)
     if kind in "iu":
-        losses = -gnp.sum(gnp.where(map_values(lambda v: _one_hot(v, shape, axis), labels), log_p, 0), axis=axis)
+        # logsumexp(logits) - the logit at the label: the same value as -log_softmax at the label, in fewer
+        # passes over the logits (max, exp, sum; no log-probabilities of the logits' size, no one-hot mask);
+        # the gradient is the softmax from logsumexp's backward, and the gather's transpose subtracts the
+        # cotangent at the labels in place (recorded first, it runs last, into the softmax's buffer).
+        index = map_values(lambda v: _class_index(v, shape, axis), labels)
+        if is_batched(index):  # per-example labels under vmap: gathered by take_along_axis's batched path
+            picked = gnp.take_along_axis(logits, index, axis)
+        else:
+            picked = logits[_gather_index(raw(index), shape, axis)]
+        losses = gnp.reshape(logsumexp(logits, axis, keepdims=True) - picked, _reduced_shape(shape, axis))
     elif is_real_float_dtype(aval(labels)[1]):
         lshape = aval(labels)[0]
         try:
@@ -169,6 +177,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
                 f"softmax_cross_entropy: floating-point labels are probabilities and must broadcast to the logits' "
                 f"shape {shape}, but they have shape {lshape}; for class indices pass an integer array "
                 f"(labels.astype(int))")
+        log_p = log_softmax(logits, axis)
         if not isinstance(labels, Tensor) and is_real_float_dtype(aval(log_p)[1]):
             labels = labels.astype(aval(log_p)[1], copy=False)  # constant targets follow the logits' precision
         # Double where: a zero probability times a -inf log-probability (a masked logit) stays 0, gradients too.
@@ -182,8 +191,9 @@ def softmax_cross_entropy(logits, labels, axis=-1, reduction="mean"):
     return gnp.sum(losses) if reduction == "sum" else gnp.mean(losses)
 
 
-def _one_hot(labels, shape, axis):
-    """A boolean mask of the logits' shape, True at each example's label along ``axis``."""
+def _class_index(labels, shape, axis):
+    """The class indices ``labels`` checked and given a size-1 ``axis``: the index ``take_along_axis`` reads
+    each example's logit with."""
     xp = backend.array_module(labels)
     expected = shape[:axis] + shape[axis + 1:]
     if tuple(labels.shape[labels.ndim - len(expected):]) != expected:  # (under vmap, the batch axes in front)
@@ -196,5 +206,13 @@ def _one_hot(labels, shape, axis):
         if low < 0 or high >= classes:
             raise ValueError(f"softmax_cross_entropy: class indices must lie in [0, {classes}), but they range "
                              f"from {low} to {high}")
-    classes_along_axis = xp.arange(classes).reshape((classes,) + (1,) * (len(shape) - axis - 1))
-    return xp.expand_dims(labels, axis - len(shape)) == classes_along_axis
+    return xp.expand_dims(labels, axis - len(shape))
+
+
+def _gather_index(index, shape, axis):
+    """The advanced index that reads ``x[..., index, ...]`` along ``axis`` (``index`` has size 1 there), as
+    ``take_along_axis`` does: one integer array per axis, broadcasting to the logits' shape with size 1 along
+    ``axis``."""
+    xp = backend.array_module(index)
+    return tuple(index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1))
+                 for d, n in enumerate(shape))

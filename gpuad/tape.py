@@ -94,7 +94,7 @@ class Tape(Trace):
         self._kernel_log = None
         self._watched: dict[int, tuple] = {}  # id(value) -> (value, its TapeTensor): values watched by identity
         self.launcher = launcher
-        self.regions = RegionBuilder()  # the elementwise regions of the entries (gpuad.fusion.regions)
+        self.regions = RegionBuilder(self.entries)  # the elementwise regions of the entries (gpuad.fusion.regions)
 
     # ---- context manager
     def __enter__(self):

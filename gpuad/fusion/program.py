@@ -5,9 +5,11 @@ A ``Region`` is the structure of a connected group of elementwise tape entries o
 ``Elementwise`` rows with argument references, which nodes receive a cotangent from outside, and which
 cotangents it must produce. ``program(region)`` composes the rows symbolically into straight-line code: the
 forward values the partials need, recomputed from the region's inputs, then the adjoints in reverse order, with
-dead code pruned. Both renderings (``render_cpp``, ``render_python``) print that one program. Everything here is
-a pure function of hashable structure, cached in the process; kernel names hash the rows' names, so they are the
-same in every process.
+dead code pruned. A node whose forward value the tape kept (``Region.given``: on the CPU, the values that are
+dearer to recompute than to keep) is read from its input instead, and what only it was computed from is not
+recomputed. Both renderings (``render_cpp``, ``render_python``) print that one program. Everything here is a pure
+function of hashable structure, cached in the process; kernel names hash the rows' names, so they are the same in
+every process.
 """
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ class Region:
     external input j, ("c", j) Python scalar j, or ("v", k) the value of node k. ``inputs``: (dtype name, has the
     region's full shape) per external input. ``seeded``: nodes whose cotangent arrives from outside.
     ``outputs``: ("i", j) the cotangent of input j, or ("v", k) the total adjoint of node k (a node that is
-    itself a differentiation source).
+    itself a differentiation source). ``given``: (k, j) pairs, node k's forward value is external input j (kept
+    by the tape, ``regions.RegionBuilder``), so the program reads it rather than recomputing it; its adjoint
+    still flows through node k. ``unit_seeds``: indices into ``seeded`` of cotangents known to be 1 everywhere
+    (the ``sum`` of a gradient's seed): the Python rendering folds them away.
     """
 
     dtype: str
@@ -34,11 +39,14 @@ class Region:
     nodes: tuple
     seeded: tuple
     outputs: tuple
+    given: tuple = ()
+    unit_seeds: tuple = ()
 
     def __hash__(self):  # computed once per object (a region is a dict key of several caches per backward pass)
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash((self.dtype, self.scalar, self.inputs, self.n_consts, self.nodes, self.seeded, self.outputs))
+            h = hash((self.dtype, self.scalar, self.inputs, self.n_consts, self.nodes, self.seeded, self.outputs,
+                      self.given, self.unit_seeds))
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -106,11 +114,13 @@ class Program:
     """The composed adjoint program of a region: ``values`` (nodes whose forward value is recomputed, in order),
     ``live_seeds`` (incoming cotangents that matter), ``steps`` ((target ref, source node, argument position):
     adjoint of the source times its partial, added into the target, in execution order), ``written`` (outputs
-    produced) and ``used_inputs`` (external inputs read)."""
+    produced) and ``used_inputs`` (external inputs read). ``resolve`` maps a reference to a given node's value to
+    its input."""
 
     def __init__(self, region: Region):
         self.region = region
         nodes = region.nodes
+        self.given = given = {k: ("i", j) for k, j in region.given}
         self.prims = [prim for prim, _ in nodes]
         n = len(nodes)
         out_inputs = {j for kind, j in region.outputs if kind == "i"}
@@ -157,10 +167,10 @@ class Program:
                     if r[0] == "v":
                         needed.add(r[1])
         for k in range(n - 1, -1, -1):
-            if k in needed:
+            if k in needed and k not in given:
                 needed.update(r[1] for r in nodes[k][1] if r[0] == "v")
-        self.values = sorted(needed)
-        used = set()
+        self.values = sorted(needed - given.keys())
+        used = {given[k][1] for k in needed if k in given}
         for k in self.values:
             used.update(r[1] for r in nodes[k][1] if r[0] == "i")
         for _, k, q in steps:
@@ -169,11 +179,17 @@ class Program:
                         if name != "out" and refs["xyz".index(name)][0] == "i")
         self.used_inputs = tuple(sorted(used))
 
+    def resolve(self, ref):
+        """``ref`` as the program reads it: a given node's value is its external input."""
+        if ref[0] == "v" and ref[1] in self.given:
+            return self.given[ref[1]]
+        return ref
+
     def rename(self, k, ref_text):
         """The names of node k's row expressions (x, y, z, out) as rendered references."""
         refs = self.region.nodes[k][1]
-        mapping = {"xyz"[q]: ref_text(r) for q, r in enumerate(refs)}
-        mapping["out"] = ref_text(("v", k))
+        mapping = {"xyz"[q]: ref_text(self.resolve(r)) for q, r in enumerate(refs)}
+        mapping["out"] = ref_text(self.resolve(("v", k)))
         return mapping
 
     def statements(self):
@@ -187,7 +203,7 @@ class Program:
             refs = nodes[k][1]
             names = self.prims[k].forward.names
             out.append(("value", k, tuple(("v", r[1]) for q, r in enumerate(refs)
-                                          if r[0] == "v" and "xyz"[q] in names)))
+                                          if r[0] == "v" and "xyz"[q] in names and r[1] not in self.given)))
         for i in self.live_seeds:
             out.append(("seed", i, ()))
         declared = {("v", self.region.seeded[i]) for i in self.live_seeds}
@@ -196,7 +212,7 @@ class Program:
             refs = nodes[k][1]
             reads = [("a", k)]
             for name in self.prims[k].partials[q].names:
-                r = ("v", k) if name == "out" else refs["xyz".index(name)]
+                r = self.resolve(("v", k) if name == "out" else refs["xyz".index(name)])
                 if r[0] == "v":
                     reads.append(("v", r[1]))
             if target in declared:  # an accumulation reads what it adds into
@@ -248,7 +264,9 @@ def _structure_text(region: Region) -> str:
     nodes = tuple((prim.name, refs) for prim, refs in region.nodes)
     return (f"Region(dtype={region.dtype!r}, scalar={region.scalar!r}, inputs={region.inputs!r}, "
             f"n_consts={region.n_consts!r}, nodes={nodes!r}, seeded={region.seeded!r}, "
-            f"outputs={region.outputs!r})")
+            f"outputs={region.outputs!r}"
+            + (f", given={region.given!r}" if region.given else "")
+            + (f", unit_seeds={region.unit_seeds!r}" if region.unit_seeds else "") + ")")
 
 
 _SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}

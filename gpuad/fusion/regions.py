@@ -10,26 +10,65 @@ shape and dtype in a region that is still open. A region only grows while no ent
 values, and stops at ``MAX_REGION`` entries, so every outside use comes after its last entry and the reverse walk
 can run the whole region when it reaches that entry (``groups``). When the backward pass is traced, region
 entries run their per-op rules instead, on values recomputed with traced ops (``rule_inputs``).
+
+What a region keeps is a cost model (``keeps_value``). On the GPU the kernel recomputes every intermediate in
+registers, where arithmetic is free next to memory traffic, so a region keeps nothing but its inputs. On NumPy
+arrays each recomputed value is a pass over memory of its own, and a transcendental pass (sin, exp, tanh ...)
+costs 1.2-1.7x an arithmetic one, while keeping a value the forward pass computed anyway costs memory only: there
+an internal argument of at least single precision whose producer's row calls a transcendental function is kept
+(the backward pass reads it, ``program.Region.given``) and the arithmetic ones are still recomputed.
 """
 from __future__ import annotations
 
+import ast
+
+from .. import backend
 from ..core import bind
 
 # A region stops growing at MAX_REGION entries: a kernel's straight-line code keeps the values it recomputes in
 # registers.
 MAX_REGION = 128
 
+# Functions of the rows' expression language that cost about an arithmetic pass on NumPy (comparisons, selects,
+# rounding, sign manipulation): a value computed with these only is recomputed, not kept.
+CHEAP_FUNCTIONS = frozenset({"abs", "sign", "floor", "ceil", "trunc", "rint", "square", "maximum", "minimum",
+                             "fmax", "fmin", "copysign", "clip", "where"})
+_dear: dict = {}  # row -> whether its forward expression calls a function outside CHEAP_FUNCTIONS
+
+
+def dear_to_recompute(prim) -> bool:
+    """Whether row ``prim``'s forward value costs more than an arithmetic pass to recompute on NumPy."""
+    dear = _dear.get(prim)
+    if dear is None:
+        dear = _dear[prim] = any(isinstance(n, ast.Call) and n.func.id not in CHEAP_FUNCTIONS
+                                 for n in ast.walk(prim.forward.tree))
+    return dear
+
+
+def keeps_value(prim, value) -> bool:
+    """The cost model (module docstring): a region keeps the value of its member with row ``prim`` for the
+    backward pass when it is dear to recompute and a host (NumPy) array of at least single precision. (A
+    float16/bfloat16 value is recomputed: the host kernels compute in float, more precisely than the rounded
+    value the forward pass stored.)"""
+    dear = _dear.get(prim)  # (inlined: join asks for every internal argument it records)
+    if dear is None:
+        dear = dear_to_recompute(prim)
+    return dear and backend.is_host_array(value) and value.dtype.itemsize >= 4
+
 
 class RegionBuilder:
     """The regions of one tape's elementwise entries (see the module docstring).
 
-    Tape-facing API: while recording, ``join(node, parents, primals, avals, out_aval)`` for each elementwise
-    entry (returns what the entry saves) and ``close(parents)`` for every other entry; in the backward pass,
-    ``groups(first, stop)`` (the regions to run, by their last member) and ``node in builder.nodes()`` (the
-    entry is a region entry: it saved its arguments, not what its rule reads). ``regions()`` lists them all.
+    Tape-facing API: ``RegionBuilder(entries)`` with the tape's list of entries (``join`` reads the rows of
+    earlier entries there); while recording, ``join(node, parents, primals, avals, out_aval)`` for each
+    elementwise entry (returns what the entry saves) and ``close(parents)`` for every other entry; in the
+    backward pass, ``groups(first, stop)`` (the regions to run, by their last member) and ``node in
+    builder.nodes()`` (the entry is a region entry: it saved its arguments, not what its rule reads).
+    ``regions()`` lists them all.
     """
 
-    def __init__(self, max_size=MAX_REGION):
+    def __init__(self, entries=(), max_size=MAX_REGION):
+        self.entries = entries
         self.max_size = max_size
         # Each region is named by its first entry (its root). Every entry knows its root directly and every root
         # its members, ascending (a merge relabels the members of the regions it absorbs): one lookup per
@@ -48,8 +87,9 @@ class RegionBuilder:
         """Put elementwise entry ``node`` (with argument nodes ``parents``, None for constants, values
         ``primals`` and their (shape, dtype) ``avals``) in the region of its internal arguments, merging their
         regions, or start a region of its own; returns what the entry saves: its arguments with None in place of
-        the internal ones. A region accepts members only while it is open and has fewer than ``max_size``
-        entries; a refused entry saves every argument and starts a region of its own."""
+        the internal ones, except the values the cost model keeps (``keeps_value``). A region accepts members
+        only while it is open and has fewer than ``max_size`` entries; a refused entry saves every argument and
+        starts a region of its own."""
         root_of, closed = self._root, self._closed
         first = saved = others = None
         for k, p in enumerate(parents):
@@ -64,7 +104,8 @@ class RegionBuilder:
             elif r != first:
                 others = others or set()
                 others.add(r)
-            saved[k] = None
+            if not keeps_value(self.entries[p].prim, primals[k]):
+                saved[k] = None
         if first is not None:
             members = self._members
             if others is None:

@@ -3,8 +3,13 @@
 ``python_source(region)`` prints the composed program (``program.Program``) as a Python function over the
 namespace's functions: each row expression becomes ufunc calls, written into the function's own temporaries
 with ``out=`` where the result has the region's shape and dtype, and cotangents are accumulated in place
-(``+=``) into arrays the function owns. The result dtype of each operation is asked of NumPy (the operation
-applied to empty arrays of the operands' dtypes, and to the literal constants themselves), not re-derived.
+(``+=``, or ``-=`` for a partial of -1) into arrays the function owns. Three rewrites cut array passes, each a
+pass over memory on the CPU: a cotangent known to be 1 everywhere (``Region.unit_seeds``, the seed of a gradient
+after a ``sum``) is the literal 1, so the products with it vanish (the constant adjoints it makes are folded
+too); a term that several arguments of one node add identically into the same cotangent (both partials of
+``x * x``) is computed once and scaled; values the tape kept (``Region.given``) are read, not recomputed. The
+result dtype of each operation is asked of NumPy (the operation applied to empty arrays of the operands' dtypes,
+and to the literal constants themselves), not re-derived.
 Which names to ``del`` after their last use comes from the program's statements (``Program.last_reads``) and
 from the temporaries each emitted line reads, recorded as the lines are written. ``python_function`` compiles
 the source against a namespace, cached per region.
@@ -59,7 +64,9 @@ def _ask_numpy(fn, args):
 
 
 class _PythonWriter:
-    """Emits the lines of one function, recording for each temporary the last line that reads it."""
+    """Emits the lines of one function, recording for each temporary the last line that reads it. ``known``:
+    the locals that hold a constant (a folded unit cotangent), by name; ``input_alias``: the names that are one of
+    the caller's input arrays (the input parameters, and the locals assigned one)."""
 
     def __init__(self, dtype, inplace):
         self.dtype = numpy.dtype(dtype)
@@ -70,6 +77,13 @@ class _PythonWriter:
         self.owned: dict[str, bool] = {}
         self.dtypes: dict[str, object] = {}
         self.temp_last: dict[str, int] = {}
+        self.known: dict[str, _Val] = {}
+        self.input_alias: set[str] = set()
+        self.full: dict[str, bool] = {}  # whether a local has the region's full shape
+
+    def local(self, var, probe):
+        """The value of program local ``var``: its constant when it holds one, else the array it names."""
+        return self.known.get(var) or _Val(var, self.full.get(var, True), False, probe)
 
     def is_t(self, val):
         """``val`` is an array of the region's dtype (a constant is not: NumPy keeps the other operand's)."""
@@ -148,16 +162,34 @@ class _PythonWriter:
         self.dtypes[var] = None if val.const else val.dtype()
         if not val.fresh and val.text in self.owned:
             self.owned[val.text] = False
+        self.known.pop(var, None)
+        if val.const:
+            self.known[var] = val
+        self.full[var] = val.full
+        self.input_alias.discard(var)
+        if val.text in self.input_alias:
+            self.input_alias.add(var)
+
+    def updatable(self, var, term):
+        """Whether ``var op= term`` may update ``var``'s array in place."""
+        return (self.inplace and self.owned.get(var) and self.dtypes.get(var) == self.dtype
+                and self.is_t(term))
 
     def accumulate(self, var, term, first):
         if first:
             self.assign(var, term)
-        elif (self.inplace and self.owned.get(var) and self.dtypes.get(var) == self.dtype
-              and self.is_t(term)):
+        elif var in self.known and term.const:  # two constants: the sum is a constant too
+            sym = self.known[var]
+            self.assign(var, _Val(f"({sym.text} + {term.text})", False, False,
+                                  _ask_numpy(numpy.add, [sym, term]), const=True))
+        elif self.updatable(var, term):
             self.emit(f"{var} += {term.text}", [term])
         else:
+            self.known.pop(var, None)
+            self.input_alias.discard(var)
             self.emit(f"{var} = {var} + {term.text}", [term])
-            self.owned[var] = self.inplace  # a new full-shape array (a scalar when in-place is off)
+            self.full[var] = self.full.get(var, False) or term.full
+            self.owned[var] = self.inplace and self.full[var]  # a new array (a scalar when in-place is off)
             current = self.dtypes.get(var)
             before = _Val(var, True, False, None if current is None else _probe(current))
             probe = _ask_numpy(numpy.add, [before, term])
@@ -177,25 +209,32 @@ def python_source(region: Region):
     w = _PythonWriter(region.dtype, inplace=not region.scalar)
     t = _probe(w.dtype)
     inputs = [_Val(f"i{j}", full, False, _probe(numpy.dtype(d))) for j, (d, full) in enumerate(region.inputs)]
+    w.input_alias.update(v.text for v in inputs)
     values = {}  # node k -> _Val of its forward value v{k}
 
     def env_of(k):
         refs = region.nodes[k][1]
         env = {}
         for q, r in enumerate(refs):
+            r = prog.resolve(r)
             if r[0] == "i":
                 env["xyz"[q]] = inputs[r[1]]
             elif r[0] == "c":  # a 0-d array of T (see run._run_python): NumPy keeps the other operand's dtype
                 env["xyz"[q]] = _Val(f"c{r[1]}", False, False, t, const=True)
             else:
                 env["xyz"[q]] = values.get(r[1]) or _Val(f"v{r[1]}", True, False, t)
-        env["out"] = values.get(k) or _Val(f"v{k}", True, False, t)
+        out = prog.resolve(("v", k))
+        env["out"] = inputs[out[1]] if out[0] == "i" else values.get(k) or _Val(f"v{k}", True, False, t)
         return env
 
     statements = prog.statements()
+    scale = _repeated_terms(prog, statements)
+    last = prog.last_reads()
+    result_names = {_name(local(region.outputs[o])) for o in prog.written}
     ends = []  # per statement of the program: the index of its last line
     declared = set()
-    for kind, what, _ in statements:
+    one = _Val("1", False, False, 1, const=True)
+    for n, (kind, what, _) in enumerate(statements):
         if kind == "value":
             k = what
             val = w.expr(prog.prims[k].forward.tree, env_of(k))
@@ -203,31 +242,54 @@ def python_source(region: Region):
             values[k] = _Val(f"v{k}", val.full, False, val.probe, val.const)
         elif kind == "seed":
             k = region.seeded[what]
-            w.assign(f"a{k}", _Val(f"s{what}", True, False, t))
+            w.assign(f"a{k}", one if what in region.unit_seeds else _Val(f"s{what}", True, False, t))
             declared.add(("v", k))
-        else:
+        elif scale.get(n, 1):
             target, k, q = what
+            var, first = _name(local(target)), target not in declared
             partial = prog.prims[k].partials[q]
             c = partial.constant
-            source = _Val(f"a{k}", True, False, t)
+            source = w.local(f"a{k}", t)
             if c == 1:
                 term = source
+                if w.owned.get(source.text) and last.get(("a", k)) == n and source.text not in result_names:
+                    term = _Val(source.text, source.full, True, source.probe)  # its last read: handed on
+            elif c == -1 and source.const:
+                term = _Val(f"(-{source.text})", False, False, _ask_numpy(numpy.negative, [source]), const=True)
+            elif c == -1 and not first and scale.get(n, 1) == 1 and w.updatable(var, source):
+                w.emit(f"{var} -= {source.text}", [source])
+                ends.append(len(w.lines) - 1)
+                continue
             elif c == -1:
-                term = w.ufunc("negative", [source], f"negative(a{k})")
+                term = w.ufunc("negative", [source], f"negative({source.text})")
             else:
                 factor = w.expr(partial.tree, env_of(k))
-                term = w.ufunc("multiply", [source, factor], f"a{k} * {factor.text}")
-            w.accumulate(_name(local(target)), term, target not in declared)
+                term = factor if source.text == "1" and source.const else w.ufunc(
+                    "multiply", [source, factor], f"{source.text} * {factor.text}")
+            if scale.get(n, 1) > 1:
+                m = _Val(str(scale[n]), False, False, scale[n], const=True)
+                term = w.ufunc("multiply", [term, m], f"{term.text} * {m.text}") if not term.const else _Val(
+                    f"({term.text} * {m.text})", False, False, _ask_numpy(numpy.multiply, [term, m]), const=True)
+            w.accumulate(var, term, first)
             declared.add(target)
         ends.append(len(w.lines) - 1)
     results = [_name(local(region.outputs[o])) for o in prog.written]
+    for r in dict.fromkeys(results):  # what folding a unit seed can leave: constants, inputs, broadcast shapes
+        # (the parameters themselves are never results: program locals are g*, a* and v* names)
+        if not region.scalar and not w.full.get(r, True):  # a read-only broadcast view: no pass over memory
+            w.functions.add("broadcast_to")
+            w.emit(f"{r} = broadcast_to({f'_T({r})' if r in w.known else r}, s{prog.live_seeds[0]}.shape)")
+            w.owned[r] = False
+        if r in w.input_alias:  # never hand the caller one of its own arrays as a cotangent
+            w.functions.add("copy")
+            w.emit(f"{r} = copy({r})")
+            w.owned[r] = True
     fresh = tuple(bool(w.owned.get(r)) and results.count(r) == 1 for r in results)
     # free every local after its last use: program locals after the last statement that reads them (or the one
     # that makes them, when none does), temporaries after the last line that reads them
     dead_after: dict[int, list[str]] = {}
     for name, line in w.temp_last.items():
         dead_after.setdefault(line, []).append(name)
-    last = prog.last_reads()
     for n, (kind, what, _) in enumerate(statements):
         made = (("v", what) if kind == "value" else ("a", region.seeded[what]) if kind == "seed"
                 else local(what[0]))
@@ -247,6 +309,26 @@ def python_source(region: Region):
     source = (f"def region_bwd({', '.join(params)}):\n" + "\n".join(body or ["    pass"])
               + f"\n    return ({''.join(r + ', ' for r in results)})\n")
     return source, tuple(sorted(w.functions)), fresh
+
+
+def _repeated_terms(prog, statements):
+    """{statement index: how many times its term is added}: a step whose partial, read over the same values,
+    equals an earlier step's of the same node into the same cotangent (both partials of ``x * x``) is folded
+    into that step (scale 0; the first one's term is scaled by the count instead of computed again)."""
+    scale, first = {}, {}
+    for n, (kind, what, _) in enumerate(statements):
+        if kind != "step":
+            continue
+        target, k, q = what
+        partial = prog.prims[k].partials[q]
+        key = (target, k, partial.constant if partial.constant is not None else
+               partial.cuda(prog.rename(k, _name)))
+        if key in first:
+            scale[first[key]] = scale.get(first[key], 1) + 1
+            scale[n] = 0
+        else:
+            first[key] = n
+    return scale
 
 
 _python_cache: dict = {}

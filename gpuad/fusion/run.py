@@ -66,23 +66,24 @@ def run_region(entries, members, cts, owned, reaches, wanted, log=None, launcher
                 cts[m] = None
     if not seeds:
         return
-    if cache is not None:
-        ckey = (members[-1], tuple(seeded), key)
-        built = cache.get(ckey)
-        if built is None:
-            built = cache[ckey] = _structure(entries, members, seeded, reaches, wanted) or ()
-    else:
-        built = _structure(entries, members, seeded, reaches, wanted)
-    if not built:
-        return
-    region, shape, inputs, consts, out_nodes, targets = built
-    stats["regions"] += 1
     module = backend.array_module(*seeds)
     if launcher is None:
         launcher = default_launcher(module)
     elif launcher.runs_on != module.__name__:
         raise ValueError(f"the launcher {type(launcher).__name__} runs {launcher.runs_on} arrays, but this "
                          f"region's are {module.__name__} arrays")
+    unit = () if launcher is not None else _unit_seeds(seeds)
+    if cache is not None:
+        ckey = (members[-1], tuple(seeded), key, unit)
+        built = cache.get(ckey)
+        if built is None:
+            built = cache[ckey] = _structure(entries, members, seeded, reaches, wanted, unit) or ()
+    else:
+        built = _structure(entries, members, seeded, reaches, wanted, unit)
+    if not built:
+        return
+    region, shape, inputs, consts, out_nodes, targets = built
+    stats["regions"] += 1
     prog = program(region)
     planned = None
     if launcher is not None:
@@ -118,12 +119,23 @@ def _plan(region, prog, shape, inputs, seeds, targets):
     return plan(region, shape, inputs, seeds, targets)
 
 
-def _structure(entries, members, seeded, reaches, wanted):
+def _unit_seeds(seeds):
+    """The indices of the seeds that are host arrays of ones by broadcast (every stride 0: the ``sum`` of a
+    gradient's seed 1), which the Python rendering folds away (``Region.unit_seeds``)."""
+    unit = ()
+    for i, s in enumerate(seeds):
+        if backend.is_host_array(s) and s.ndim and s.size and not any(s.strides) and s.item(0) == 1:
+            unit += (i,)
+    return unit
+
+
+def _structure(entries, members, seeded, reaches, wanted, unit=()):
     """(region, shape, inputs, consts, out_nodes, targets) of region ``members`` whose nodes ``seeded`` have an
-    incoming cotangent, or None when it produces no wanted cotangent."""
+    incoming cotangent (those at the indices ``unit`` known to be 1 everywhere), or None when it produces no
+    wanted cotangent."""
     shape, dtype = entries[members[0]].out_aval
     local = dict(zip(members, range(len(members))))  # member -> its index in the region
-    inputs, input_nodes, keys, consts, nodes = [], [], {}, [], []
+    inputs, input_nodes, keys, consts, nodes, given = [], [], {}, [], [], []
     scalars, V = backend.PYTHON_SCALARS, _V
     for e in map(entries.__getitem__, members):
         refs = []
@@ -131,6 +143,15 @@ def _structure(entries, members, seeded, reaches, wanted):
             if v is None:
                 k = local[p]
                 refs.append(V[k] if k < 256 else ("v", k))
+            elif p in local:  # a member's value the tape kept (``RegionBuilder.join``): read, not recomputed
+                # (under vmap with the batch axis of length 1 in front: a broadcast input)
+                k = local[p]
+                refs.append(V[k] if k < 256 else ("v", k))
+                if p not in keys:
+                    keys[p] = len(inputs)
+                    given.append((k, len(inputs)))
+                    inputs.append(raw(v) if isinstance(v, Tensor) else v)
+                    input_nodes.append(None)  # its adjoint flows through node k, not out as a cotangent
             elif type(v) in scalars:
                 k = len(consts)
                 refs.append(_C[k] if k < 256 else ("c", k))
@@ -157,7 +178,7 @@ def _structure(entries, members, seeded, reaches, wanted):
         return None
     region = region_of(dtype_name(dtype), shape == (),
                        tuple([(value_dtype_name(v), _shape(v) == shape) for v in inputs]), len(consts),
-                       tuple(nodes), tuple([local[m] for m in seeded]), tuple(outputs))
+                       tuple(nodes), tuple([local[m] for m in seeded]), tuple(outputs), tuple(given), unit)
     return region, shape, inputs, consts, out_nodes, [entries[p].out_aval for p in out_nodes]
 
 
