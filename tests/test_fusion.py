@@ -237,12 +237,14 @@ def test_cost_model_keeps_only_transcendental_host_values():
     for row, dear in [(rows.SIN, True), (rows.EXP, True), (rows.TANH, True), (rows.MULTIPLY, False),
                       (rows.NEGATIVE, False), (rows.ADD, False), (rows.ABSOLUTE, False), (rows.WHERE, False)]:
         assert fusion.regions.dear_to_recompute(row) is dear, row.name
-        assert fusion.regions.keeps_value(row, np.ones(3)) is dear
-        assert not fusion.regions.keeps_value(row, np.ones(3).view(type("DeviceArray", (np.ndarray,), {})))
+        big = np.ones(fusion.regions.KEEP_MIN_SIZE)
+        assert fusion.regions.keeps_value(row, big) is dear
+        assert not fusion.regions.keeps_value(row, big.view(type("DeviceArray", (np.ndarray,), {})))
+        assert not fusion.regions.keeps_value(row, big[:-1])  # small: recomputing costs less than keeping
 
 
 def test_region_intermediates_are_freed_during_the_forward_pass():
-    x, w = make_args([(1000,), (1000,)], np.float64)
+    x, w = make_args([(2000,), (2000,)], np.float64)
     for fused in (True, False):
         refs = []
 

@@ -16,7 +16,9 @@ registers, where arithmetic is free next to memory traffic, so a region keeps no
 arrays each recomputed value is a pass over memory of its own, and a transcendental pass (sin, exp, tanh ...)
 costs 1.2-1.7x an arithmetic one, while keeping a value the forward pass computed anyway costs memory only: there
 an internal argument of at least single precision whose producer's row calls a transcendental function is kept
-(the backward pass reads it, ``program.Region.given``) and the arithmetic ones are still recomputed.
+(the backward pass reads it, ``program.Region.given``) and the arithmetic ones are still recomputed. Below
+``KEEP_MIN_SIZE`` elements nothing is kept: there a NumPy call costs its fixed overhead whatever the function,
+less than what a kept value costs the recording and the backward pass's bookkeeping.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ MAX_REGION = 128
 CHEAP_FUNCTIONS = frozenset({"abs", "sign", "floor", "ceil", "trunc", "rint", "square", "maximum", "minimum",
                              "fmax", "fmin", "copysign", "clip", "where"})
 _dear: dict = {}  # row -> whether its forward expression calls a function outside CHEAP_FUNCTIONS
+# Values of fewer elements are recomputed (measured on W8's float32 sin/exp/tanh: keeping loses up to 1000
+# elements, wins from 3000).
+KEEP_MIN_SIZE = 1024
 
 
 def dear_to_recompute(prim) -> bool:
@@ -47,9 +52,11 @@ def dear_to_recompute(prim) -> bool:
 
 def keeps_value(prim, value) -> bool:
     """The cost model (module docstring): a region keeps the value of its member with row ``prim`` for the
-    backward pass when it is dear to recompute and a host (NumPy) array of at least single precision. (A
-    float16/bfloat16 value is recomputed: the host kernels compute in float, more precisely than the rounded
-    value the forward pass stored.)"""
+    backward pass when it is dear to recompute and a host (NumPy) array of at least single precision and
+    ``KEEP_MIN_SIZE`` elements. (A float16/bfloat16 value is recomputed: the host kernels compute in float, more
+    precisely than the rounded value the forward pass stored.)"""
+    if value.size < KEEP_MIN_SIZE:  # (first: the cheapest question, and the answer on small arrays)
+        return False
     dear = _dear.get(prim)  # (inlined: join asks for every internal argument it records)
     if dear is None:
         dear = dear_to_recompute(prim)
