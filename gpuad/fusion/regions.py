@@ -5,11 +5,11 @@ A ``RegionBuilder`` belongs to one tape and keeps its own state by tape node (ea
 members): the tape calls ``join`` for each elementwise entry it records (which merges the entry into the regions
 of its region-internal arguments, and says what the entry saves: its arguments, with None in place of the
 internal ones, so a region's intermediates are freed during the forward pass) and ``close`` for every other entry
-(an outside use of a region's value closes it). An argument is internal when it is the output of an elementwise entry of the same
-shape and dtype in a region that is still open. A region only grows while no entry outside it has used its
-values, and stops at ``MAX_REGION`` entries, so every outside use comes after its last entry and the reverse walk
-can run the whole region when it reaches that entry (``groups``). When the backward pass is traced, region
-entries run their per-op rules instead, on values recomputed with traced ops (``rule_inputs``).
+(an outside use of a region's value closes it). An argument is internal when it is the output of an elementwise
+entry of the same shape and dtype in a region that is still open. A region only grows while no entry outside it
+has used its values, and stops at ``MAX_REGION`` entries, so every outside use comes after its last entry and the
+reverse walk can run the whole region when it reaches that entry (``groups``). When the backward pass is traced,
+region entries run their per-op rules instead, on values recomputed with traced ops (``rule_inputs``).
 
 What a region keeps is a cost model (``keeps_value``). On the GPU the kernel recomputes every intermediate in
 registers, where arithmetic is free next to memory traffic, so a region keeps nothing but its inputs. On NumPy
