@@ -13,7 +13,7 @@ import pytest
 import gpuad
 import gpuad.numpy as gnp
 from gpuad import backend
-from gpuad import expr
+from gpuad import expr, fusion
 from gpuad.ops import elementwise as elementwise_rows
 from gpuad.ops.elementwise import Elementwise
 from gpuad.testing import check_grads, sample
@@ -190,13 +190,15 @@ def test_integer_inputs_keep_numpy_semantics():
 # ---- the C++ rendering of every row: compiled by g++ and checked against NumPy, compiled by nvcc -------------
 
 def _cpp_source(device=False):
-    """Each row's forward and partial expressions as C++ functions of elementwise arrays, T = float, double."""
+    """Each row's forward and partial expressions as C++ functions of elementwise arrays, T = R = float, double
+    (after the kernels' prelude, which has the functions whose real and complex forms differ)."""
     qualifier = "__device__ " if device else ""
-    lines = ["#include <cmath>", "using namespace std;"] if not device else []
+    lines = [fusion.load_template("prelude.h")]
     for prim in ROWS:
         for tag, e in [("forward", prim.forward)] + [(f"d{k}", p) for k, p in enumerate(prim.partials) if p]:
             fn = f"{prim.name}_{tag}"
-            lines.append(f"template <typename T> {qualifier}T {fn}(T x, T y, T z, T out) {{ return (T)({e.cuda()}); }}")
+            lines.append(f"template <typename T> {qualifier}T {fn}(T x, T y, T z, T out) {{ typedef T R; "
+                         f"return (T)({e.cuda()}); }}")
             for t in ("float", "double"):
                 if device:
                     lines.append(f"template {qualifier}{t} {fn}<{t}>({t}, {t}, {t}, {t});")
