@@ -61,11 +61,29 @@ PROGRAMS = {
     "long_chain": (chain, [(3,), (3,)], np.float64),
     "matmul_between": (lambda x, w: gnp.sum(gnp.tanh(gnp.exp(x) @ w) * gnp.exp(x)[:3, :3]), [(3, 4), (4, 3)],
                        np.float64),
+    # complex regions (issue 14): holomorphic rows, the non-holomorphic ones (abs, sign, real, imag, conj: their
+    # Wirtinger pairs), real values feeding complex regions and complex values feeding real ones
+    "complex_benchmark": (lambda z, w: gnp.sum(gnp.real(gnp.sin(z) * w + z * z * gnp.exp(-w) + gnp.tanh(z * w))),
+                          [(4, 5), (4, 5)], np.complex128),
+    "complex64_broadcast": (lambda z, w: gnp.sum(gnp.abs(gnp.sqrt(z) * gnp.conj(w) + gnp.log(z + 2.0)) ** 2),
+                            [(4, 5), (5,)], np.complex64),
+    "complex_nonholomorphic": (lambda z, w: gnp.sum(gnp.imag(gnp.sign(z) * w) + gnp.abs(z - w)
+                                                    + gnp.real(gnp.conj(z) * z * 1j) + gnp.imag(gnp.conj(w) ** 2)),
+                               [(3, 4), (3, 1)], np.complex128),
+    "complex_from_real": (lambda x, w: gnp.sum(gnp.real(gnp.exp(1j * x) * w) + gnp.imag(gnp.exp(x * 0.5j + w) ** 2)
+                                               + gnp.abs(x + w * 1j)), [(3, 4), (4,)], np.float64),
+    "complex_from_real_float32": (lambda x, w: gnp.sum(gnp.abs(gnp.exp(x * 1j) * (w - 0.5j) + x) ** 2),
+                                  [(6,), (6,)], np.float32),
+    "complex_where_maximum": (lambda z, w: gnp.sum(gnp.abs(gnp.where(gnp.real(z) > 0, z * w, gnp.cos(w))
+                                                           + gnp.maximum(z, w) * w + gnp.clip(z, -0.5, 0.5)) ** 2),
+                              [(3, 4), (3, 4)], np.complex128),
 }
 
 
 def make_args(shapes, dtype, seed=0):
     rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "c":
+        return [np.asarray(rng.uniform(-1.5, 1.5, s) + 1j * rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
     return [np.asarray(rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
 
 
@@ -82,7 +100,7 @@ def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False,
 
 
 def assert_grads_close(actual, expected, dtype, what=""):
-    rtol = 1e-9 if np.dtype(dtype) == np.float64 else 2e-4
+    rtol = 1e-9 if np.dtype(dtype) in (np.float64, np.complex128) else 2e-4
     for k, (a, e) in enumerate(zip(actual, expected)):
         a, e = np.asarray(a), np.asarray(e)
         assert a.shape == e.shape and a.dtype == e.dtype, f"{what} gradient {k}: {a.shape} {a.dtype} vs {e.shape} {e.dtype}"

@@ -27,6 +27,7 @@ import gpuad.numpy as gnp
 from gpuad import fusion
 from gpuad.core import bind
 from gpuad.testing import sample
+from test_complex import COMPLEX_ROWS, complex_sample
 from test_fusion import (COMPILE_CASES, PROGRAMS, ROWS, RecordingLauncher, assert_grads_close, bench, make_args,
                          random_args, random_program, tape_gradient)
 
@@ -82,6 +83,54 @@ def half_row_cases(dtype):
     return [case for prim in ROWS if len(prim.nondiff) < prim.arity for case in row_cases(prim, dtype)]
 
 
+COMPLEX_DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
+REAL_OF = {np.dtype(np.complex128): np.dtype(np.float64), np.dtype(np.complex64): np.dtype(np.float32)}
+
+
+def complex_row_cases(prim, dtype, xp=np):
+    """A row that NumPy defines on complex values, on complex arguments of ``dtype`` (complex64 or complex128):
+    alone over full-shape arrays and over broadcast (one argument: transposed) operands, and, for a row of more
+    than one argument, with its first differentiable argument real (a real value in a complex region: its
+    cotangent is the real part). The output cotangent has the output's dtype: real for abs, real and imag, whose
+    regions are real ones reading a complex input."""
+    rng = np.random.default_rng(11)
+    dtype = np.dtype(dtype)
+    domains = prim.domain or (None,) * prim.arity
+    diff = [k for k in range(prim.arity) if k not in prim.nondiff]
+    layouts = {1: [[(3, 4)], [(4, 3)]], 2: [[(3, 4)] * 2, [(3, 4), (4,)]],
+               3: [[(3, 4)] * 3, [(3, 4), (1, 4), ()]]}[prim.arity]
+    variants = [("full", layouts[0], ()), ("broadcast", layouts[1], ())]
+    if prim.arity > 1 and diff:
+        variants.append(("mixed", layouts[0], (diff[0],)))
+    cases = []
+    for tag, shapes, real_args in variants:
+        values = []
+        for k, (d, shape) in enumerate(zip(domains, shapes)):
+            if d == "bool":
+                values.append(sample(d, shape, rng))
+            elif k in real_args:
+                values.append(sample(d, shape, rng, REAL_OF[dtype]).astype(REAL_OF[dtype]))
+            else:
+                values.append(complex_sample(d, shape, rng).astype(dtype))
+        if tag == "broadcast" and prim.arity == 1:
+            values = [values[0].T]
+        out_dtype = prim.impl(*values).dtype
+        ct = rng.standard_normal((3, 4)) + (1j * rng.standard_normal((3, 4)) if out_dtype.kind == "c" else 0)
+        values, ct = [xp.asarray(v) for v in values], xp.asarray(ct, dtype=out_dtype)
+        name = f"{prim.name}-{tag}-{dtype.name}"
+        if diff:
+            def fn(*xs, values=values):
+                args = list(values)
+                for k, x in zip(diff, xs):
+                    args[k] = x
+                return bind(prim, args, {})
+            cases.append((name, fn, [values[k] for k in diff], ct))
+        else:  # row(args) * w, the arguments watched too (zero cotangents), so the kernel computes the row
+            w = xp.asarray(rng.uniform(-1, 1, (3, 4)) + 1j * rng.uniform(-1, 1, (3, 4)), dtype=dtype)
+            cases.append((name, lambda *a: bind(prim, list(a[:-1]), {}) * a[-1], [*values, w], ct))
+    return cases
+
+
 def program_case(name, xp=np):
     fn, shapes, dtype = PROGRAMS[name]
     return name, fn, [xp.asarray(a) for a in make_args(shapes, dtype)], None
@@ -99,6 +148,9 @@ def all_cases():
             cases += row_cases(prim, dtype)
     for dtype in HALF_DTYPES:
         cases += half_row_cases(dtype)
+    for prim in COMPLEX_ROWS:
+        for dtype in COMPLEX_DTYPES:
+            cases += complex_row_cases(prim, dtype)
     cases += [program_case(name) for name in sorted(PROGRAMS)]
     cases += [random_case(s, np.float64) for s in RANDOM_SEEDS] + [random_case(s, np.float32) for s in RANDOM_SEEDS_32]
     return cases
@@ -111,6 +163,28 @@ def run(case, fused=True, launcher=None):
 
 
 # ---- one compile of everything ----------------------------------------------------------------------------------
+
+def cupy_include_options():
+    """What CuPy's RawModule adds to the NVRTC options of every module (``compile_with_cache``): its CCCL and its
+    own headers, where the complex kernels' <cupy/complex.cuh> lives; None where CuPy is not installed."""
+    try:
+        from cupy._core import core
+    except Exception:  # noqa: BLE001 (not installed, or no CUDA libraries to load)
+        return None
+    return (*core._get_cccl_include_options(), f"-I{core._get_header_dir_path()}")
+
+
+def is_complex(spec):
+    """The kernel computes with complex values (it needs the complex header)."""
+    return fusion.render_cpp.uses_complex(spec.region) or any(c in ("gpuad_c64", "gpuad_c128") for c, _ in spec.layouts)
+
+
+def buildable(specs):
+    """The specs a CUDA build here can compile: all of them with CuPy's headers, else the real ones."""
+    if cupy_include_options() is not None:
+        return list(specs)
+    return [s for s in specs if not is_complex(s)]
+
 
 def cuda_batch(specs):
     """One translation unit with the CUDA build of every distinct kernel."""
@@ -126,10 +200,10 @@ def _nvcc_batch(specs, folder):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         return None
-    text, count = cuda_batch(specs)
+    text, count = cuda_batch(buildable(specs))
     (folder / "kernels.cu").write_text(text)
-    result = subprocess.run([nvcc, "-arch=sm_90", "-cubin", "-o", str(folder / "kernels.cubin"),
-                             str(folder / "kernels.cu")], capture_output=True, text=True)
+    result = subprocess.run([nvcc, "-arch=sm_90", "-cubin", *(cupy_include_options() or ()), "-o",
+                             str(folder / "kernels.cubin"), str(folder / "kernels.cu")], capture_output=True, text=True)
     return SimpleNamespace(returncode=result.returncode, stderr=result.stderr, count=count,
                            source=folder / "kernels.cu")
 
@@ -169,8 +243,11 @@ def test_nvcc_compiles_every_generated_kernel(compiled):
         pytest.skip("no nvcc here")
     assert compiled.nvcc.returncode == 0, f"nvcc -arch=sm_90 rejected {compiled.nvcc.source}:\n" \
                                           f"{compiled.nvcc.stderr[-6000:]}"
-    names = {s.name for s in compiled.specs}
+    names = {s.name for s in buildable(compiled.specs)}
     assert compiled.nvcc.count == len(names) > 2 * len(ROWS)
+    if cupy_include_options() is not None:  # the complex rows among them, in both complex dtypes
+        assert sum("_bwd_c64_" in n for n in names) >= len(COMPLEX_ROWS) > 30
+        assert sum("_bwd_c128_" in n for n in names) >= len(COMPLEX_ROWS)
 
 
 @cpu_build
@@ -182,6 +259,12 @@ def test_every_row_has_its_own_kernel(compiled):
                 assert any(n.startswith(f"gpuad_{prim.name}_bwd_{suffix}_") for n in names), (prim.name, suffix)
     layouts = {kind for s in compiled.specs for _, kind in s.layouts}
     assert layouts == {"full", "scalar", "strided"}
+    complex_specs = [s for s in compiled.specs if is_complex(s)]
+    for prim in COMPLEX_ROWS:  # a complex region, or (abs, real, imag) a real one reading a complex input
+        for precision in ("float", "double"):
+            assert any(prim in [p for p, _ in s.region.nodes] and fusion.render_cpp.REAL_TYPES[s.region.dtype]
+                       == precision for s in complex_specs), (prim.name, precision)
+    assert {s.region.dtype for s in complex_specs} == {"complex64", "complex128", "float32", "float64"}
 
 
 @cpu_build
@@ -190,9 +273,11 @@ def test_one_source_two_wrappers(compiled):
     cuda, cpu = fusion.kernel_source(spec, "cuda"), fusion.kernel_source(spec, "cpu")
     body = fusion.kernel_body(spec)
     assert body in cuda and body in cpu
-    prelude = fusion.load_template("prelude.h")
-    assert cuda.replace(body, "").replace(prelude, "").count("\n") < 25  # thin wrappers
-    assert cpu.replace(body, "").replace(prelude, "").count("\n") < 25
+    for text in (cuda, cpu):  # thin wrappers
+        text = text.replace(body, "")
+        for prelude in ("prelude.h", "prelude_half.h", "prelude_complex.h"):
+            text = text.replace(fusion.load_template(prelude), "")
+        assert text.count("\n") < 25
 
 
 def _check_case(case, compiled, host):
@@ -215,6 +300,18 @@ def test_row_kernels_match_numpy(prim, compiled, host):
 
 
 @cpu_build
+@pytest.mark.parametrize("prim", COMPLEX_ROWS, ids=lambda p: p.name)
+def test_complex_row_kernels_match_numpy(prim, compiled, host):
+    """Each complex-capable row's kernels (complex64, complex128; full, broadcast and mixed real/complex
+    arguments), host build: the gradients match the NumPy rendering and the per-op rules, in the arguments'
+    dtypes (a real argument's cotangent real)."""
+    for dtype in COMPLEX_DTYPES:
+        for case in complex_row_cases(prim, dtype):
+            assert _check_case(case, compiled, host) >= 1, f"{case[0]} launched no kernel"
+            grads, _ = run(case, launcher=host)
+            assert [g.dtype for g in grads] == [a.dtype for a in case[2]], case[0]
+
+
 @cpu_build
 @pytest.mark.parametrize("dtype", HALF_DTYPES, ids=lambda d: d.name)
 def test_half_row_kernels_match_float64(dtype, compiled, host):
@@ -329,9 +426,9 @@ def test_nvrtc_compiles_every_kernel_as_cupy_would(compiled):
     kernel of the CPU tests goes into ONE module, as ``CudaLauncher.prepare`` builds it (``module_source``),
     compiled with the options CuPy uses, and every kernel is in the cubin."""
     lib = _nvrtc()
-    specs = fusion.launchers.unique(compiled.specs)
+    specs = fusion.launchers.unique(buildable(compiled.specs))
     ok, out = _nvrtc_compile(lib, fusion.launchers.module_source(specs, "cuda"),
-                             CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
+                             CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS + (cupy_include_options() or ()))
     assert ok, f"NVRTC rejected the {len(specs)} kernels:\n{out[-4000:]}"
     missing = [s.name for s in specs if s.name.encode() not in out]
     assert not missing and len(specs) > 2 * len(ROWS), missing[:5]
