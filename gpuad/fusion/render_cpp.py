@@ -9,6 +9,7 @@ kernel argument.
 """
 from __future__ import annotations
 
+import ast
 import string
 from functools import lru_cache
 from pathlib import Path
@@ -96,15 +97,27 @@ def element_source(region: Region) -> str:
     return "\n".join(lines)
 
 
+def _boolean(node) -> bool:
+    """The expression's C++ value is a bool or an int made of bools (``(x >= y) * (x <= z)``)."""
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _boolean(node.left) and _boolean(node.right)
+    return isinstance(node, ast.UnaryOp) and _boolean(node.operand)
+
+
 def _term(prog, k, q):
-    """Step (k, q)'s term in C++: ``a * partial`` (the partial cast to T: a comparison is a bool), or for a
-    Wirtinger pair ``a * A + conj(a * B)``, each part left out where its factor is 0."""
+    """Step (k, q)'s term in C++: ``a * partial`` (a boolean partial cast to R: complex types multiply by their
+    own real type only), or for a Wirtinger pair ``a * A + conj(a * B)``, each part left out where its factor
+    is 0."""
     rename = prog.rename(k, _c_ref)
     pair = prog.pairs.get((k, q)) if prog.pairs else None
     if pair is None:
         partial = prog.prims[k].partials[q]
         c = partial.constant
-        return f"a{k}" if c == 1 else f"-a{k}" if c == -1 else f"a{k} * (T)({partial.cuda(rename)})"
+        if c == 1 or c == -1:
+            return f"a{k}" if c == 1 else f"-a{k}"
+        return f"a{k} * {'(R)' if _boolean(partial.tree) else ''}({partial.cuda(rename)})"
     a, b = pair
     parts = []
     if a.constant != 0:
