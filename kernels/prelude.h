@@ -19,7 +19,7 @@ template <typename X> GPUAD_FN X gpuad_conj(X x) { return x; }
 template <typename X> GPUAD_FN X gpuad_sign(X x) { return (X)((x > X(0)) - (x < X(0))); }
 // nan -> 0, +-inf -> the largest finite value of X with that sign (NumPy's defaults)
 template <typename X> GPUAD_FN X gpuad_nan_to_num(X x) {
-    return x != x ? X(0) : (x - x == X(0) ? x : (X)((x > X(0) ? 1.0 : -1.0) * (sizeof(X) == 4 ? 3.4028234663852886e38
-                                                                                              : 1.7976931348623157e308)));
+    const double largest = sizeof(X) == 4 ? 3.4028234663852886e38 : 1.7976931348623157e308;
+    return x != x ? X(0) : (x - x == X(0) ? x : (X)((x > X(0) ? 1.0 : -1.0) * largest));
 }
 #endif

@@ -215,7 +215,8 @@ def _cpp_complex_source(device=False):
                          f"{{ typedef gpuad_complex<R> C; typedef C T; return (T)({e.cuda()}); }}")
             for r, c in (("float", "gpuad_c64"), ("double", "gpuad_c128")):
                 if device:
-                    lines.append(f"template {qualifier}{c} {fn}<{r}>({', '.join(r if k == 'R' else c for k in kinds)}, {c});")
+                    types = ", ".join(r if k == "R" else c for k in kinds)
+                    lines.append(f"template {qualifier}{c} {fn}<{r}>({types}, {c});")
                 else:
                     lines.append(
                         f'extern "C" void {fn}_{r}(const {c} *x, const {c} *y, const {c} *z, const {c} *out, '
