@@ -188,14 +188,15 @@ def _to_domain(v, domain):
     return t * ((high - low) / 2) + (high + low) / 2
 
 
-def random_program(seed):
-    """A random program of 3 to 8 rule rows over x (3, 4), w (3, 4) and b (4,): each step applies a random row
-    to earlier values (squashed into the row's domain); the loss also sums an earlier value (a second cotangent
-    into the region) and sometimes scales by the sum of one (a use from outside that splits the region)."""
+def random_program(seed, rows=ROWS):
+    """A random program of 3 to 8 rule rows (of ``rows``) over x (3, 4), w (3, 4) and b (4,): each step applies a
+    random row to earlier values (squashed into the row's domain); the loss also sums an earlier value (a second
+    cotangent into the region) and sometimes scales by the sum of one (a use from outside that splits the
+    region)."""
     rng = np.random.default_rng(seed)
     steps, size = [], 3
     for _ in range(int(rng.integers(3, 9))):
-        prim = ROWS[int(rng.integers(len(ROWS)))]
+        prim = rows[int(rng.integers(len(rows)))]
         steps.append((prim, [int(rng.integers(size)) for _ in range(prim.arity)]))
         size += 1
     tap = int(rng.integers(3, size))
@@ -215,6 +216,21 @@ def random_program(seed):
 
 def random_args(seed, dtype=np.float64):
     return make_args([(3, 4), (3, 4), (4,)], dtype, seed=seed + 1000)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_complex_programs_fused_match_per_op(seed):
+    """Random programs over the rows NumPy defines on complex values, on complex x and w and a real b: complex
+    regions, real values feeding them, and real regions reading complex values (abs, real, imag)."""
+    from test_complex import COMPLEX_ROWS
+    program = random_program(seed, COMPLEX_ROWS)
+    x, w, b = make_args([(3, 4), (3, 4), (4,)], np.complex128, seed=seed + 2000)
+    args = [x, w, b.real.copy()]
+    with np.errstate(all="ignore"):
+        fused, tape = tape_gradient(program, args)
+        unfused, _ = tape_gradient(program, args, fused=False)
+    assert tape.kernel_specs()
+    assert_grads_close(fused, unfused, np.complex128, program.__name__)
 
 
 @settings(max_examples=40, deadline=None)

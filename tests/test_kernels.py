@@ -144,6 +144,16 @@ def random_case(seed, dtype, xp=np):
                                                                             random_args(seed, dtype)], None
 
 
+RANDOM_COMPLEX_SEEDS = range(8)
+
+
+def random_complex_case(seed, xp=np):
+    """A random program over the complex-capable rows (test_fusion's), complex x and w, a real b."""
+    x, w, b = make_args([(3, 4), (3, 4), (4,)], np.complex128, seed=seed + 2000)
+    return (f"random-complex-{seed}", random_program(seed, COMPLEX_ROWS),
+            [xp.asarray(a) for a in (x, w, b.real.copy())], None)
+
+
 def all_cases():
     cases = []
     for prim in ROWS:
@@ -156,6 +166,7 @@ def all_cases():
             cases += complex_row_cases(prim, dtype)
     cases += [program_case(name) for name in sorted(PROGRAMS)]
     cases += [random_case(s, np.float64) for s in RANDOM_SEEDS] + [random_case(s, np.float32) for s in RANDOM_SEEDS_32]
+    cases += [random_complex_case(s) for s in RANDOM_COMPLEX_SEEDS]
     return cases
 
 
@@ -343,6 +354,12 @@ def test_random_region_kernels_match_numpy(compiled, host):
         _check_case(random_case(seed, np.float64), compiled, host)
     for seed in RANDOM_SEEDS_32:
         _check_case(random_case(seed, np.float32), compiled, host)
+
+
+@cpu_build
+def test_random_complex_region_kernels_match_numpy(compiled, host):
+    for seed in RANDOM_COMPLEX_SEEDS:
+        _check_case(random_complex_case(seed), compiled, host)
 
 
 @cpu_build
@@ -612,6 +629,12 @@ def test_gpu_random_regions_match_numpy(cp):
         _gpu_check(random_case(seed, np.float64, cp), random_case(seed, np.float64), cp)
     for seed in RANDOM_SEEDS_32:
         _gpu_check(random_case(seed, np.float32, cp), random_case(seed, np.float32), cp)
+
+
+@pytest.mark.gpu
+def test_gpu_random_complex_regions_match_numpy(cp):
+    for seed in RANDOM_COMPLEX_SEEDS:
+        _gpu_check(random_complex_case(seed, cp), random_complex_case(seed), cp)
 
 
 @pytest.mark.gpu
