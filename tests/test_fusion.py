@@ -74,6 +74,8 @@ PROGRAMS = {
                                                + gnp.abs(x + w * 1j)), [(3, 4), (4,)], np.float64),
     "complex_from_real_float32": (lambda x, w: gnp.sum(gnp.abs(gnp.exp(x * 1j) * (w - 0.5j) + x) ** 2),
                                   [(6,), (6,)], np.float32),
+    "complex_strided_views": (lambda z, w: gnp.sum(gnp.abs(gnp.exp(z.T) * w[::-1, 1::2] + gnp.conj(z.T)) ** 2),
+                              [(3, 4), (4, 6)], np.complex128),
     "complex_where_maximum": (lambda z, w: gnp.sum(gnp.abs(gnp.where(gnp.real(z) > 0, z * w, gnp.cos(w))
                                                            + gnp.maximum(z, w) * w + gnp.clip(z, -0.5, 0.5)) ** 2),
                               [(3, 4), (3, 4)], np.complex128),
