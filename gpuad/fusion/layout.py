@@ -158,7 +158,7 @@ def plan(region, shape, inputs, seeds, targets):
             reductions.append(None)
         else:
             # a full-shape temporary, written at index i
-            kinds.append((C_TYPES[temporary_dtype(region, o, dtype_name(tdtype))], "full"))
+            kinds.append((C_TYPES[temporary_dtype(region, dtype_name(tdtype))], "full"))
             strides.append(None)
             reductions.append(reduction_layout(shape, tshape))
     strided = [s for s in strides if s is not None]

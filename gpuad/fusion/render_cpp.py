@@ -5,7 +5,8 @@
 them with a template of the top-level ``kernels/`` folder (shipped inside the installed package as
 ``gpuad.kernels``): ``elementwise_bwd.cu``, a CUDA grid-stride kernel, or ``elementwise_bwd.cpp``, a plain CPU
 loop. Both builds share every line of the generated text. ``kernel_param_kinds`` says how a launcher passes each
-kernel argument.
+kernel argument. Complex regions (and real ones reading complex inputs) compute in ``gpuad_complex<R>``:
+``thrust::complex`` from CuPy's header on the GPU, ``std::complex`` on the CPU (``kernels/prelude_complex.h``).
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ C_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "int8": "sig
 KERNEL_DTYPES = ("float32", "float64", "float16", "bfloat16", "complex64", "complex128")
 REAL_TYPES = {"float32": "float", "float64": "double", "float16": "float", "bfloat16": "float", "complex64": "float",
               "complex128": "double"}
-COMPUTE_TYPES = REAL_TYPES  # (the real type; a complex region's T is gpuad_complex of it)
 NARROW_C_TYPES = ("gpuad_f16", "gpuad_bf16")  # stored narrow: accumulated as R, then rounded
 COMPLEX_C_TYPES = ("gpuad_c64", "gpuad_c128")
 _COMPLEX_OF = {"float": "complex64", "double": "complex128"}
@@ -51,9 +51,9 @@ def _adjoint_complex(region, output):
     return region.dtype in COMPLEX_DTYPES or (kind == "i" and region.inputs[j][0] in COMPLEX_DTYPES)
 
 
-def temporary_dtype(region: Region, o, target_dtype: str) -> str:
-    """The dtype of the full-shape temporary a kernel writes output o into when its target was broadcast: the
-    region's dtype, of the target's kind (real or complex) where the two differ."""
+def temporary_dtype(region: Region, target_dtype: str) -> str:
+    """The dtype of the full-shape temporary a kernel writes an output into when its target (of
+    ``target_dtype``) was broadcast: the region's precision, of the target's kind (real or complex)."""
     if (region.dtype in COMPLEX_DTYPES) == (target_dtype in COMPLEX_DTYPES):
         return region.dtype
     real = REAL_TYPES[region.dtype]

@@ -363,7 +363,7 @@ def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, ta
         node = out_nodes[o]
         tshape, tdtype = targets[o]
         if reduction is not None:  # a full-shape temporary the kernel writes at index i, summed afterwards
-            temp = module.empty(shape, dtype=temporary_dtype(region, o, dtype_name(tdtype)))
+            temp = module.empty(shape, dtype=temporary_dtype(region, dtype_name(tdtype)))
             arrays.append(temp)
             finish.append((node, tshape, tdtype, temp, reduction))
             continue
