@@ -55,7 +55,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "fmod": ("fmod", "fmod({0}, {1})"),
     "copysign": ("copysign", "copysign({0}, {1})"),
     "clip": ("clip", "minimum(maximum({0}, {1}), {2})"),  # expanded below, as NumPy defines it
-    "where": ("where", "(({0}) ? ({1}) : ({2}))"),
+    "where": ("where", "(gpuad_truth({0}) ? ({1}) : ({2}))"),  # a nonzero condition is true (a complex one too)
     "reciprocal": ("reciprocal", "((R)1 / ({0}))"),
     # NumPy's remainder takes the sign of the divisor (Python's %), unlike C's fmod.
     "remainder": ("remainder", "((fmod({0}, {1}) != (R)0 && ((fmod({0}, {1}) < (R)0) != (({1}) < (R)0))) "

@@ -178,3 +178,25 @@ def test_tape_records_complex_values():
         z = tape.watch(np.array([1 + 1j, 2 - 1j]))
         loss = gnp.sum(gnp.abs(z * z) + gnp.real(z))
     np.testing.assert_allclose(tape.gradient(loss, z), 2 * np.abs(z) * np.conj(z) / np.abs(z) + 1)
+
+
+def test_where_takes_the_truth_of_a_complex_or_float_condition():
+    """NumPy's where reads its condition's truth (nonzero): so do its derivatives, fused (the NumPy rendering and
+    the kernels' host build) and per op."""
+    from gpuad import fusion
+    from gpuad.tape import set_fusion
+    x = np.array([1.0, 2.0, 3.0])
+    expected = np.where([True, False, True], 2.0, np.cos(x))
+    for condition in (np.array([1j, 0, 2]), np.array([-1.5, 0.0, 1.5])):
+        f = lambda v: gnp.sum(gnp.where(condition, v * 2.0, gnp.sin(v)))  # noqa: E731
+        np.testing.assert_allclose(gpuad.grad(f)(x), expected, rtol=1e-15)
+        previous = set_fusion(False)
+        try:
+            np.testing.assert_allclose(gpuad.grad(f)(x), expected, rtol=1e-15)
+        finally:
+            set_fusion(previous)
+        if fusion.compiler() is not None:
+            with gpuad.Tape(launcher=fusion.HostLauncher()) as tape:
+                v = tape.watch(x)
+                y = f(v)
+            np.testing.assert_allclose(tape.gradient(y, v), expected, rtol=1e-15)
