@@ -175,13 +175,17 @@ def run(case, fused=True, launcher=None):
 # ---- one compile of everything ----------------------------------------------------------------------------------
 
 def cupy_include_options():
-    """What CuPy's RawModule adds to the NVRTC options of every module (``compile_with_cache``): its CCCL and its
-    own headers, where the complex kernels' <cupy/complex.cuh> lives; None where CuPy is not installed."""
+    """The include folders CuPy's RawModule adds to the NVRTC options of every module (``compile_with_cache``,
+    through ``assemble_cupy_compiler_options``): its CCCL and its own headers, where the complex kernels'
+    <cupy/complex.cuh> lives, and CUDA's; None where CuPy is not installed."""
     try:
         from cupy._core import core
     except Exception:  # noqa: BLE001 (not installed, or no CUDA libraries to load)
         return None
-    return (*core._get_cccl_include_options(), f"-I{core._get_header_dir_path()}")
+    try:
+        return tuple(o for o in core.assemble_cupy_compiler_options(("-std=c++17",)) if o.startswith("-I"))
+    except Exception:  # noqa: BLE001 (no libnvrtc to ask its version: the folders CuPy ships)
+        return (*core._get_cccl_include_options(), f"-I{core._get_header_dir_path()}")
 
 
 def is_complex(spec):
@@ -479,6 +483,16 @@ def test_cupy_compiles_the_batch_with_its_own_nvrtc():
     nvrtc.compileProgram(prog, CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
     cubin = nvrtc.getCUBIN(prog)
     assert all(s.name.encode() in cubin for s in specs)
+    # a complex program's module, with the include folders RawModule adds (CuPy's own assembly of its options)
+    recorder = RecordingLauncher()
+    fn, shapes, dtype = COMPILE_CASES["complex_nonholomorphic"]
+    tape_gradient(fn, make_args(shapes, dtype), launcher=recorder)
+    complex_specs = [spec for spec, _, _ in recorder.calls]
+    options = cupy._core.core.assemble_cupy_compiler_options(CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
+    prog = nvrtc.createProgram(fusion.launchers.module_source(complex_specs, "cuda"), "kernels.cu", (), ())
+    nvrtc.compileProgram(prog, options)
+    cubin = nvrtc.getCUBIN(prog)
+    assert len(complex_specs) >= 4 and all(s.name.encode() in cubin for s in complex_specs)
     module = cupy.RawModule(code=fusion.launchers.module_source(specs, "cuda"), options=fusion.launchers.NVRTC_OPTIONS)
     assert callable(module.get_function)
     assert "options" in cupy.RawModule.__doc__.splitlines()[0] and "name_expressions" in cupy.RawModule.__doc__
