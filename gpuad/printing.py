@@ -43,7 +43,10 @@ def format_tape(entries, outputs, adjoint=False):
         for k, p in enumerate(e.parents):
             if p is None or not is_float_dtype(e.avals[k][1]):
                 continue
-            term = e.prim.format_adjoint(k, adj(i), args, names[i], e.params or {})
+            if getattr(e.prim, "wirtinger", None) is not None and e.prim.is_wirtinger(k, e.avals[k][1]):
+                term = e.prim.format_wirtinger(k, adj(i), args, names[i])  # a complex argument of abs, imag ...
+            else:
+                term = e.prim.format_adjoint(k, adj(i), args, names[i], e.params or {})
             if getattr(e.prim, "partials", None) and e.avals[k][0] != e.out_aval[0]:
                 term = f"sum_to({term}, {e.avals[k][0]})"  # a broadcast operand's cotangent is summed back
             lines.append(f"{adj(p)} += {term}")

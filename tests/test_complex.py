@@ -200,3 +200,15 @@ def test_where_takes_the_truth_of_a_complex_or_float_condition():
                 v = tape.watch(x)
                 y = f(v)
             np.testing.assert_allclose(tape.gradient(y, v), expected, rtol=1e-15)
+
+
+def test_the_printed_adjoint_shows_wirtinger_terms():
+    """tape.adjoint() writes a complex argument's term of a non-holomorphic row as ct * A + conj(ct * B)."""
+    with gpuad.Tape() as tape:
+        z = tape.watch(np.array([1 + 2j, 3 - 1j]))
+        y = gnp.sum(gnp.imag(z * z) + gnp.real(gnp.conj(z)))
+    tape.gradient(y, z)
+    text = tape.adjoint()
+    assert "v\u03042 += v\u03043 * (-0.5j) + conj(v\u03043 * 0.5j)" in text  # imag
+    assert "v\u03041 += conj(v\u03044)" in text  # conj: A = 0, B = 1
+    assert "v\u03044 += v\u03045 * 0.5 + conj(v\u03045 * 0.5)" in text  # real

@@ -170,6 +170,19 @@ class Elementwise(Primitive):
         text = p.show(dict(zip(self.args, args), out=out_name))
         return f"{ct_name} * {text if p.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
 
+    def format_wirtinger(self, k, ct_name, args, out_name):
+        """The VJP term of a complex argument k of a non-holomorphic row, ``ct * A + conj(ct * B)``, as text."""
+        rename = dict(zip(self.args, args), out=out_name)
+
+        def times(e):
+            if e.constant == 1:
+                return ct_name
+            text = e.show(rename)
+            return f"{ct_name} * {text if e.tree.__class__.__name__ in ('Name', 'Call', 'Constant') else f'({text})'}"
+        a, b = self.wirtinger[k]
+        parts = ([times(a)] if a.constant != 0 else []) + ([f"conj({times(b)})"] if b.constant != 0 else [])
+        return " + ".join(parts) or "0"
+
 
 def _scalars_as_arrays(saved, like):
     """Python-scalar arguments as 0-d arrays of ``like``'s dtype (the dtype they took part in), so a partial
