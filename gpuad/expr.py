@@ -39,8 +39,8 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "arctanh": ("arctanh", "atanh({0})"),
     "arctan2": ("arctan2", "atan2({0}, {1})"),
     "hypot": ("hypot", "hypot({0}, {1})"),
-    "abs": ("abs", "fabs({0})"),
-    "sign": ("sign", "(T)(({0} > 0) - ({0} < 0))"),
+    "abs": ("abs", "gpuad_abs({0})"),  # the modulus of a complex value
+    "sign": ("sign", "gpuad_sign({0})"),  # z / |z| for a complex z (NumPy 2)
     "floor": ("floor", "floor({0})"),
     "ceil": ("ceil", "ceil({0})"),
     "trunc": ("trunc", "trunc({0})"),
@@ -55,20 +55,19 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "fmod": ("fmod", "fmod({0}, {1})"),
     "copysign": ("copysign", "copysign({0}, {1})"),
     "clip": ("clip", "minimum(maximum({0}, {1}), {2})"),  # expanded below, as NumPy defines it
-    "where": ("where", "(({0}) ? ({1}) : ({2}))"),
-    "reciprocal": ("reciprocal", "((T)1 / ({0}))"),
+    "where": ("where", "(gpuad_truth({0}) ? ({1}) : ({2}))"),  # a nonzero condition is true (a complex one too)
+    "reciprocal": ("reciprocal", "((R)1 / ({0}))"),
     # NumPy's remainder takes the sign of the divisor (Python's %), unlike C's fmod.
-    "remainder": ("remainder", "((fmod({0}, {1}) != (T)0 && ((fmod({0}, {1}) < (T)0) != (({1}) < (T)0))) "
+    "remainder": ("remainder", "((fmod({0}, {1}) != (R)0 && ((fmod({0}, {1}) < (R)0) != (({1}) < (R)0))) "
                                "? fmod({0}, {1}) + ({1}) : fmod({0}, {1}))"),
     "floor_divide": ("floor_divide", "floor(({0}) / ({1}))"),
-    # nan -> 0, +-inf -> the largest finite value of T with that sign (NumPy's defaults).
-    "nan_to_num": ("nan_to_num", "(({0}) != ({0}) ? (T)0 : (({0}) - ({0}) == (T)0 ? ({0}) : "
-                                 "(T)((({0}) > (T)0 ? 1.0 : -1.0) * (sizeof(T) == 4 ? 3.4028234663852886e38 "
-                                 ": 1.7976931348623157e308))))"),
-    # Real inputs only: real and conj are the identity, imag is zero.
-    "real": ("real", "({0})"),
-    "imag": ("imag", "((T)0)"),
-    "conj": ("conjugate", "({0})"),
+    # nan -> 0, +-inf -> the largest finite value with that sign (NumPy's defaults), each part of a complex value
+    "nan_to_num": ("nan_to_num", "gpuad_nan_to_num({0})"),
+    # On real values real and conj are the identity and imag is zero (kernels/prelude.h), on complex ones
+    # kernels/prelude_complex.h
+    "real": ("real", "gpuad_real({0})"),
+    "imag": ("imag", "gpuad_imag({0})"),
+    "conj": ("conjugate", "gpuad_conj({0})"),
 }
 
 FUNCTIONS["clip"] = ("clip", FUNCTIONS["minimum"][1].format(FUNCTIONS["maximum"][1].format("{0}", "{1}"), "{2}"))
@@ -112,7 +111,9 @@ class Expr:
         return ast.unparse(Rename().visit(copy.deepcopy(self.tree)))
 
     def cuda(self, rename: dict[str, str] | None = None) -> str:
-        """C++ source valid for nvcc and g++; ``T`` is the element type; names can be renamed."""
+        """C++ source valid for nvcc and g++; names can be renamed. A kernel defines ``R``, its real type
+        (constants are ``(R)0.5``), and where complex values occur ``C``, its complex type (``0.5j`` is
+        ``C((R)0.0, (R)0.5)``); which overload a function call takes follows the C++ types of its arguments."""
         rename = rename or {}
         return _render(self.tree, _c_call, lambda n: rename.get(n, n), c_constants=True)
 
@@ -170,7 +171,11 @@ def _render(node, call, name, c_constants=False):
         if isinstance(n, ast.Name):
             return name(n.id)
         if isinstance(n, ast.Constant):
-            return f"(T){n.value!r}" if c_constants else repr(n.value)
+            if not c_constants:
+                return repr(n.value)
+            if isinstance(n.value, complex):
+                return f"C((R){n.value.real!r}, (R){n.value.imag!r})"
+            return f"(R){n.value!r}"
         if isinstance(n, ast.UnaryOp):
             return f"({'-' if isinstance(n.op, ast.USub) else '+'}{r(n.operand)})"
         if isinstance(n, ast.BinOp):

@@ -201,9 +201,10 @@ class Tape(Trace):
             return out  # integer and boolean results carry no derivative
         for k in prim.nondiff:
             parents[k] = None
-        if _fusion and isinstance(prim, Elementwise) and kind != "c" and (
-                prim.wirtinger is None or not _any_complex(primals)):
-            # complex entries run their per-op rules: fused kernels are real for now
+        if _fusion and isinstance(prim, Elementwise):
+            if kind == "c":
+                primals = _complex_scalars_as_arrays(primals, out, dtype)
+                avals = [aval(p) for p in primals]
             saved = self.regions.join(len(entries), parents, primals, avals, out_aval)
         else:
             self.regions.close(parents)
@@ -344,8 +345,13 @@ def tensor(value, dtype=None):
     return leaf
 
 
-def _any_complex(values):
-    return any(getattr(v, "dtype", None) is not None and v.dtype.kind == "c" for v in values)
+def _complex_scalars_as_arrays(primals, out, dtype):
+    """A region entry's Python complex arguments as 0-d arrays of its output's dtype (the dtype a weak scalar
+    takes part in): a region's inputs are arrays or real Python scalars."""
+    if not any(type(p) is complex for p in primals):
+        return primals
+    module = backend.array_module(raw(out))
+    return [module.asarray(p, dtype=dtype) if type(p) is complex else p for p in primals]
 
 
 def _describe(value):

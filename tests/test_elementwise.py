@@ -13,7 +13,7 @@ import pytest
 import gpuad
 import gpuad.numpy as gnp
 from gpuad import backend
-from gpuad import expr
+from gpuad import expr, fusion
 from gpuad.ops import elementwise as elementwise_rows
 from gpuad.ops.elementwise import Elementwise
 from gpuad.testing import check_grads, sample
@@ -189,14 +189,53 @@ def test_integer_inputs_keep_numpy_semantics():
 
 # ---- the C++ rendering of every row: compiled by g++ and checked against NumPy, compiled by nvcc -------------
 
-def _cpp_source(device=False):
-    """Each row's forward and partial expressions as C++ functions of elementwise arrays, T = float, double."""
+def _complex_expressions(prim):
+    """(tag, expression, Wirtinger (k, half) or None) of a complex-capable row: forward, partials, pairs."""
+    out = [("forward", prim.forward, None)] + [(f"d{k}", p, None) for k, p in enumerate(prim.partials) if p]
+    for k, pair in enumerate(prim.wirtinger or ()):
+        if pair:
+            out += [(f"w{k}{'ab'[h]}", e, (k, h)) for h, e in enumerate(pair)]
+    return out
+
+
+def _cpp_complex_source(device=False):
+    """The complex-capable rows' expressions (forward, partials, Wirtinger pairs) as C++ over complex values,
+    T = C = gpuad_complex<R> (a boolean argument, where's condition, is R as the kernels load it), R = float,
+    double, as the kernels compile them (kernels/prelude_complex.h)."""
+    from test_complex import COMPLEX_ROWS
     qualifier = "__device__ " if device else ""
-    lines = ["#include <cmath>", "using namespace std;"] if not device else []
+    lines = [fusion.load_template("prelude_complex.h")]
+    for prim in COMPLEX_ROWS:
+        domains = prim.domain or (None,) * prim.arity
+        kinds = ["R" if d == "bool" else "C" for d in domains] + ["C"] * (3 - prim.arity)
+        params = ", ".join(f"{'R' if k == 'R' else 'gpuad_complex<R>'} {v}" for k, v in zip(kinds, "xyz"))
+        for tag, e, _ in _complex_expressions(prim):
+            fn = f"c_{prim.name}_{tag}"
+            lines.append(f"template <typename R> {qualifier}gpuad_complex<R> {fn}({params}, gpuad_complex<R> out) "
+                         f"{{ typedef gpuad_complex<R> C; typedef C T; return (T)({e.cuda()}); }}")
+            for r, c in (("float", "gpuad_c64"), ("double", "gpuad_c128")):
+                if device:
+                    types = ", ".join(r if k == "R" else c for k in kinds)
+                    lines.append(f"template {qualifier}{c} {fn}<{r}>({types}, {c});")
+                else:
+                    lines.append(
+                        f'extern "C" void {fn}_{r}(const {c} *x, const {c} *y, const {c} *z, const {c} *out, '
+                        f"{c} *res, long n) {{ for (long i = 0; i < n; ++i) res[i] = {fn}<{r}>("
+                        + ", ".join(f"{v}[i].real()" if k == "R" else f"{v}[i]" for v, k in zip("xyz", kinds))
+                        + ", out[i]); }")
+    return "\n".join(lines) + "\n"
+
+
+def _cpp_source(device=False):
+    """Each row's forward and partial expressions as C++ functions of elementwise arrays, T = R = float, double
+    (after the kernels' prelude, which has the functions whose real and complex forms differ)."""
+    qualifier = "__device__ " if device else ""
+    lines = [fusion.load_template("prelude.h")]
     for prim in ROWS:
         for tag, e in [("forward", prim.forward)] + [(f"d{k}", p) for k, p in enumerate(prim.partials) if p]:
             fn = f"{prim.name}_{tag}"
-            lines.append(f"template <typename T> {qualifier}T {fn}(T x, T y, T z, T out) {{ return (T)({e.cuda()}); }}")
+            lines.append(f"template <typename T> {qualifier}T {fn}(T x, T y, T z, T out) {{ typedef T R; "
+                         f"return (T)({e.cuda()}); }}")
             for t in ("float", "double"):
                 if device:
                     lines.append(f"template {qualifier}{t} {fn}<{t}>({t}, {t}, {t}, {t});")
@@ -214,7 +253,7 @@ def cpp_rows(tmp_path_factory):
     if compiler is None:
         pytest.skip("no C++ compiler here")
     folder = tmp_path_factory.mktemp("cpp")
-    (folder / "rows.cpp").write_text(_cpp_source())
+    (folder / "rows.cpp").write_text(_cpp_source() + _cpp_complex_source())
     result = subprocess.run([compiler, "-std=c++17", "-O1", "-shared", "-fPIC", str(folder / "rows.cpp"), "-o",
                              str(folder / "rows.so")], capture_output=True, text=True)
     assert result.returncode == 0, f"the rows' C++ does not compile with {compiler}:\n{result.stderr}"
@@ -239,11 +278,44 @@ def test_row_cpp_matches_numpy(prim, dtype, cpp_rows):
         np.testing.assert_allclose(res, expected, err_msg=f"C++ of {e.source!r}", **tol)
 
 
+@pytest.mark.parametrize("prim", __import__("test_complex").COMPLEX_ROWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64], ids=["complex128", "complex64"])
+def test_complex_row_cpp_matches_numpy(prim, dtype, cpp_rows):
+    """The function table on complex values: each complex-capable row's forward, partials and Wirtinger pair
+    rendered as C++ (std::complex, kernels/prelude_complex.h) against the same expression on NumPy."""
+    from test_complex import complex_sample
+    rng = np.random.default_rng(5)
+    domains = prim.domain or (None,) * prim.arity
+    values = [complex_sample(d, (64,), rng) for d in domains]
+    values = [v if v.dtype == bool else v.astype(dtype) for v in values]
+    out = np.asarray(prim.impl(*values))
+    padded = ([v.astype(dtype) for v in values] + [np.zeros(64, dtype)] * (3 - prim.arity)
+              + [np.broadcast_to(out, (64,)).astype(dtype)])
+    tol = dict(rtol=1e-11, atol=1e-12) if dtype == np.complex128 else dict(rtol=1e-4, atol=1e-5)
+    real = "double" if dtype == np.complex128 else "float"
+    for tag, e, half in _complex_expressions(prim):
+        res = np.empty(64, dtype)
+        getattr(cpp_rows, f"c_{prim.name}_{tag}_{real}")(*[ctypes.c_void_p(a.ctypes.data) for a in padded + [res]],
+                                                        ctypes.c_long(64))
+        if tag == "forward":
+            expected = out
+        else:
+            k = int(tag[1])
+            expected = prim.function(k, np, None if half is None else half[1])(*prim.save(values, out))
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(res, np.broadcast_to(np.asarray(expected, dtype), (64,)),
+                                       err_msg=f"C++ of {e.source!r} ({prim.name} {tag})", **tol)
+
+
 def test_rows_compile_with_nvcc(tmp_path):
+    """The rows' C++, real and (with CuPy's headers, as CuPy's RawModule finds them) complex, in one nvcc run."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("no nvcc here")
-    (tmp_path / "rows.cu").write_text(_cpp_source(device=True))
-    result = subprocess.run([nvcc, "-std=c++17", "-c", str(tmp_path / "rows.cu"), "-o", str(tmp_path / "rows.o")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    from test_kernels import cupy_include_options
+    include = cupy_include_options()
+    (tmp_path / "rows.cu").write_text(_cpp_source(device=True)
+                                      + (_cpp_complex_source(device=True) if include is not None else ""))
+    result = subprocess.run([nvcc, "-std=c++17", *(include or ()), "-c", str(tmp_path / "rows.cu"), "-o",
+                             str(tmp_path / "rows.o")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-6000:]

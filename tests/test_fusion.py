@@ -61,11 +61,31 @@ PROGRAMS = {
     "long_chain": (chain, [(3,), (3,)], np.float64),
     "matmul_between": (lambda x, w: gnp.sum(gnp.tanh(gnp.exp(x) @ w) * gnp.exp(x)[:3, :3]), [(3, 4), (4, 3)],
                        np.float64),
+    # complex regions (issue 14): holomorphic rows, the non-holomorphic ones (abs, sign, real, imag, conj: their
+    # Wirtinger pairs), real values feeding complex regions and complex values feeding real ones
+    "complex_benchmark": (lambda z, w: gnp.sum(gnp.real(gnp.sin(z) * w + z * z * gnp.exp(-w) + gnp.tanh(z * w))),
+                          [(4, 5), (4, 5)], np.complex128),
+    "complex64_broadcast": (lambda z, w: gnp.sum(gnp.abs(gnp.sqrt(z) * gnp.conj(w) + gnp.log(z + 2.0)) ** 2),
+                            [(4, 5), (5,)], np.complex64),
+    "complex_nonholomorphic": (lambda z, w: gnp.sum(gnp.imag(gnp.sign(z) * w) + gnp.abs(z - w)
+                                                    + gnp.real(gnp.conj(z) * z * 1j) + gnp.imag(gnp.conj(w) ** 2)),
+                               [(3, 4), (3, 1)], np.complex128),
+    "complex_from_real": (lambda x, w: gnp.sum(gnp.real(gnp.exp(1j * x) * w) + gnp.imag(gnp.exp(x * 0.5j + w) ** 2)
+                                               + gnp.abs(x + w * 1j)), [(3, 4), (4,)], np.float64),
+    "complex_from_real_float32": (lambda x, w: gnp.sum(gnp.abs(gnp.exp(x * 1j) * (w - 0.5j) + x) ** 2),
+                                  [(6,), (6,)], np.float32),
+    "complex_strided_views": (lambda z, w: gnp.sum(gnp.abs(gnp.exp(z.T) * w[::-1, 1::2] + gnp.conj(z.T)) ** 2),
+                              [(3, 4), (4, 6)], np.complex128),
+    "complex_where_maximum": (lambda z, w: gnp.sum(gnp.abs(gnp.where(gnp.real(z) > 0, z * w, gnp.cos(w))
+                                                           + gnp.maximum(z, w) * w + gnp.clip(z, -0.5, 0.5)) ** 2),
+                              [(3, 4), (3, 4)], np.complex128),
 }
 
 
 def make_args(shapes, dtype, seed=0):
     rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "c":
+        return [np.asarray(rng.uniform(-1.5, 1.5, s) + 1j * rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
     return [np.asarray(rng.uniform(-1.5, 1.5, s), dtype=dtype) for s in shapes]
 
 
@@ -82,7 +102,7 @@ def tape_gradient(fn, args, fused=True, output_gradients=None, persistent=False,
 
 
 def assert_grads_close(actual, expected, dtype, what=""):
-    rtol = 1e-9 if np.dtype(dtype) == np.float64 else 2e-4
+    rtol = 1e-9 if np.dtype(dtype) in (np.float64, np.complex128) else 2e-4
     for k, (a, e) in enumerate(zip(actual, expected)):
         a, e = np.asarray(a), np.asarray(e)
         assert a.shape == e.shape and a.dtype == e.dtype, f"{what} gradient {k}: {a.shape} {a.dtype} vs {e.shape} {e.dtype}"
@@ -170,14 +190,15 @@ def _to_domain(v, domain):
     return t * ((high - low) / 2) + (high + low) / 2
 
 
-def random_program(seed):
-    """A random program of 3 to 8 rule rows over x (3, 4), w (3, 4) and b (4,): each step applies a random row
-    to earlier values (squashed into the row's domain); the loss also sums an earlier value (a second cotangent
-    into the region) and sometimes scales by the sum of one (a use from outside that splits the region)."""
+def random_program(seed, rows=ROWS):
+    """A random program of 3 to 8 rule rows (of ``rows``) over x (3, 4), w (3, 4) and b (4,): each step applies a
+    random row to earlier values (squashed into the row's domain); the loss also sums an earlier value (a second
+    cotangent into the region) and sometimes scales by the sum of one (a use from outside that splits the
+    region)."""
     rng = np.random.default_rng(seed)
     steps, size = [], 3
     for _ in range(int(rng.integers(3, 9))):
-        prim = ROWS[int(rng.integers(len(ROWS)))]
+        prim = rows[int(rng.integers(len(rows)))]
         steps.append((prim, [int(rng.integers(size)) for _ in range(prim.arity)]))
         size += 1
     tap = int(rng.integers(3, size))
@@ -197,6 +218,21 @@ def random_program(seed):
 
 def random_args(seed, dtype=np.float64):
     return make_args([(3, 4), (3, 4), (4,)], dtype, seed=seed + 1000)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_complex_programs_fused_match_per_op(seed):
+    """Random programs over the rows NumPy defines on complex values, on complex x and w and a real b: complex
+    regions, real values feeding them, and real regions reading complex values (abs, real, imag)."""
+    from test_complex import COMPLEX_ROWS
+    program = random_program(seed, COMPLEX_ROWS)
+    x, w, b = make_args([(3, 4), (3, 4), (4,)], np.complex128, seed=seed + 2000)
+    args = [x, w, b.real.copy()]
+    with np.errstate(all="ignore"):
+        fused, tape = tape_gradient(program, args)
+        unfused, _ = tape_gradient(program, args, fused=False)
+    assert tape.kernel_specs()
+    assert_grads_close(fused, unfused, np.complex128, program.__name__)
 
 
 @settings(max_examples=40, deadline=None)

@@ -27,6 +27,7 @@ import gpuad.numpy as gnp
 from gpuad import fusion
 from gpuad.core import bind
 from gpuad.testing import sample
+from test_complex import COMPLEX_ROWS, complex_sample
 from test_fusion import (COMPILE_CASES, PROGRAMS, ROWS, RecordingLauncher, assert_grads_close, bench, make_args,
                          random_args, random_program, tape_gradient)
 
@@ -82,6 +83,53 @@ def half_row_cases(dtype):
     return [case for prim in ROWS if len(prim.nondiff) < prim.arity for case in row_cases(prim, dtype)]
 
 
+COMPLEX_DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
+REAL_OF = {np.dtype(np.complex128): np.dtype(np.float64), np.dtype(np.complex64): np.dtype(np.float32)}
+
+
+def complex_row_cases(prim, dtype, xp=np):
+    """A row that NumPy defines on complex values, on complex arguments of ``dtype`` (complex64 or complex128):
+    alone over full-shape arrays and, in complex128, for a row of more than one argument, with its first
+    differentiable argument real (a real value in a complex region: its cotangent is the real part). The layouts
+    (broadcast, strided, scalar operands) do not depend on the element type: the real rows cover them, and the
+    complex programs of test_fusion's table (fewer complex kernels to compile: each costs nvcc about twice a
+    real one). The output cotangent has the output's dtype: real for abs, real and imag, whose regions are real
+    ones reading a complex input."""
+    rng = np.random.default_rng(11)
+    dtype = np.dtype(dtype)
+    domains = prim.domain or (None,) * prim.arity
+    diff = [k for k in range(prim.arity) if k not in prim.nondiff]
+    shapes = [(3, 4)] * prim.arity
+    variants = [("full", shapes, ())]
+    if prim.arity > 1 and diff and dtype == np.complex128:
+        variants.append(("mixed", shapes, (diff[0],)))
+    cases = []
+    for tag, shapes, real_args in variants:
+        values = []
+        for k, (d, shape) in enumerate(zip(domains, shapes)):
+            if d == "bool":
+                values.append(sample(d, shape, rng))
+            elif k in real_args:
+                values.append(sample(d, shape, rng, REAL_OF[dtype]).astype(REAL_OF[dtype]))
+            else:
+                values.append(complex_sample(d, shape, rng).astype(dtype))
+        out_dtype = prim.impl(*values).dtype
+        ct = rng.standard_normal((3, 4)) + (1j * rng.standard_normal((3, 4)) if out_dtype.kind == "c" else 0)
+        values, ct = [xp.asarray(v) for v in values], xp.asarray(ct, dtype=out_dtype)
+        name = f"{prim.name}-{tag}-{dtype.name}"
+        if diff:
+            def fn(*xs, values=values):
+                args = list(values)
+                for k, x in zip(diff, xs):
+                    args[k] = x
+                return bind(prim, args, {})
+            cases.append((name, fn, [values[k] for k in diff], ct))
+        else:  # row(args) * w, the arguments watched too (zero cotangents), so the kernel computes the row
+            w = xp.asarray(rng.uniform(-1, 1, (3, 4)) + 1j * rng.uniform(-1, 1, (3, 4)), dtype=dtype)
+            cases.append((name, lambda *a: bind(prim, list(a[:-1]), {}) * a[-1], [*values, w], ct))
+    return cases
+
+
 def program_case(name, xp=np):
     fn, shapes, dtype = PROGRAMS[name]
     return name, fn, [xp.asarray(a) for a in make_args(shapes, dtype)], None
@@ -92,6 +140,16 @@ def random_case(seed, dtype, xp=np):
                                                                             random_args(seed, dtype)], None
 
 
+RANDOM_COMPLEX_SEEDS = range(6)
+
+
+def random_complex_case(seed, xp=np):
+    """A random program over the complex-capable rows (test_fusion's), complex x and w, a real b."""
+    x, w, b = make_args([(3, 4), (3, 4), (4,)], np.complex128, seed=seed + 2000)
+    return (f"random-complex-{seed}", random_program(seed, COMPLEX_ROWS),
+            [xp.asarray(a) for a in (x, w, b.real.copy())], None)
+
+
 def all_cases():
     cases = []
     for prim in ROWS:
@@ -99,8 +157,12 @@ def all_cases():
             cases += row_cases(prim, dtype)
     for dtype in HALF_DTYPES:
         cases += half_row_cases(dtype)
+    for prim in COMPLEX_ROWS:
+        for dtype in COMPLEX_DTYPES:
+            cases += complex_row_cases(prim, dtype)
     cases += [program_case(name) for name in sorted(PROGRAMS)]
     cases += [random_case(s, np.float64) for s in RANDOM_SEEDS] + [random_case(s, np.float32) for s in RANDOM_SEEDS_32]
+    cases += [random_complex_case(s) for s in RANDOM_COMPLEX_SEEDS]
     return cases
 
 
@@ -111,6 +173,32 @@ def run(case, fused=True, launcher=None):
 
 
 # ---- one compile of everything ----------------------------------------------------------------------------------
+
+def cupy_include_options():
+    """The include folders CuPy's RawModule adds to the NVRTC options of every module (``compile_with_cache``,
+    through ``assemble_cupy_compiler_options``): its CCCL and its own headers, where the complex kernels'
+    <cupy/complex.cuh> lives, and CUDA's; None where CuPy is not installed."""
+    try:
+        from cupy._core import core
+    except Exception:  # noqa: BLE001 (not installed, or no CUDA libraries to load)
+        return None
+    try:
+        return tuple(o for o in core.assemble_cupy_compiler_options(("-std=c++17",)) if o.startswith("-I"))
+    except Exception:  # noqa: BLE001 (no libnvrtc to ask its version: the folders CuPy ships)
+        return (*core._get_cccl_include_options(), f"-I{core._get_header_dir_path()}")
+
+
+def is_complex(spec):
+    """The kernel computes with complex values (it needs the complex header)."""
+    return fusion.render_cpp.uses_complex(spec.region) or any(c in ("gpuad_c64", "gpuad_c128") for c, _ in spec.layouts)
+
+
+def buildable(specs):
+    """The specs a CUDA build here can compile: all of them with CuPy's headers, else the real ones."""
+    if cupy_include_options() is not None:
+        return list(specs)
+    return [s for s in specs if not is_complex(s)]
+
 
 def cuda_batch(specs):
     """One translation unit with the CUDA build of every distinct kernel."""
@@ -126,10 +214,10 @@ def _nvcc_batch(specs, folder):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         return None
-    text, count = cuda_batch(specs)
+    text, count = cuda_batch(buildable(specs))
     (folder / "kernels.cu").write_text(text)
-    result = subprocess.run([nvcc, "-arch=sm_90", "-cubin", "-o", str(folder / "kernels.cubin"),
-                             str(folder / "kernels.cu")], capture_output=True, text=True)
+    result = subprocess.run([nvcc, "-arch=sm_90", "-cubin", *(cupy_include_options() or ()), "-o",
+                             str(folder / "kernels.cubin"), str(folder / "kernels.cu")], capture_output=True, text=True)
     return SimpleNamespace(returncode=result.returncode, stderr=result.stderr, count=count,
                            source=folder / "kernels.cu")
 
@@ -169,8 +257,10 @@ def test_nvcc_compiles_every_generated_kernel(compiled):
         pytest.skip("no nvcc here")
     assert compiled.nvcc.returncode == 0, f"nvcc -arch=sm_90 rejected {compiled.nvcc.source}:\n" \
                                           f"{compiled.nvcc.stderr[-6000:]}"
-    names = {s.name for s in compiled.specs}
+    names = {s.name for s in buildable(compiled.specs)}
     assert compiled.nvcc.count == len(names) > 2 * len(ROWS)
+    if cupy_include_options() is not None:  # the complex rows' kernels among them (each row, both dtypes: below)
+        assert len({s.name for s in compiled.specs if is_complex(s)}) >= 2 * len(COMPLEX_ROWS) > 60
 
 
 @cpu_build
@@ -182,6 +272,12 @@ def test_every_row_has_its_own_kernel(compiled):
                 assert any(n.startswith(f"gpuad_{prim.name}_bwd_{suffix}_") for n in names), (prim.name, suffix)
     layouts = {kind for s in compiled.specs for _, kind in s.layouts}
     assert layouts == {"full", "scalar", "strided"}
+    complex_specs = [s for s in compiled.specs if is_complex(s)]
+    for prim in COMPLEX_ROWS:  # a complex region, or (abs, real, imag) a real one reading a complex input
+        for precision in ("float", "double"):
+            assert any(prim in [p for p, _ in s.region.nodes] and fusion.render_cpp.REAL_TYPES[s.region.dtype]
+                       == precision for s in complex_specs), (prim.name, precision)
+    assert {s.region.dtype for s in complex_specs} == {"complex64", "complex128", "float32", "float64"}
 
 
 @cpu_build
@@ -190,7 +286,11 @@ def test_one_source_two_wrappers(compiled):
     cuda, cpu = fusion.kernel_source(spec, "cuda"), fusion.kernel_source(spec, "cpu")
     body = fusion.kernel_body(spec)
     assert body in cuda and body in cpu
-    assert cuda.replace(body, "").count("\n") < 25 and cpu.replace(body, "").count("\n") < 25  # thin wrappers
+    for text in (cuda, cpu):  # thin wrappers
+        text = text.replace(body, "")
+        for prelude in ("prelude.h", "prelude_half.h", "prelude_complex.h"):
+            text = text.replace(fusion.load_template(prelude), "")
+        assert text.count("\n") < 25
 
 
 def _check_case(case, compiled, host):
@@ -213,6 +313,18 @@ def test_row_kernels_match_numpy(prim, compiled, host):
 
 
 @cpu_build
+@pytest.mark.parametrize("prim", COMPLEX_ROWS, ids=lambda p: p.name)
+def test_complex_row_kernels_match_numpy(prim, compiled, host):
+    """Each complex-capable row's kernels (complex64, complex128; full, broadcast and mixed real/complex
+    arguments), host build: the gradients match the NumPy rendering and the per-op rules, in the arguments'
+    dtypes (a real argument's cotangent real)."""
+    for dtype in COMPLEX_DTYPES:
+        for case in complex_row_cases(prim, dtype):
+            assert _check_case(case, compiled, host) >= 1, f"{case[0]} launched no kernel"
+            grads, _ = run(case, launcher=host)
+            assert [g.dtype for g in grads] == [a.dtype for a in case[2]], case[0]
+
+
 @cpu_build
 @pytest.mark.parametrize("dtype", HALF_DTYPES, ids=lambda d: d.name)
 def test_half_row_kernels_match_float64(dtype, compiled, host):
@@ -242,6 +354,12 @@ def test_random_region_kernels_match_numpy(compiled, host):
         _check_case(random_case(seed, np.float64), compiled, host)
     for seed in RANDOM_SEEDS_32:
         _check_case(random_case(seed, np.float32), compiled, host)
+
+
+@cpu_build
+def test_random_complex_region_kernels_match_numpy(compiled, host):
+    for seed in RANDOM_COMPLEX_SEEDS:
+        _check_case(random_complex_case(seed), compiled, host)
 
 
 @cpu_build
@@ -327,9 +445,9 @@ def test_nvrtc_compiles_every_kernel_as_cupy_would(compiled):
     kernel of the CPU tests goes into ONE module, as ``CudaLauncher.prepare`` builds it (``module_source``),
     compiled with the options CuPy uses, and every kernel is in the cubin."""
     lib = _nvrtc()
-    specs = fusion.launchers.unique(compiled.specs)
+    specs = fusion.launchers.unique(buildable(compiled.specs))
     ok, out = _nvrtc_compile(lib, fusion.launchers.module_source(specs, "cuda"),
-                             CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
+                             CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS + (cupy_include_options() or ()))
     assert ok, f"NVRTC rejected the {len(specs)} kernels:\n{out[-4000:]}"
     missing = [s.name for s in specs if s.name.encode() not in out]
     assert not missing and len(specs) > 2 * len(ROWS), missing[:5]
@@ -365,6 +483,16 @@ def test_cupy_compiles_the_batch_with_its_own_nvrtc():
     nvrtc.compileProgram(prog, CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
     cubin = nvrtc.getCUBIN(prog)
     assert all(s.name.encode() in cubin for s in specs)
+    # a complex program's module, with the include folders RawModule adds (CuPy's own assembly of its options)
+    recorder = RecordingLauncher()
+    fn, shapes, dtype = COMPILE_CASES["complex_nonholomorphic"]
+    tape_gradient(fn, make_args(shapes, dtype), launcher=recorder)
+    complex_specs = [spec for spec, _, _ in recorder.calls]
+    options = cupy._core.core.assemble_cupy_compiler_options(CUPY_NVRTC_OPTIONS + fusion.launchers.NVRTC_OPTIONS)
+    prog = nvrtc.createProgram(fusion.launchers.module_source(complex_specs, "cuda"), "kernels.cu", (), ())
+    nvrtc.compileProgram(prog, options)
+    cubin = nvrtc.getCUBIN(prog)
+    assert len(complex_specs) >= 4 and all(s.name.encode() in cubin for s in complex_specs)
     module = cupy.RawModule(code=fusion.launchers.module_source(specs, "cuda"), options=fusion.launchers.NVRTC_OPTIONS)
     assert callable(module.get_function)
     assert "options" in cupy.RawModule.__doc__.splitlines()[0] and "name_expressions" in cupy.RawModule.__doc__
@@ -491,6 +619,15 @@ def test_gpu_row_kernels_match_numpy(prim, cp):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("prim", COMPLEX_ROWS, ids=lambda p: p.name)
+def test_gpu_complex_row_kernels_match_numpy(prim, cp):
+    """thrust::complex (CuPy's header, as NVRTC compiles it) against the NumPy rendering."""
+    for dtype in COMPLEX_DTYPES:
+        for gpu, cpu in zip(complex_row_cases(prim, dtype, cp), complex_row_cases(prim, dtype)):
+            _gpu_check(gpu, cpu, cp)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", sorted(set(PROGRAMS) - GPU_SKIP))
 def test_gpu_programs_match_numpy(name, cp):
     _gpu_check(program_case(name, cp), program_case(name), cp)
@@ -502,6 +639,12 @@ def test_gpu_random_regions_match_numpy(cp):
         _gpu_check(random_case(seed, np.float64, cp), random_case(seed, np.float64), cp)
     for seed in RANDOM_SEEDS_32:
         _gpu_check(random_case(seed, np.float32, cp), random_case(seed, np.float32), cp)
+
+
+@pytest.mark.gpu
+def test_gpu_random_complex_regions_match_numpy(cp):
+    for seed in RANDOM_COMPLEX_SEEDS:
+        _gpu_check(random_complex_case(seed, cp), random_complex_case(seed), cp)
 
 
 @pytest.mark.gpu

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy  # dtype bookkeeping only
 
 from .program import KernelSpec, intern, program
-from .render_cpp import C_TYPES
+from .render_cpp import C_TYPES, temporary_dtype
 
 _dtype_names: dict = {}
 _FLOAT64 = numpy.dtype("float64")
@@ -157,7 +157,8 @@ def plan(region, shape, inputs, seeds, targets):
             strides.append(None)
             reductions.append(None)
         else:
-            kinds.append((C_TYPES[region.dtype], "full"))  # a full-shape temporary, written at index i
+            # a full-shape temporary, written at index i
+            kinds.append((C_TYPES[temporary_dtype(region, dtype_name(tdtype))], "full"))
             strides.append(None)
             reductions.append(reduction_layout(shape, tshape))
     strided = [s for s in strides if s is not None]

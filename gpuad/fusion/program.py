@@ -110,12 +110,27 @@ def _nonzero(partial) -> bool:
     return partial is not None and partial.constant != 0
 
 
+COMPLEX_DTYPES = ("complex64", "complex128")
+
+
+def is_complex_ref(region: Region, ref) -> bool:
+    """The value a reference names is complex: an input of a complex dtype, or a node of a complex region (a
+    Python scalar constant never is)."""
+    kind, j = ref
+    if kind == "i":
+        return region.inputs[j][0] in COMPLEX_DTYPES
+    return kind == "v" and region.dtype in COMPLEX_DTYPES
+
+
 class Program:
     """The composed adjoint program of a region: ``values`` (nodes whose forward value is recomputed, in order),
     ``live_seeds`` (incoming cotangents that matter), ``steps`` ((target ref, source node, argument position):
     adjoint of the source times its partial, added into the target, in execution order), ``written`` (outputs
     produced) and ``used_inputs`` (external inputs read). ``resolve`` maps a reference to a given node's value to
-    its input."""
+    its input. ``pairs`` holds the steps whose argument is complex
+    and whose row is not holomorphic (abs, sign, real, imag, conj): {(k, q): (A, B)}, the Wirtinger pair whose
+    term is ``a * A + conj(a * B)`` (``ops.elementwise``'s convention); every other step's term is ``a * partial``
+    (a holomorphic row's real partial, evaluated on complex values, is its A)."""
 
     def __init__(self, region: Region):
         self.region = region
@@ -123,6 +138,12 @@ class Program:
         self.given = given = {k: ("i", j) for k, j in region.given}
         self.prims = [prim for prim, _ in nodes]
         n = len(nodes)
+        self.pairs = {}
+        for k, (prim, refs) in enumerate(nodes):
+            if prim.wirtinger is not None:
+                for q, r in enumerate(refs):
+                    if prim.wirtinger[q] is not None and is_complex_ref(region, r):
+                        self.pairs[(k, q)] = prim.wirtinger[q]
         out_inputs = {j for kind, j in region.outputs if kind == "i"}
         out_nodes = {k for kind, k in region.outputs if kind == "v"}
         # useful[k]: node k's adjoint reaches a requested output
@@ -131,9 +152,8 @@ class Program:
             if k in out_nodes:
                 useful[k] = True
                 continue
-            partials = prim.partials
-            useful[k] = any(_nonzero(partials[q]) and ((r[0] == "i" and r[1] in out_inputs) or
-                                                       (r[0] == "v" and useful[r[1]]))
+            useful[k] = any(self.live(k, q) and ((r[0] == "i" and r[1] in out_inputs) or
+                                                 (r[0] == "v" and useful[r[1]]))
                             for q, r in enumerate(refs))
         seeded = set(region.seeded)
         has_adjoint = [k in seeded for k in range(n)]
@@ -141,9 +161,8 @@ class Program:
         for k in range(n - 1, -1, -1):
             if not (has_adjoint[k] and useful[k]):
                 continue
-            partials = self.prims[k].partials
             for q, r in enumerate(nodes[k][1]):
-                if not _nonzero(partials[q]):
+                if not self.live(k, q):
                     continue
                 if r[0] == "i" and r[1] in out_inputs:
                     steps.append((r, k, q))
@@ -159,7 +178,7 @@ class Program:
         needed = set()
         for _, k, q in steps:
             refs = nodes[k][1]
-            for name in self.prims[k].partials[q].names:
+            for name in self.reads(k, q):
                 if name == "out":
                     needed.add(k)
                 else:
@@ -175,7 +194,7 @@ class Program:
             used.update(r[1] for r in nodes[k][1] if r[0] == "i")
         for _, k, q in steps:
             refs = nodes[k][1]
-            used.update(refs["xyz".index(name)][1] for name in self.prims[k].partials[q].names
+            used.update(refs["xyz".index(name)][1] for name in self.reads(k, q)
                         if name != "out" and refs["xyz".index(name)][0] == "i")
         self.used_inputs = tuple(sorted(used))
 
@@ -184,6 +203,23 @@ class Program:
         if ref[0] == "v" and ref[1] in self.given:
             return self.given[ref[1]]
         return ref
+
+    def factors(self, k, q):
+        """The expressions of step (k, q)'s term: (A, B) for a Wirtinger pair, else (the partial,)."""
+        pair = self.pairs.get((k, q)) if self.pairs else None
+        return pair if pair is not None else (self.prims[k].partials[q],)
+
+    def live(self, k, q) -> bool:
+        """Argument q of node k receives a nonzero term."""
+        return any(_nonzero(e) for e in self.factors(k, q))
+
+    def reads(self, k, q):
+        """The row names (x, y, z, out) step (k, q)'s term reads, in order of first use."""
+        names = []
+        for e in self.factors(k, q):
+            if _nonzero(e):
+                names += [n for n in e.names if n not in names]
+        return names
 
     def rename(self, k, ref_text):
         """The names of node k's row expressions (x, y, z, out) as rendered references."""
@@ -211,7 +247,7 @@ class Program:
             target, k, q = step
             refs = nodes[k][1]
             reads = [("a", k)]
-            for name in self.prims[k].partials[q].names:
+            for name in self.reads(k, q):
                 r = self.resolve(("v", k) if name == "out" else refs["xyz".index(name)])
                 if r[0] == "v":
                     reads.append(("v", r[1]))
@@ -269,7 +305,8 @@ def _structure_text(region: Region) -> str:
             + (f", unit_seeds={region.unit_seeds!r}" if region.unit_seeds else "") + ")")
 
 
-_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
+_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "complex64": "c64",
+           "complex128": "c128"}
 
 
 @lru_cache(maxsize=4096)

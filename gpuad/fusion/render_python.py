@@ -196,6 +196,24 @@ class _PythonWriter:
             self.dtypes[var] = None if probe is None else probe.dtype
 
 
+def _wirtinger_term(w, source, pair, env):
+    """``a * A + conj(a * B)``: the term of a complex argument of a non-holomorphic row (``ops.elementwise``)."""
+    parts = []
+    for half, e in enumerate(pair):
+        if e.constant == 0:
+            continue
+        part = source
+        if e.constant != 1:
+            factor = w.expr(e.tree, env)
+            part = w.ufunc("multiply", [source, factor], f"{source.text} * {factor.text}")
+        if half:
+            part = w.ufunc("conjugate", [part], f"conjugate({part.text})")
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    return w.ufunc("add", parts, f"{parts[0].text} + {parts[1].text}")
+
+
 def _name(ref):
     """The Python name of a program local (("v", k), ("a", k), ("g", j))."""
     return f"{ref[0]}{ref[1]}"
@@ -250,7 +268,10 @@ def python_source(region: Region):
             partial = prog.prims[k].partials[q]
             c = partial.constant
             source = w.local(f"a{k}", t)
-            if c == 1:
+            pair = prog.pairs.get((k, q)) if prog.pairs else None
+            if pair is not None:
+                term = _wirtinger_term(w, source, pair, env_of(k))
+            elif c == 1:
                 term = source
                 if w.owned.get(source.text) and last.get(("a", k)) == n and source.text not in result_names:
                     term = _Val(source.text, source.full, True, source.probe)  # its last read: handed on

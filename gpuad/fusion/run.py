@@ -30,7 +30,7 @@ from ..ops.linear import sum_to
 from .launchers import default_launcher
 from .layout import Layout, dtype_name, layout, plan, value_dtype_name
 from .program import KernelSpec, program, region_of
-from .render_cpp import C_TYPES, KERNEL_DTYPES, kernel_param_kinds
+from .render_cpp import C_TYPES, COMPLEX_DTYPES, KERNEL_DTYPES, kernel_param_kinds, temporary_dtype
 from .render_python import python_function
 
 # Launch counters (the GPU benchmark reads them): regions run, generated kernels, broadcast reductions, adds
@@ -370,6 +370,8 @@ def _kernel_ok(region, prog, inputs, seeds, targets, shape):
         return False
     if any(dtype_name(seeds[i].dtype) not in C_TYPES for i in prog.live_seeds):
         return False
+    if region.dtype not in COMPLEX_DTYPES and any(seeds[i].dtype.kind == "c" for i in prog.live_seeds):
+        return False  # (a complex cotangent of a real value: the Python rendering)
     return all(dtype_name(targets[o][1]) in KERNEL_DTYPES for o in prog.written)
 
 
@@ -395,7 +397,7 @@ def _run_kernel(launcher, module, region, prog, shape, inputs, consts, seeds, ta
         node = out_nodes[o]
         tshape, tdtype = targets[o]
         if reduction is not None:  # a full-shape temporary the kernel writes at index i, summed afterwards
-            temp = module.empty(shape, dtype=region.dtype)
+            temp = module.empty(shape, dtype=temporary_dtype(region, dtype_name(tdtype)))
             arrays.append(temp)
             finish.append((node, tshape, tdtype, temp, reduction))
             continue

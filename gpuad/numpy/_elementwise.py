@@ -74,7 +74,11 @@ _clip3 = _elementwise(_rows.CLIP, "clip")
 def where(condition, x=None, y=None):
     if x is None and y is None:
         return module_of((condition,)).nonzero(raw(condition))
-    return _where3(constant(condition), x, y)
+    condition = constant(condition)
+    dtype = getattr(condition, "dtype", None)
+    if dtype is not None and dtype != _np.bool_:
+        condition = condition != 0  # its truth, as NumPy takes it: the row's partials read the condition as 0/1
+    return _where3(condition, x, y)
 
 
 def clip(a, a_min=None, a_max=None, **kwargs):
