@@ -48,20 +48,23 @@ COMPLEX_ROWS = [p for p in ROWS if defined_on_complex(p)]
 REAL_ONLY_ROWS = [p for p in ROWS if p not in COMPLEX_ROWS]
 
 
+def of_arguments(fn, values, diff):
+    """``fn`` as a function of the arguments at positions ``diff`` alone, the others fixed at ``values``."""
+    def f(*diff_args):
+        args = list(values)
+        for k, a in zip(diff, diff_args):
+            args[k] = a
+        return fn(*args)
+    return f
+
+
 def make_case(prim, shapes, complex_args, seed=0):
     rng = np.random.default_rng(seed)
     domains = prim.domain or (None,) * prim.arity
     values = [complex_sample(d, s, rng) if k in complex_args else sample(d, s, rng)
               for k, (d, s) in enumerate(zip(domains, shapes))]
     diff = [k for k in range(prim.arity) if k not in prim.nondiff and domains[k] != "bool"]
-    fn = getattr(gnp, prim.name)
-
-    def f(*diff_args):
-        args = list(values)
-        for k, a in zip(diff, diff_args):
-            args[k] = a
-        return fn(*args)
-    return f, [values[k] for k in diff]
+    return of_arguments(getattr(gnp, prim.name), values, diff), [values[k] for k in diff]
 
 
 def test_the_split_between_complex_and_real_only_rows():

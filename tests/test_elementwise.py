@@ -17,6 +17,7 @@ from gpuad import expr, fusion
 from gpuad.ops import elementwise as elementwise_rows
 from gpuad.ops.elementwise import Elementwise
 from gpuad.testing import check_grads, sample
+from test_complex import COMPLEX_ROWS, of_arguments
 
 ROWS = sorted((p for p in vars(elementwise_rows).values() if isinstance(p, Elementwise)), key=lambda p: p.name)
 
@@ -38,14 +39,8 @@ def make_case(prim, shapes, seed=0, dtype=np.float64, xp=np):
     domains = prim.domain or (None,) * prim.arity
     values = [xp.asarray(sample(d, s, rng, dtype)) for d, s in zip(domains, shapes)]
     diff = [k for k in range(prim.arity) if k not in prim.nondiff]
-    fn = public_function(prim)
+    return of_arguments(public_function(prim), values, diff), [values[k] for k in diff]
 
-    def f(*diff_args):
-        args = list(values)
-        for k, a in zip(diff, diff_args):
-            args[k] = a
-        return fn(*args)
-    return f, [values[k] for k in diff]
 
 
 @pytest.mark.parametrize("prim", ROWS, ids=lambda p: p.name)
@@ -202,7 +197,6 @@ def _cpp_complex_source(device=False):
     """The complex-capable rows' expressions (forward, partials, Wirtinger pairs) as C++ over complex values,
     T = C = gpuad_complex<R> (a boolean argument, where's condition, is R as the kernels load it), R = float,
     double, as the kernels compile them (kernels/prelude_complex.h)."""
-    from test_complex import COMPLEX_ROWS
     qualifier = "__device__ " if device else ""
     lines = [fusion.load_template("prelude_complex.h")]
     for prim in COMPLEX_ROWS:
@@ -278,7 +272,7 @@ def test_row_cpp_matches_numpy(prim, dtype, cpp_rows):
         np.testing.assert_allclose(res, expected, err_msg=f"C++ of {e.source!r}", **tol)
 
 
-@pytest.mark.parametrize("prim", __import__("test_complex").COMPLEX_ROWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("prim", COMPLEX_ROWS, ids=lambda p: p.name)
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64], ids=["complex128", "complex64"])
 def test_complex_row_cpp_matches_numpy(prim, dtype, cpp_rows):
     """The function table on complex values: each complex-capable row's forward, partials and Wirtinger pair

@@ -27,7 +27,7 @@ import gpuad.numpy as gnp
 from gpuad import fusion
 from gpuad.core import bind
 from gpuad.testing import sample
-from test_complex import COMPLEX_ROWS, complex_sample
+from test_complex import COMPLEX_ROWS, complex_sample, of_arguments
 from test_fusion import (COMPILE_CASES, PROGRAMS, ROWS, RecordingLauncher, assert_grads_close, bench, make_args,
                          random_args, random_program, tape_gradient)
 
@@ -59,11 +59,7 @@ def row_cases(prim, dtype, xp=np):
         values = [xp.asarray(v) for v in values]
         ct = xp.asarray(rng.standard_normal((3, 4)), dtype=dtype)
         if diff:
-            def fn(*xs, values=values):
-                args = list(values)
-                for k, x in zip(diff, xs):
-                    args[k] = x
-                return bind(prim, args, {})
+            fn = of_arguments(lambda *args, prim=prim: bind(prim, args, {}), values, diff)
             cases.append((f"{prim.name}-{tag}-{np.dtype(dtype).name}", fn, [values[k] for k in diff], ct))
         else:
             w = xp.asarray(rng.uniform(-1, 1, (3, 4)), dtype=dtype)
@@ -118,11 +114,7 @@ def complex_row_cases(prim, dtype, xp=np):
         values, ct = [xp.asarray(v) for v in values], xp.asarray(ct, dtype=out_dtype)
         name = f"{prim.name}-{tag}-{dtype.name}"
         if diff:
-            def fn(*xs, values=values):
-                args = list(values)
-                for k, x in zip(diff, xs):
-                    args[k] = x
-                return bind(prim, args, {})
+            fn = of_arguments(lambda *args, prim=prim: bind(prim, args, {}), values, diff)
             cases.append((name, fn, [values[k] for k in diff], ct))
         else:  # row(args) * w, the arguments watched too (zero cotangents), so the kernel computes the row
             w = xp.asarray(rng.uniform(-1, 1, (3, 4)) + 1j * rng.uniform(-1, 1, (3, 4)), dtype=dtype)
