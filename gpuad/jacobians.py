@@ -75,8 +75,7 @@ def _basis(shapes, dtypes, like):
     parts, start = [], 0
     for shape, dtype in zip(shapes, dtypes):
         size = math.prod(shape)
-        eye = xp.zeros((total, size), dtype=dtype)
-        eye[start:start + size] = xp.eye(size, dtype=dtype)
+        eye = xp.eye(total, size, k=-start, dtype=dtype)  # ones at (start + j, j): one array written once
         parts.append(eye.reshape((total,) + tuple(shape)))
         start += size
     return parts
