@@ -30,10 +30,8 @@ from .fusion.run import accumulate, run_region, spec_of
 from .ops.elementwise import Elementwise
 
 # Record elementwise regions (set GPUAD_FUSION=0, or call set_fusion(False), for one entry per op saving what
-# its rule reads, as without fusion). A region stops growing at MAX_REGION entries: a kernel's straight-line
-# code keeps the values it recomputes in registers.
+# its rule reads, as without fusion).
 _fusion = os.environ.get("GPUAD_FUSION", "1").strip() not in ("0", "off", "false", "no")
-MAX_REGION = 128
 _SCALAR_AVAL = aval(0.0)  # a Python scalar's: shape (), dtype None
 
 
@@ -223,7 +221,8 @@ class Tape(Trace):
     def gradient(self, target, sources, output_gradients=None):
         """d target / d sources, by one reverse pass. ``sources`` may be one value or a (nested) list/tuple/dict
         of them; the result has the same structure. A source the target does not depend on gets zeros.
-        ``output_gradients`` seeds the pass (default: ones, i.e. the gradient of sum(target))."""
+        ``output_gradients`` seeds the pass (default: ones, i.e. the gradient of sum(target); of Re(sum(target))
+        for a complex target, JAX's convention: see README "Dtypes")."""
         src_leaves, src_def = tree.flatten(sources)
         tgt_leaves, _ = tree.flatten(target)
         if output_gradients is None:
@@ -256,9 +255,13 @@ class Tape(Trace):
             if g is None:
                 g = backend.array_module(raw(t)).ones(shape, dtype=dtype)
             else:
-                if aval(g)[0] != shape:
-                    raise ValueError(f"a cotangent (output gradient) has shape {aval(g)[0]}, but its target has "
+                gshape, gdtype = aval(g)
+                if gshape != shape:
+                    raise ValueError(f"a cotangent (output gradient) has shape {gshape}, but its target has "
                                      f"shape {shape}; it must have its target's shape")
+                if gdtype is not None and gdtype.kind == "c" and dtype.kind != "c":
+                    raise TypeError(f"a cotangent (output gradient) is complex ({gdtype}), but its target is real "
+                                    f"({dtype}): its imaginary part would be dropped; pass a real cotangent")
                 g = as_array(g)
             seeds.append((node, g))
         self._kernel_log = []
@@ -266,6 +269,7 @@ class Tape(Trace):
         cts = backward(self.entries, seeds, src_nodes, self, self._kernel_log)
         grads = [cts.get(n) if n is not None else None for n in src_nodes]
         grads = [g if g is not None else backend.float_zeros_like(raw(s), aval(s)[0]) for g, s in zip(grads, sources)]
+        grads = _independent(grads, [g for _, g in seeds])
         if not self.persistent:
             for e in self.entries:
                 e.saved = None
@@ -343,6 +347,21 @@ def tensor(value, dtype=None):
     for t in core_lifters():
         lifted = t.lift(leaf, lifted)
     return leaf
+
+
+def _independent(grads, seeds):
+    """The gradients as arrays the caller may write into: a broadcast view (stride 0, as a constant partial
+    after a ``sum`` gives), the caller's own cotangent, or an array already handed out for another source is
+    copied; every other result is a buffer of its own, returned as it is."""
+    out = []
+    for g in grads:
+        strides = getattr(g, "strides", None)
+        if strides is not None and type(g) not in BOX_TYPES and (
+                (0 in strides and g.size > 1) or any(g is s or g.base is s for s in seeds)
+                or any(g is h for h in out)):
+            g = g.copy()
+        out.append(g)
+    return out
 
 
 def _complex_scalars_as_arrays(primals, out, dtype):
@@ -456,11 +475,14 @@ def _backward_raw(entries, seeds, wanted, reaches, first, regions, launcher, log
         contribs = e.prim.vjp(ct, e.saved, e.params, e.avals, needed, True)
         if free:
             e.saved = None
-        for p, c, need in zip(e.parents, contribs, needed):
+        for k, (p, c, need) in enumerate(zip(e.parents, contribs, needed)):
             if need and c is not None:
                 if module is None:
                     module = backend.array_module(c)
-                accumulate(cts, owned, p, c, c is not ct, module)
+                # a contribution is the parent's own buffer unless it is the incoming cotangent or another
+                # argument's contribution too (a custom rule may return one array twice)
+                fresh = c is not ct and not any(d is c for j, d in enumerate(contribs) if j != k)
+                accumulate(cts, owned, p, c, fresh, module)
     return {s: cts[s] for s in wanted}
 
 

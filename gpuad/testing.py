@@ -88,11 +88,15 @@ _DEFAULTS = {"float64": (1e-6, 1e-6, 1e-6), "float32": (1e-3, 1e-2, 1e-2), "floa
              "bfloat16": (6.25e-2, 3e-1, 3e-1)}
 
 
+_COMPLEX_PARTS = {"complex64": "float32", "complex128": "float64"}
+
+
 def defaults_for(args):
     """(eps, atol, rtol) for checking derivatives at ``args``: float64's unless an argument is less precise."""
     worst = "float64"
     for v in tree.flatten(tuple(args))[0]:
         name = getattr(getattr(v, "dtype", None), "name", "float64")
+        name = _COMPLEX_PARTS.get(name, name)  # complex: the precision of its parts
         if name in _DEFAULTS and _DEFAULTS[name][0] > _DEFAULTS[worst][0]:
             worst = name
     return _DEFAULTS[worst]

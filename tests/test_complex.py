@@ -193,3 +193,19 @@ def test_the_printed_adjoint_shows_wirtinger_terms():
     assert "v\u03042 += v\u03043 * (-0.5j) + conj(v\u03043 * 0.5j)" in text  # imag
     assert "v\u03041 += conj(v\u03044)" in text  # conj: A = 0, B = 1
     assert "v\u03044 += v\u03045 * 0.5 + conj(v\u03045 * 0.5)" in text  # real
+
+
+def test_check_grads_takes_complex64_at_float32_precision():
+    z = np.array([1 + 1j, 0.5 - 2j], np.complex64)
+    check_grads(gnp.exp, (z,), order=1)
+    check_grads(lambda z, x: gnp.sin(z) * x, (z, np.array([0.5, 2.0])), order=1)
+    with pytest.raises(AssertionError):  # and still catches a 10% error
+        check_grads(_wrong_exp, (z,), order=1, modes=("fwd",))
+
+
+@gpuad.custom_jvp
+def _wrong_exp(z):
+    return gnp.exp(z)
+
+
+_wrong_exp.defjvp(lambda primals, tangents: (gnp.exp(primals[0]), 1.1 * gnp.exp(primals[0]) * tangents[0]))

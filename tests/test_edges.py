@@ -152,3 +152,38 @@ def test_check_grads_still_catches_a_wrong_float32_derivative():
     for mode in ("fwd", "rev"):
         with pytest.raises(AssertionError):
             check_grads(wrong, (x,), order=1, modes=(mode,))
+
+
+# ---- results the caller owns ------------------------------------------------------------------------------
+
+def test_gradients_are_writable_arrays_of_their_own():
+    x = np.ones((3, 4))
+    g = gpuad.grad(lambda x: gnp.sum(x * 2.0))(x)  # a constant partial after a sum: a broadcast view inside
+    assert g.flags.writeable and 0 not in g.strides
+    g *= 0.5  # an optimizer's in-place update
+    np.testing.assert_allclose(g, 1.0)
+    ct = np.ones(2)
+    _, pull = gpuad.vjp(lambda x, y: x + y, np.ones(2), np.ones(2))
+    a, b = pull(ct)
+    assert a is not ct and b is not ct and a is not b
+    a += 1
+    np.testing.assert_allclose(ct, 1.0)
+    np.testing.assert_allclose(b, 1.0)
+
+
+def test_a_custom_rule_returning_one_array_for_two_arguments_is_not_added_into_twice():
+    @gpuad.custom_vjp
+    def f(x, y):
+        return x + y
+    f.defvjp(lambda x, y: (f(x, y), None), lambda r, g: ((t := g * 1.0), t))
+    weights = np.array([1.0, 2.0, 3.0])
+    gx, gy = gpuad.grad(lambda x, y: gnp.sum(x[0:2] * 5.0) + gnp.sum(gnp.sin(x) * 7.0) + gnp.sum(f(x, y) * weights),
+                        argnums=(0, 1))(np.arange(3.0), np.arange(3.0) + 10)
+    np.testing.assert_allclose(gy, weights)
+    np.testing.assert_allclose(gx, weights + [5.0, 5.0, 0.0] + 7.0 * np.cos(np.arange(3.0)))
+
+
+def test_a_complex_cotangent_for_a_real_output_is_refused():
+    _, pull = gpuad.vjp(gnp.sin, np.ones(2))
+    with pytest.raises(TypeError, match="imaginary part would be dropped"):
+        pull(np.array([1 + 5j, 2j]))
