@@ -3,11 +3,18 @@
 ``python_source(region)`` prints the composed program (``program.Program``) as a Python function over the
 namespace's functions: each row expression becomes ufunc calls, written into the function's own temporaries
 with ``out=`` where the result has the region's shape and dtype, and cotangents are accumulated in place
-(``+=``, or ``-=`` for a partial of -1) into arrays the function owns. Three rewrites cut array passes, each a
+(``+=``, or ``-=`` for a partial of -1) into arrays the function owns. Four rewrites cut array passes, each a
 pass over memory on the CPU: a cotangent known to be 1 everywhere (``Region.unit_seeds``, the seed of a gradient
 after a ``sum``) is the literal 1, so the products with it vanish (the constant adjoints it makes are folded
 too); a term that several arguments of one node add identically into the same cotangent (both partials of
-``x * x``) is computed once and scaled; values the tape kept (``Region.given``) are read, not recomputed. The
+``x * x``) is computed once and scaled; values the tape kept (``Region.given``) are read, not recomputed;
+scalar factors are folded: a product or negation whose operands carry constants (literals, the region's 0-d
+constants ``c*``, a folded unit seed) is held as a scaled value, one scalar (the constants multiplied together,
+once, as scalars) times an array, through adjoint locals, and the scale is applied in one pass only where an
+operation other than a product needs the value (``-=`` takes a scale of -1), or to a returned cotangent, in place
+when this function made its array and no other result holds it: ``-(2 * v)`` is one pass, ``-(c * (2 * v)) * (2 *
+x)`` two. Folding reassociates products by constants (within rounding), and is not done where it would change a
+result's dtype (NumPy's promotion of the operands as written is asked first). The
 result dtype of each operation is asked of NumPy (the operation applied to empty arrays of the operands' dtypes,
 and to the literal constants themselves), not re-derived.
 Which names to ``del`` after their last use comes from the program's statements (``Program.last_reads``) and
@@ -37,13 +44,43 @@ class _Val:
     scalar argument), its temporary's name (None for anything else), and ``probe``: what NumPy's type
     promotion sees of it, an empty array of its dtype, or the literal itself (a Python scalar is weak)."""
 
-    __slots__ = ("text", "full", "fresh", "const", "temp", "probe")
+    __slots__ = ("text", "full", "fresh", "const", "temp", "probe", "scale", "base")
 
-    def __init__(self, text, full, fresh, probe, const=False, temp=None):
+    def __init__(self, text, full, fresh, probe, const=False, temp=None, scale=None, base=None):
         self.text, self.full, self.fresh, self.probe, self.const, self.temp = text, full, fresh, probe, const, temp
+        self.scale, self.base = scale, base  # a scaled value: ``scale`` (a constant) times the array ``base``
 
     def dtype(self):
         return getattr(self.probe, "dtype", None)
+
+
+def _literal(val):
+    """The Python number a constant's text is (a literal), else None."""
+    return val.probe if val.const and type(val.probe) in (int, float, complex) else None
+
+
+def _number(value):
+    return _Val(f"({value!r})" if value.real < 0 or isinstance(value, complex) else repr(value), False, False,
+                value, const=True)
+
+
+def _const_mul(x, y):
+    """The product of two constants (None: 1), folded when both are literals."""
+    if x is None or _literal(x) == 1:
+        return y
+    if y is None or _literal(y) == 1:
+        return x
+    lx, ly = _literal(x), _literal(y)
+    if lx is not None and ly is not None:
+        return _number(lx * ly)
+    return _Val(f"({x.text} * {y.text})", False, False, _ask_numpy(numpy.multiply, [x, y]), const=True)
+
+
+def _const_neg(x):
+    lx = _literal(x)
+    if lx is not None:
+        return _number(-lx)
+    return _Val(f"(-{x.text})", False, False, _ask_numpy(numpy.negative, [x]), const=True)
 
 
 def _probe(dtype):
@@ -80,10 +117,88 @@ class _PythonWriter:
         self.known: dict[str, _Val] = {}
         self.input_alias: set[str] = set()
         self.full: dict[str, bool] = {}  # whether a local has the region's full shape
+        self.scaled: dict[str, _Val] = {}  # the locals that hold a scaled value: the name holds its base array
+        self.root: dict[str, str] = {}  # name -> the new array (made by this function) it holds, if it holds one
 
     def local(self, var, probe):
-        """The value of program local ``var``: its constant when it holds one, else the array it names."""
-        return self.known.get(var) or _Val(var, self.full.get(var, True), False, probe)
+        """The value of program local ``var``: its constant when it holds one, its scaled value when it holds
+        one (the name holds the base), else the array it names."""
+        known = self.known.get(var)
+        if known is not None:
+            return known
+        sv = self.scaled.get(var)
+        if sv is not None:
+            base = _Val(var, sv.base.full, False, sv.base.probe)
+            return _Val(var, base.full, False, sv.probe, scale=sv.scale, base=base)
+        return _Val(var, self.full.get(var, True), False, probe)
+
+    def plain(self, val):
+        """``val`` with its scale applied (one pass over its base); a local that holds a scaled value is
+        rebound to the product, so that it is computed once."""
+        if val.scale is None:
+            return val
+        held = self.scaled.get(val.text)
+        var = val.text if held is not None and held.scale.text == val.scale.text else None
+        if var is not None and self.owned.get(var) and self.in_place_scalable(val):
+            self.functions.add("multiply")
+            self.emit(f"multiply({var}, {val.scale.text}, out={var})", [val])
+            del self.scaled[var]
+            self.dtypes[var] = self.dtype
+            return _Val(var, True, False, val.probe)
+        negated = _ask_numpy(numpy.negative, [val.base]) if _literal(val.scale) == -1 else None
+        if negated is not None and negated.dtype == val.probe.dtype:  # not for bool (NumPy refuses its negative)
+            out = self.ufunc("negative", [val.base], f"negative({val.base.text})")
+        else:
+            out = self.ufunc("multiply", [val.base, val.scale], f"{val.base.text} * {val.scale.text}")
+        if var is not None:
+            self.assign(var, out)
+            return self.local(var, out.probe)
+        return out
+
+    def in_place_scalable(self, val):
+        """The scaled value ``val``'s base may be multiplied by its scale in place (if nothing else holds it)."""
+        scaled = _ask_numpy(numpy.multiply, [val.base, val.scale])
+        return (self.inplace and val.base.full and self.is_t(val.base) and scaled is not None
+                and scaled.dtype == self.dtype)
+
+    def _scaled(self, base, scale, probe):
+        if scale is None or _literal(scale) == 1:
+            return base
+        return _Val(base.text, base.full, base.fresh, probe, temp=base.temp, scale=scale, base=base)
+
+    def mul(self, left, right):
+        """``left * right`` with the constant factors of both multiplied together as scalars, applied later in
+        one pass (``plain``); as written when folding would change the result's dtype."""
+        if left.const and right.const:
+            return _const_mul(left, right) if _literal(left) is not None and _literal(right) is not None \
+                else _Val(f"({left.text} * {right.text})", False, False,
+                          _ask_numpy(numpy.multiply, [left, right]), const=True)
+        if not (left.const or right.const or left.scale or right.scale):
+            return self.ufunc("multiply", [left, right], f"{left.text} * {right.text}")
+        scale = _const_mul(left if left.const else left.scale, right if right.const else right.scale)
+        bases = [v.base or v for v in (left, right) if not v.const]
+        probe = _ask_numpy(numpy.multiply, [left, right])
+        base_probe = bases[0].probe if len(bases) == 1 else _ask_numpy(numpy.multiply, bases)
+        folded = None if base_probe is None else _ask_numpy(
+            numpy.multiply, [_Val("", False, False, base_probe), scale]) if scale is not None else base_probe
+        if probe is None or folded is None or folded.dtype != probe.dtype:
+            left, right = self.plain(left), self.plain(right)
+            return self.ufunc("multiply", [left, right], f"{left.text} * {right.text}")
+        base = bases[0] if len(bases) == 1 else self.ufunc(
+            "multiply", bases, f"{bases[0].text} * {bases[1].text}")
+        return self._scaled(base, scale, probe)
+
+    def neg(self, val):
+        if val.const:
+            return _const_neg(val)
+        base = val.base or val
+        probe = _ask_numpy(numpy.negative, [val])
+        scale = _const_neg(val.scale or _number(1))
+        folded = _ask_numpy(numpy.multiply, [base, scale])
+        if probe is None or folded is None or folded.dtype != probe.dtype:
+            val = self.plain(val)
+            return self.ufunc("negative", [val], f"negative({val.text})")
+        return self._scaled(base, scale, probe)
 
     def is_t(self, val):
         """``val`` is an array of the region's dtype (a constant is not: NumPy keeps the other operand's)."""
@@ -101,9 +216,12 @@ class _PythonWriter:
         self.count += 1
         t = f"t{self.count}"
         self.emit(f"{t} = {text}", reads, made=t)
+        if fresh:
+            self.root[t] = t
         return _Val(t, full, fresh, probe, temp=t)
 
     def ufunc(self, fname, args, plain):
+        assert all(a.scale is None for a in args)
         self.functions.add(fname)
         full = any(a.full for a in args)
         probe = _ask_numpy(getattr(numpy, fname), args)
@@ -126,23 +244,26 @@ class _PythonWriter:
                 return o
             if o.const:
                 return _Val(f"(-{o.text})", False, False, _ask_numpy(numpy.negative, [o]), const=True)
-            return self.ufunc("negative", [o], f"negative({o.text})")
+            return self.neg(o)
         if isinstance(node, ast.BinOp):
             left, right = self.expr(node.left, env), self.expr(node.right, env)
+            if isinstance(node.op, ast.Mult):
+                return self.mul(left, right)
+            left, right = self.plain(left), self.plain(right)
             fname, sym = _UFUNC_OPS[type(node.op)]
             if left.const and right.const:
                 return _Val(f"({left.text} {sym} {right.text})", False, False,
                             _ask_numpy(getattr(numpy, fname), [left, right]), const=True)
             return self.ufunc(fname, [left, right], f"{left.text} {sym} {right.text}")
         if isinstance(node, ast.Compare):
-            left, right = self.expr(node.left, env), self.expr(node.comparators[0], env)
+            left, right = self.plain(self.expr(node.left, env)), self.plain(self.expr(node.comparators[0], env))
             fname, sym = _COMPARE[type(node.ops[0])]
             probe = _ask_numpy(getattr(numpy, fname), [left, right])
             return self.new_temp(f"{left.text} {sym} {right.text}", [left, right], left.full or right.full,
                                  False, probe)
         if isinstance(node, ast.Call):
             fname = expr.FUNCTIONS[node.func.id][0]
-            args = [self.expr(a, env) for a in node.args]
+            args = [self.plain(self.expr(a, env)) for a in node.args]
             if fname == "where":  # constant branches take T, as in C++ (np.where(c, 1, 0) would be int64)
                 args = args[:1] + [_Val(f"_T({a.text})", False, False, _probe(self.dtype)) if a.const else a
                                    for a in args[1:]]
@@ -163,6 +284,13 @@ class _PythonWriter:
         if not val.fresh and val.text in self.owned:
             self.owned[val.text] = False
         self.known.pop(var, None)
+        self.scaled.pop(var, None)
+        self.root.pop(var, None)
+        if val.text in self.root:
+            self.root[var] = self.root[val.text]
+        if val.scale is not None:
+            self.scaled[var] = val
+            self.dtypes[var] = None  # never updated in place before ``plain``
         if val.const:
             self.known[var] = val
         self.full[var] = val.full
@@ -178,7 +306,14 @@ class _PythonWriter:
     def accumulate(self, var, term, first):
         if first:
             self.assign(var, term)
-        elif var in self.known and term.const:  # two constants: the sum is a constant too
+            return
+        if var in self.scaled:
+            self.plain(self.local(var, None))
+        if term.scale is not None and _literal(term.scale) == -1 and self.updatable(var, term.base):
+            self.emit(f"{var} -= {term.base.text}", [term])
+            return
+        term = self.plain(term)
+        if var in self.known and term.const:  # two constants: the sum is a constant too
             sym = self.known[var]
             self.assign(var, _Val(f"({sym.text} + {term.text})", False, False,
                                   _ask_numpy(numpy.add, [sym, term]), const=True))
@@ -188,6 +323,7 @@ class _PythonWriter:
             self.known.pop(var, None)
             self.input_alias.discard(var)
             self.emit(f"{var} = {var} + {term.text}", [term])
+            self.root[var] = f"{var}@{len(self.lines)}"
             self.full[var] = self.full.get(var, False) or term.full
             self.owned[var] = self.inplace and self.full[var]  # a new array (a scalar when in-place is off)
             current = self.dtypes.get(var)
@@ -255,7 +391,7 @@ def python_source(region: Region):
     for n, (kind, what, _) in enumerate(statements):
         if kind == "value":
             k = what
-            val = w.expr(prog.prims[k].forward.tree, env_of(k))
+            val = w.plain(w.expr(prog.prims[k].forward.tree, env_of(k)))
             w.assign(f"v{k}", _Val(val.text, val.full, False, val.probe, val.const, val.temp))
             values[k] = _Val(f"v{k}", val.full, False, val.probe, val.const)
         elif kind == "seed":
@@ -270,31 +406,32 @@ def python_source(region: Region):
             source = w.local(f"a{k}", t)
             pair = prog.pairs.get((k, q)) if prog.pairs else None
             if pair is not None:
-                term = _wirtinger_term(w, source, pair, env_of(k))
+                term = _wirtinger_term(w, w.plain(source), pair, env_of(k))
             elif c == 1:
                 term = source
                 if w.owned.get(source.text) and last.get(("a", k)) == n and source.text not in result_names:
-                    term = _Val(source.text, source.full, True, source.probe)  # its last read: handed on
-            elif c == -1 and source.const:
-                term = _Val(f"(-{source.text})", False, False, _ask_numpy(numpy.negative, [source]), const=True)
-            elif c == -1 and not first and scale.get(n, 1) == 1 and w.updatable(var, source):
-                w.emit(f"{var} -= {source.text}", [source])
-                ends.append(len(w.lines) - 1)
-                continue
+                    base = _Val(source.text, source.full, True, (source.base or source).probe)  # handed on
+                    term = base if source.scale is None else w._scaled(base, source.scale, source.probe)
             elif c == -1:
-                term = w.ufunc("negative", [source], f"negative({source.text})")
+                term = w.neg(source)
             else:
                 factor = w.expr(partial.tree, env_of(k))
-                term = factor if source.text == "1" and source.const else w.ufunc(
-                    "multiply", [source, factor], f"{source.text} * {factor.text}")
+                term = factor if source.text == "1" and source.const else w.mul(source, factor)
             if scale.get(n, 1) > 1:
-                m = _Val(str(scale[n]), False, False, scale[n], const=True)
-                term = w.ufunc("multiply", [term, m], f"{term.text} * {m.text}") if not term.const else _Val(
-                    f"({term.text} * {m.text})", False, False, _ask_numpy(numpy.multiply, [term, m]), const=True)
+                term = w.mul(term, _Val(str(scale[n]), False, False, scale[n], const=True))
             w.accumulate(var, term, first)
             declared.add(target)
         ends.append(len(w.lines) - 1)
     results = [_name(local(region.outputs[o])) for o in prog.written]
+    for r in dict.fromkeys(results):  # a scaled cotangent: its scale applied, in place when nothing else returned
+        # holds its array and this function made it (every other local is dead by now)
+        if r in w.scaled:
+            sv = w.local(r, None)
+            root = w.root.get(r)
+            if (root is not None and w.in_place_scalable(sv)
+                    and sum(w.root.get(q) == root for q in dict.fromkeys(results)) == 1):
+                w.owned[r] = True
+            w.plain(sv)
     for r in dict.fromkeys(results):  # what folding a unit seed can leave: constants, inputs, broadcast shapes
         # (the parameters themselves are never results: program locals are g*, a* and v* names)
         if not region.scalar and not w.full.get(r, True):  # a read-only broadcast view: no pass over memory
