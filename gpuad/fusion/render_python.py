@@ -3,7 +3,8 @@
 ``python_source(region)`` prints the composed program (``program.Program``) as a Python function over the
 namespace's functions: each row expression becomes ufunc calls, written into the function's own temporaries
 with ``out=`` where the result has the region's shape and dtype, and cotangents are accumulated in place
-(``+=``, or ``-=`` for a partial of -1) into arrays the function owns. Four rewrites cut array passes, each a
+(``+=``, or ``-=`` for a partial of -1) into arrays the function owns, an owned buffer handed on at its last
+read instead of copied. Four rewrites cut array passes, each a
 pass over memory on the CPU: a cotangent known to be 1 everywhere (``Region.unit_seeds``, the seed of a gradient
 after a ``sum``) is the literal 1, so the products with it vanish (the constant adjoints it makes are folded
 too); a term that several arguments of one node add identically into the same cotangent (both partials of
@@ -478,9 +479,9 @@ def _repeated_terms(prog, statements):
         if kind != "step":
             continue
         target, k, q = what
-        partial = prog.prims[k].partials[q]
-        key = (target, k, partial.constant if partial.constant is not None else
-               partial.cuda(prog.rename(k, _name)))
+        # the term's factors: the partial, or a complex argument's Wirtinger pair (A, B)
+        key = (target, k, tuple(e.constant if e.constant is not None else e.cuda(prog.rename(k, _name))
+                                for e in prog.factors(k, q)))
         if key in first:
             scale[first[key]] = scale.get(first[key], 1) + 1
             scale[n] = 0
