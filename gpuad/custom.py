@@ -363,7 +363,33 @@ def _leaves_with_none(value, treedef):
     return [x for v, c in zip(value, treedef[1]) for x in _leaves_with_none(v, c)]
 
 
-class custom_vjp:
+class _CustomFunction:
+    """What custom_vjp and custom_jvp share: the wrapped function, its static arguments, and the call that
+    checks a rule is defined before binding one primitive (``_call_class``) over the arguments."""
+
+    _call_class = None
+    _how_to_define = ""
+
+    def __init__(self, fun, nondiff_argnums=()):
+        self.fun = fun
+        self.nondiff_argnums = _nondiff(nondiff_argnums)
+        functools.update_wrapper(self, fun)
+
+    def _has_rule(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        kind = type(self).__name__
+        if kwargs:
+            raise TypeError(f"{kind} function {self.__name__}: pass arguments positionally (keyword arguments "
+                            f"are not supported, as in JAX)")
+        if not self._has_rule():
+            raise AttributeError(f"{kind} function {self.__name__} has no rule: "
+                                 + self._how_to_define.format(name=self.__name__))
+        return self._call_class(self, args).call()
+
+
+class custom_vjp(_CustomFunction):
     """A function with a user-defined reverse-mode rule (JAX's ``jax.custom_vjp``)::
 
         @gpuad.custom_vjp
@@ -380,24 +406,16 @@ class custom_vjp:
     derivatives, other leaves are constants.
     """
 
-    def __init__(self, fun, nondiff_argnums=()):
-        self.fun = fun
-        self.nondiff_argnums = _nondiff(nondiff_argnums)
-        self.fwd = self.bwd = None
-        functools.update_wrapper(self, fun)
+    _call_class = CustomVJPCall
+    _how_to_define = "call {name}.defvjp(fwd, bwd) first"
+    fwd = bwd = None
 
     def defvjp(self, fwd, bwd):
         self.fwd, self.bwd = fwd, bwd
         return self
 
-    def __call__(self, *args, **kwargs):
-        if kwargs:
-            raise TypeError(f"custom_vjp function {self.__name__}: pass arguments positionally (keyword arguments "
-                            f"are not supported, as in JAX)")
-        if self.fwd is None:
-            raise AttributeError(f"custom_vjp function {self.__name__} has no rule: call {self.__name__}.defvjp(fwd, "
-                                 f"bwd) first")
-        return CustomVJPCall(self, args).call()
+    def _has_rule(self):
+        return self.fwd is not None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -445,7 +463,7 @@ class CustomJVPCall(UserCall):
         return _pull_linear(self, lambda ts: self.run_rule(list(saved), ts)[1], ct, needed)
 
 
-class custom_jvp:
+class custom_jvp(_CustomFunction):
     """A function with a user-defined forward-mode rule (JAX's ``jax.custom_jvp``)::
 
         @gpuad.custom_jvp
@@ -462,21 +480,13 @@ class custom_jvp:
     A rule written with ``gpuad.numpy`` (and calling ``f`` itself if it likes) gives derivatives of every order.
     """
 
-    def __init__(self, fun, nondiff_argnums=()):
-        self.fun = fun
-        self.nondiff_argnums = _nondiff(nondiff_argnums)
-        self.rule = None
-        functools.update_wrapper(self, fun)
+    _call_class = CustomJVPCall
+    _how_to_define = "decorate one with @{name}.defjvp first"
+    rule = None
 
     def defjvp(self, rule):
         self.rule = rule
         return rule
 
-    def __call__(self, *args, **kwargs):
-        if kwargs:
-            raise TypeError(f"custom_jvp function {self.__name__}: pass arguments positionally (keyword arguments "
-                            f"are not supported, as in JAX)")
-        if self.rule is None:
-            raise AttributeError(f"custom_jvp function {self.__name__} has no rule: decorate one with "
-                                 f"@{self.__name__}.defjvp first")
-        return CustomJVPCall(self, args).call()
+    def _has_rule(self):
+        return self.rule is not None

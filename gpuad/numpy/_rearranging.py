@@ -515,15 +515,20 @@ def diff(a, n=1, axis=-1, prepend=_np._NoValue, append=_np._NoValue):
 
 # ---- sorting and selecting ----------------------------------------------------------------------------------
 
-@traceable
-def sort(a, axis=-1, kind=None, order=None, *, stable=None):
-    """The sorted values; the gradient follows the permutation (ties: the one ``argsort`` picks)."""
+def _ordering_input(name, a, axis, order):
+    """(array, axis) for sort and partition: axis=None orders the flattened array; structured order= refused."""
     if order is not None:
-        raise NotImplementedError("gpuad.numpy.sort: order= (structured arrays) is not supported on traced values")
+        raise NotImplementedError(f"gpuad.numpy.{name}: order= (structured arrays) is not supported on traced values")
     a = asarray(a)
     if axis is None:
         a, axis = ravel(a), 0
-    axis = normalize_axes(axis, _ndim(a))[0]
+    return a, normalize_axes(axis, _ndim(a))[0]
+
+
+@traceable
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """The sorted values; the gradient follows the permutation (ties: the one ``argsort`` picks)."""
+    a, axis = _ordering_input("sort", a, axis, order)
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
     argsort = _xp(a).argsort  # CuPy's takes no stable= (it always sorts stably)
     options = supported_options(argsort, **options)
@@ -534,12 +539,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 
 @traceable
 def partition(a, kth, axis=-1, kind="introselect", order=None):
-    if order is not None:
-        raise NotImplementedError("gpuad.numpy.partition: order= is not supported on traced values")
-    a = asarray(a)
-    if axis is None:
-        a, axis = ravel(a), 0
-    axis = normalize_axes(axis, _ndim(a))[0]
+    a, axis = _ordering_input("partition", a, axis, order)
     if is_batched(a):
         raise NotImplementedError("vmap: gpuad.numpy.partition of a batched value is not supported yet; use sort")
     argpartition = _xp(a).argpartition  # CuPy's takes no kind= (it sorts fully)
