@@ -117,25 +117,34 @@ def float_zeros_like(value, shape=None):
 EXTENSION_FLOATS = frozenset({"bfloat16"})
 
 
-def scatter_add(target, index, values):
-    """``target[index] += values`` with repeated indices accumulating, in place."""
+_UFUNC_AT = {"add": numpy.add, "max": numpy.maximum, "min": numpy.minimum}
+
+
+def _scatter(how, target, index, values):
+    """``target[index] = how(target[index], values)`` in place, every occurrence of a repeated index taking part
+    (NumPy's unbuffered ``ufunc.at``; CuPy spells it ``cupyx.scatter_add``/``scatter_max``/``scatter_min``)."""
     module = array_module(target)
     if module is numpy:
-        numpy.add.at(target, index, values)
-    else:  # CuPy spells unbuffered scatter-add this way
-        _cupyx(module).scatter_add(target, index, values)
+        _UFUNC_AT[how].at(target, index, values)
+    else:
+        getattr(_cupyx(module), "scatter_" + how)(target, index, values)
     return target
+
+
+def scatter_add(target, index, values):
+    """``target[index] += values`` with repeated indices accumulating, in place."""
+    return _scatter("add", target, index, values)
 
 
 def scatter_max(target, index, values):
     """``target[index] = maximum(target[index], values)`` with repeated indices all taking part, in place (the
     deterministic way to let one of several writes to the same element win)."""
-    module = array_module(target)
-    if module is numpy:
-        numpy.maximum.at(target, index, values)
-    else:
-        _cupyx(module).scatter_max(target, index, values)
-    return target
+    return _scatter("max", target, index, values)
+
+
+def scatter_min(target, index, values):
+    """``target[index] = minimum(target[index], values)`` with repeated indices all taking part, in place."""
+    return _scatter("min", target, index, values)
 
 
 # ---- the explicit hook for a stand-in CuPy (the test suite's emulated CuPy) ---------------------------------

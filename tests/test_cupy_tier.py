@@ -288,6 +288,8 @@ WORKLOADS = [
     ("at-multiply", lambda x: x.at[gnp.asarray([1, 1, 2, 1])].multiply(x[:4] + 2.0).sum()
      + x.at[1:, gnp.asarray([0, 0])].multiply(x[0, 2:] * 0.0 + x[0, :2]), [(4, 3)]),
     ("at-add", lambda x: x.at[gnp.asarray([0, 2, 0])].add(x[1] * 3.0), [(3, 4)]),
+    ("at-max-min", lambda x: x.at[gnp.asarray([0, 0])].max(x[1:]) + x.at[gnp.asarray([2, 1, 2])].min(x * 0.5)
+     + gnp.sum(gpuad.vmap(lambda r: r.at[gnp.asarray([1, 1])].max(r[2:]))(x)), [(3, 4)]),
     ("reductions", lambda x: gnp.sum(x) + gnp.mean(x, axis=0) + gnp.max(x, axis=1).sum() + gnp.min(x)
      + gnp.var(x, ddof=1) + gnp.ptp(x, axis=0) + gnp.average(x, axis=0, weights=gnp.asarray([1.0, 2.0, 3.0])),
      [(3, 4)]),
@@ -354,11 +356,10 @@ def test_no_host_sync_while_recording_and_backward(name, fn, shapes):
 
 
 # Host reads that remain (each an xfail: when one is designed away, its strict xfail fails and it moves up):
-# lstsq's residuals have a shape that depends on the rank, as in NumPy; .at[].min/.max apply repeated indices in
-# rounds counted on the host; weighted quantiles pick their elements on the host.
+# lstsq's residuals have a shape that depends on the rank, as in NumPy; weighted quantiles pick their elements
+# on the host.
 KNOWN_SYNCS = [
     ("lstsq-rank", lambda a: gnp.linalg.lstsq(a + 3 * gnp.eye(4), a[:, :2], rcond=None)[0].sum(), [(4, 4)]),
-    ("at-max", lambda x: x.at[gnp.asarray([0, 0])].max(x[1:]).sum(), [(3, 4)]),
     ("quantile-weights", lambda x: gnp.quantile(x, 0.5, axis=1, method="inverted_cdf",
                                                 weights=gnp.asarray([1.0, 2.0, 1.0, 3.0])).sum(), [(3, 4)]),
 ]

@@ -140,30 +140,61 @@ class IndexUpdateAt:
         values = where(chosen, values, 0)
         return where(winner < 0, self.array, 0) + SCATTER_ADD.bind(values, index=self.index, shape=shape)
 
-    def _combine(self, values, combine):
-        """Apply ``combine(current, value)`` at every selected position, once per occurrence of the position (in
-        rounds: round r updates each position that occurs more than r times), like NumPy's ``ufunc.at``."""
+    def _extremum(self, values, how):
+        """The elementwise maximum (``how`` "max") or minimum ("min") with ``values`` at ``index``, every
+        occurrence of a repeated index taking part (like ``numpy.maximum.at``).
+
+        No host read: the result is the backend's scatter-max (scatter-min) of the values, taken as a constant,
+        and the derivative is carried by a linear combination of the array and the values with constant weights:
+        each element's derivative goes evenly to the operands equal to it (the array's element and every value
+        written there; JAX's convention for ties), so it is exact to every order away from ties. The value is
+        the scatter's own, to the last bit."""
         module, shape, dtype, selected = self._selection()
-        values = ravel(self._values(values, module, dtype, selected))
-        size = math.prod(shape)
-        positions = backend.to_numpy(module.arange(size).reshape(shape)[self.index]).ravel()
-        out = ravel(self.array)
-        if positions.size == 0:
+        values = self._values(values, module, dtype, selected)
+        size, count = math.prod(shape), math.prod(selected)
+        if count == 0:
             return self.array
-        order = _np.argsort(positions, kind="stable")
-        ordered = positions[order]
-        starts = _np.flatnonzero(_np.r_[True, ordered[1:] != ordered[:-1]])
-        lengths = _np.diff(_np.r_[starts, ordered.size])
-        rank = _np.empty(ordered.size, dtype=_np.intp)
-        rank[order] = _np.arange(ordered.size) - _np.repeat(starts, lengths)
-        for r in range(int(rank.max()) + 1):
-            elements = _np.flatnonzero(rank == r)
-            targets = module.asarray(positions[elements])
-            scattered = SCATTER_ADD.bind(values[module.asarray(elements)], index=targets, shape=(size,))
-            mask = module.zeros(size, dtype=bool)
-            mask[targets] = True
-            out = where(mask, combine(out, scattered), out)
-        return reshape(out, shape)
+        scatter = backend.scatter_max if how == "max" else backend.scatter_min
+        index = self.index
+
+        def extreme_and_weights(a, v):
+            # a: lead + shape, v: lead + selected, lead: one axis per vmap in progress (1 where not batched)
+            xp = backend.array_module(a, v)
+            lead = _np.broadcast_shapes(a.shape[:a.ndim - len(shape)], v.shape[:v.ndim - len(selected)])
+            batch = math.prod(lead)
+            a = xp.broadcast_to(a, lead + shape).reshape(batch, size)
+            v = xp.broadcast_to(v, lead + selected).reshape(batch, count)
+            positions = xp.arange(size).reshape(shape)[index].reshape(1, -1)
+            targets = (xp.arange(batch).reshape(-1, 1) * size + positions).reshape(-1)
+            extreme = a.copy().reshape(-1)
+            scatter(extreme, targets, v.reshape(-1))
+            reached = extreme[targets].reshape(batch, count)
+            extreme = extreme.reshape(batch, size)
+            weight_dtype = xp.finfo(dtype).dtype if dtype.kind == "c" else dtype
+            tie_a = ((a == extreme) | (xp.isnan(a) & xp.isnan(extreme))).astype(weight_dtype)
+            tie_v = ((v == reached) | (xp.isnan(v) & xp.isnan(reached))).astype(weight_dtype)
+            ties = tie_a.reshape(-1).copy()  # (a copy: the scatter adds in place)
+            backend.scatter_add(ties, targets, tie_v.reshape(-1))
+            ties = xp.where(ties > 0, ties, 1)  # (0 only where a backend's scatter disagrees on NaN)
+            weights_a = tie_a / ties.reshape(batch, size)
+            weights_v = tie_v / ties[targets].reshape(batch, count)
+            return (extreme.reshape(lead + shape),
+                    xp.concatenate([weights_a, weights_v], axis=1).reshape(lead + (size + count,)))
+
+        computed = []  # map_values boxes one array: the second call hands on what the first computed
+        extreme = map_values(lambda a, v: computed.append(extreme_and_weights(a, v)) or computed[0][0],
+                             self.array, values)
+        if not (dtype.kind in "fc" or dtype.name in backend.EXTENSION_FLOATS):
+            return extreme  # integers and booleans: no derivative
+        weights = map_values(lambda a, v: computed[0][1], self.array, values)
+        weights_a, weights_v = reshape(weights[:size], shape), reshape(weights[size:], selected)
+        # (selected before scaled: an infinite operand that lost must not make inf * 0)
+        linear = (where(weights_a > 0, self.array, 0) * weights_a
+                  + SCATTER_ADD.bind(where(weights_v > 0, values, 0) * weights_v, index=index, shape=shape))
+        # The weighted sum rounds (three tied x / 3); the difference to the scatter's value is exact.
+        def rounding(exact, summed):  # (0 where equal: inf - inf)
+            return backend.array_module(exact, summed).where(exact == summed, 0, exact - summed)
+        return linear + map_values(rounding, extreme, linear, align=True)
 
     def multiply(self, values):
         """Multiply the elements at ``index`` by ``values``; repeated indices multiply repeatedly (like
@@ -193,11 +224,11 @@ class IndexUpdateAt:
         return reshape(ravel(self.array) * where(selected_mask, totals, 1), shape)
 
     def min(self, values):
-        """The elementwise minimum with ``values`` at ``index`` (like ``numpy.minimum.at``); ties split evenly."""
-        from ._elementwise import minimum
-        return self._combine(values, minimum)
+        """The elementwise minimum with ``values`` at ``index`` (like ``numpy.minimum.at``); ties share the
+        derivative evenly."""
+        return self._extremum(values, "min")
 
     def max(self, values):
-        """The elementwise maximum with ``values`` at ``index`` (like ``numpy.maximum.at``); ties split evenly."""
-        from ._elementwise import maximum
-        return self._combine(values, maximum)
+        """The elementwise maximum with ``values`` at ``index`` (like ``numpy.maximum.at``); ties share the
+        derivative evenly."""
+        return self._extremum(values, "max")
