@@ -319,6 +319,10 @@ WORKLOADS = [
                                                                                                    axis=0).sum()
      + gnp.cov(x).sum() + gnp.cov(x, aweights=gnp.asarray([1.0, 2.0, 1.0, 0.5])).sum() + gnp.corrcoef(x).sum(),
      [(3, 4)]),
+    ("quantile-weights", lambda x: gnp.quantile(x, 0.5, axis=1, method="inverted_cdf",
+                                                weights=gnp.asarray([0.0, 2.0, 1.0, 3.0])).sum()
+     + gnp.percentile(x, gnp.asarray([0.0, 40.0, 100.0]), axis=(0, 1), method="inverted_cdf",
+                      weights=gnp.asarray(np.arange(12.0).reshape(3, 4).tolist())).sum(), [(3, 4)]),
     ("calculus", lambda x: gnp.gradient(x, axis=1).sum() + gnp.trapezoid(x, dx=0.5, axis=0).sum()
      + gnp.convolve(x[0], x[1]).sum() + gnp.correlate(x[0], x[2], "same").sum()
      + gnp.cross(x[:, :3], x[::-1, 1:]).sum() + gnp.polyval(x[0], x[1]).sum()
@@ -356,12 +360,9 @@ def test_no_host_sync_while_recording_and_backward(name, fn, shapes):
 
 
 # Host reads that remain (each an xfail: when one is designed away, its strict xfail fails and it moves up):
-# lstsq's residuals have a shape that depends on the rank, as in NumPy; weighted quantiles pick their elements
-# on the host.
+# lstsq's residuals have a shape that depends on the rank, as in NumPy.
 KNOWN_SYNCS = [
     ("lstsq-rank", lambda a: gnp.linalg.lstsq(a + 3 * gnp.eye(4), a[:, :2], rcond=None)[0].sum(), [(4, 4)]),
-    ("quantile-weights", lambda x: gnp.quantile(x, 0.5, axis=1, method="inverted_cdf",
-                                                weights=gnp.asarray([1.0, 2.0, 1.0, 3.0])).sum(), [(3, 4)]),
 ]
 
 

@@ -239,6 +239,42 @@ def test_plain_arrays_give_numpy_results():
     np.testing.assert_array_equal(gnp.geomspace(1, 1000, 4), np.geomspace(1, 1000, 4))
 
 
+def test_weighted_quantiles_pick_numpys_elements():
+    """Random data with ties, zero weights (leading ones too), q at 0 and 1 and in float32, one axis, several
+    and all, NaN data: the values equal NumPy's weighted inverted CDF; the derivative goes to the picked ones."""
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        shape = ((5,), (4, 6), (3, 4, 5))[trial % 3]
+        x = rng.integers(-3, 4, shape).astype(float) if trial % 4 == 0 else rng.standard_normal(shape)
+        if trial % 7 == 3:
+            x.flat[rng.integers(x.size)] = np.nan
+        axis = (None, -1, 0, (0, len(shape) - 1) if len(shape) > 1 else 0)[trial % 4]
+        w = rng.integers(0, 3, shape).astype(float)
+        w.reshape(shape[0], -1)[0] = 0.0  # leading zero weights
+        w.reshape(-1)[-1] = 1.0 + (trial % 2)  # (every slice has weight: along any axis the last element)
+        w = np.where(w.sum(axis=axis, keepdims=True) > 0, w, 1.0)
+        q = ([0.0, 0.3, 0.5, 1.0], 0.25, np.float32(0.4), np.array([[0.1], [0.9]]))[trial % 4]
+        for fn, scale in ((gnp.quantile, 1), (gnp.percentile, 100)):
+            want = getattr(np, fn.__name__)(x, np.multiply(q, scale), axis=axis, method="inverted_cdf", weights=w)
+            got = gpuad.vjp(lambda x: fn(x, np.multiply(q, scale), axis=axis, method="inverted_cdf", weights=w),
+                            x)[0]
+            np.testing.assert_array_equal(got, want, err_msg=f"{fn.__name__} trial {trial}")
+    x = rng.standard_normal((3, 4))
+    check_grads(lambda x: gnp.quantile(x, [0.2, 0.7], axis=1, method="inverted_cdf", weights=[1.0, 0.0, 2.0, 1.0]),
+                [x], order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # (NumPy's division by a zero total warns too)
+@pytest.mark.parametrize("weights,message", [([1.0, -1.0, 2.0], "non-negative"), ([0.0, 0.0, 0.0], "all zero"),
+                                             ([1.0, np.nan, 1.0], "NaN"), ([1.0, 2.0], "not consistent")])
+def test_weighted_quantile_errors_are_numpys(weights, message):
+    x = gpuad.tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError, match=message):
+        gnp.quantile(x, 0.5, axis=1, method="inverted_cdf", weights=weights)
+    with pytest.raises(ValueError, match="inverted_cdf"):
+        gnp.quantile(x, 0.5, axis=1, method="linear", weights=[1.0, 1.0, 1.0])
+
+
 def test_order_statistics_share_ties_evenly():
     x = np.array([3.0, 1.0, 3.0, 2.0, 3.0])  # the median is 3, held by three elements
     np.testing.assert_allclose(gpuad.grad(gnp.median)(x), [1 / 3, 0, 1 / 3, 0, 1 / 3])

@@ -280,18 +280,18 @@ def tree_product(a, axes, keepdims):
 
 # ---- weighted mean and range --------------------------------------------------------------------------------
 
-def _weights_like(weights, shape, axis, axes):
+def _weights_like(weights, shape, axis, axes, name="average"):
     """Weights broadcastable against ``shape``: the same shape, or 1-d / N-d along the reduced axes (NumPy's
-    rule for weights whose shape differs from the data's)."""
+    rule for weights whose shape differs from the data's; ``name`` is the function the errors name)."""
     wshape = aval(weights)[0]
     if wshape == shape:
         return weights
     if axis is None:
-        raise TypeError("average: axis must be specified when shapes of a and weights differ (or give weights "
+        raise TypeError(f"{name}: axis must be specified when shapes of a and weights differ (or give weights "
                         "the shape of a)")
     order = [a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)]
     if wshape != tuple(shape[i] for i in order):
-        raise ValueError(f"average: weights of shape {wshape} are not consistent with a of shape {shape} along "
+        raise ValueError(f"{name}: weights of shape {wshape} are not consistent with a of shape {shape} along "
                          f"axis {axis}: expected shape {tuple(shape[i] for i in order)}")
     weights = transpose(weights, tuple(_np.argsort(order).tolist())) if len(order) > 1 else weights
     return reshape(weights, tuple(n if i in axes else 1 for i, n in enumerate(shape)))

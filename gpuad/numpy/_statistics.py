@@ -7,7 +7,8 @@ the average of the elements equal to it: ties share the derivative evenly (the c
 the value is NumPy's to the last bit (the average's rounding is corrected by a constant). quantile and
 percentile interpolate between two order statistics with NumPy's own virtual indices, gammas and ``_lerp``
 formula, for every ``method`` NumPy offers; the weighted form (``weights=``, method 'inverted_cdf' only, as in
-NumPy) lets NumPy pick the values on the host. ``q`` and the weights are constants (traced ones are refused). Slices holding a NaN give NaN, as in NumPy.
+NumPy) picks its elements by NumPy's inverted CDF where the values are (no host read). ``q`` and the weights are
+constants (traced ones are refused). Slices holding a NaN give NaN, as in NumPy.
 
 The nan* reductions replace NaNs by the reduction's identity (0 for sums, 1 for products, -inf/+inf for max/min)
 so NaN entries get derivative 0; all-NaN slices give NaN (nanmean, nanvar, nanstd, nanmax, nanmin) or the
@@ -32,8 +33,8 @@ from ._elementwise import (abs_squared, by_parts, clip, conj_if_complex, is_comp
                            where as _select)  # `where` is a keyword argument of the reductions
 from ._diagonals import diagonal
 from ._products import matmul
-from ._reductions import average, max as _max, min as _min, prod, sum
-from ._shapes import astype, concatenate, reshape, squeeze, transpose
+from ._reductions import _weights_like, average, max as _max, min as _min, prod, sum
+from ._shapes import astype, broadcast_to, concatenate, reshape, squeeze, transpose
 
 __all__ = ["median", "quantile", "percentile", "nansum", "nanprod", "nanmean", "nanmax", "nanmin", "nanvar",
            "nanstd", "cov", "corrcoef"]
@@ -184,18 +185,52 @@ def _quantile_at(a, q, scale, name, noun, axis, out, method, keepdims, weights, 
 
 
 def _weighted(a, q, axis, method, keepdims, weights, scale):
-    """The weighted form (method 'inverted_cdf', NumPy's only one): NumPy picks the values on the host, each is
-    an element of its slice, made differentiable in ``a`` as the elements equal to it (weights: constants)."""
+    """The weighted form (method 'inverted_cdf', NumPy's only one), computed where the values are: per slice,
+    the first element in sorted order whose share of the total weight reaches q (NumPy's inverted CDF, with its
+    cdf rounding and its skipping of leading zero weights), made differentiable in ``a`` as the elements equal
+    to it. The weights are constants. NumPy's value checks run where the weights are on the host; on the GPU a
+    slice whose weights sum to zero (or hold NaN or inf) gives NaN instead of a stall to raise."""
+    name = "quantile" if scale == 1 else "percentile"
+    if method != "inverted_cdf":
+        raise ValueError(f"Only method 'inverted_cdf' supports weights. Got: {method}.")
     if has_tensor((weights,)):
-        raise TypeError("gpuad.numpy.quantile: traced weights are not supported (no derivative in the weights); "
+        raise TypeError(f"gpuad.numpy.{name}: traced weights are not supported (no derivative in the weights); "
                         "pass them as a plain array")
-    host_fn = _np.quantile if scale == 1 else _np.percentile
-    picked = host_fn(backend.to_numpy(raw(a)), backend.to_numpy(raw(q)), axis=axis, method=method,
-                     weights=backend.to_numpy(raw(weights)))
+    xp = _xp(a)
+    host_q = _host_values(q)
+    if host_q is not None and not (_np.all(host_q >= 0) and _np.all(host_q <= scale)):
+        raise ValueError(f"{'Quantiles' if scale == 1 else 'Percentiles'} must be in the range [0, {scale}]")
+    levels = xp.asarray(raw(q)) if scale == 1 else xp.true_divide(xp.asarray(raw(q)), 100)
+    shape = aval(a)[0]
+    weights = asarray_like(weights, raw(a))
+    host_weights = _host_values(weights)
+    if host_weights is not None and _np.any(host_weights < 0):
+        raise ValueError("Weights must be non-negative.")
+    weights = broadcast_to(_weights_like(weights, shape, axis, normalize_axes(axis, len(shape)), name), shape)
     a, axes, shape = _leading(a, axis)
-    q_ndim = _np.ndim(backend.to_numpy(raw(q)))
-    result = _elements_equal_to(a, _xp(a).asarray(picked, dtype=aval(a)[1]), q_ndim)
-    return _finish(result, axes, shape, q_ndim, keepdims, None)
+    n = aval(a)[0][0]
+    if n == 0:
+        raise IndexError(f"{name} of an empty slice is not supported on traced values")
+    weights = raw(_leading(weights, axis)[0])
+    order = xp.argsort(raw(a), axis=0)
+    sorted_values = xp.take_along_axis(raw(a), order, axis=0)
+    cdf = xp.cumsum(xp.take_along_axis(weights, order, axis=0), axis=0, dtype=_np.float64)
+    cdf /= cdf[-1]
+    invalid = xp.isnan(cdf[-1])  # weights summing to zero, or holding NaN or inf
+    host_invalid = _host_values(invalid)
+    if host_invalid is not None and _np.any(host_invalid):
+        raise ValueError("Weights included NaN, inf or were all zero.")
+    if levels.dtype.kind == "f":  # NumPy compares in q's precision (0.4 in float32 is not 0.4)
+        cdf = cdf.astype(levels.dtype)
+    cdf = xp.where(cdf == 0, -1, cdf)  # leading zero weights: q = 0 picks the first element that has weight
+    q_ndim, rest = levels.ndim, cdf.shape[1:]
+    # searchsorted(cdf, q, side="left") per slice: the count of cdf entries below q (cdf is non-decreasing)
+    below = cdf.reshape((1,) * q_ndim + cdf.shape) < levels.reshape(levels.shape + (1,) * (1 + len(rest)))
+    index = xp.minimum(xp.sum(below, axis=q_ndim), n - 1)
+    picked = xp.take_along_axis(sorted_values, index.reshape((-1,) + rest), axis=0).reshape(index.shape)
+    picked = xp.where(invalid, xp.nan, picked)
+    result = _elements_equal_to(a, picked, q_ndim)
+    return _finish(result, axes, shape, q_ndim, keepdims, _nan_slices(sorted_values))
 
 
 @traceable
