@@ -6,7 +6,8 @@ builds a stand-in that gpuad's backend treats as CuPy (``backend.register_cupy_l
 * **CuPy's real signatures**: every function of ``cupy`` (``cupy.linalg``, ``cupyx``, ...) is NumPy's function of
   the same name, but each call is first bound against the real CuPy function's ``inspect.signature``. A name CuPy
   lacks raises AttributeError and a keyword (or positional argument) it does not accept raises TypeError, as on
-  the GPU; a few documented value rules (``subok`` must be None) are checked too. CuPy's ufuncs take only
+  the GPU; a few documented value rules (``subok`` must be None) are checked too, and where CuPy's results
+  differ from NumPy's (``linalg.eig`` is complex for real input) the emulation gives CuPy's. CuPy's ufuncs take only
   ``out``, ``dtype`` and ``casting``; the array methods are bound against CuPy's (read from their Cython
   docstrings). Array attributes CuPy's ndarray lacks (``ctypes``, ``resize``, ...) raise
   AttributeError, NumPy functions called on an emulated array dispatch to (emulated) CuPy's function as CuPy's
@@ -271,6 +272,18 @@ _VALUE_RULES.update({name: {"kind": (None, "stable")} for name in ("sort", "args
 _UFUNC_KEYWORDS = {"out", "dtype", "casting"}
 
 
+def _geev(a):
+    """CuPy's eig (cuSOLVER's geev): complex eigenvalues and eigenvectors for real input too, whatever the
+    spectrum (NumPy's are real where the spectrum is), as a plain tuple."""
+    w, v = np.linalg.eig(a)
+    dtype = np.result_type(w.dtype, np.complex64)
+    return w.astype(dtype), v.astype(dtype)
+
+
+# Where CuPy's results differ from NumPy's function of the same name: qualname -> the emulation
+_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.eigvals": lambda a: _geev(a)[0]}
+
+
 def _signature(fn):
     try:
         return inspect.signature(fn)
@@ -353,7 +366,7 @@ class _Module(types.ModuleType):
         except AttributeError:
             raise AttributeError(f"module '{self.__name__}' has no attribute '{name}' (emulated CuPy: the real "
                                  f"CuPy lacks it too)") from None
-        numpy_value = getattr(self._numpy, name, _ABSENT)
+        numpy_value = _CUPY_RESULTS.get(qualname) or getattr(self._numpy, name, _ABSENT)
         if isinstance(real, types.ModuleType):
             if numpy_value is _ABSENT or not isinstance(numpy_value, types.ModuleType):
                 raise AttributeError(f"{qualname} is not emulated")

@@ -173,7 +173,7 @@ def convert_array_likes(args, kwargs, spec):
     return args, kwargs
 
 
-def traceable(fn, submodule=None, arrays=None, sequences=None):
+def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
     """Run ``fn`` (the traced implementation) when an argument is a gpuad Tensor; otherwise call the backend
     module's function of the same name (in its ``submodule``, e.g. "linalg", when given), so plain arrays get
     NumPy's (or CuPy's) exact behaviour.
@@ -186,7 +186,10 @@ def traceable(fn, submodule=None, arrays=None, sequences=None):
 
     Where the backend lacks the function (CuPy has no ``linalg.vector_norm``, ``linalg.svdvals``, ...) or does
     not take these arguments (``linalg.cholesky(upper=)``, ...), ``fn`` itself runs on the plain arrays: gpuad's
-    own composition, whose primitives evaluate on the backend's arrays. This is the one place that decides it."""
+    own composition, whose primitives evaluate on the backend's arrays. This is the one place that decides it.
+
+    ``result`` (when given) shapes what the backend's own function returns as ``fn`` returns it: CuPy's
+    decompositions return plain tuples where ``fn`` (and NumPy) return named ones."""
     name = fn.__name__
     spec = _array_parameters(fn, arrays, sequences)
 
@@ -200,7 +203,8 @@ def traceable(fn, submodule=None, arrays=None, sequences=None):
         if target is None or not backend.accepts(target, args, kwargs):
             args, kwargs = convert_array_likes(args, kwargs, spec)
             return fn(*args, **kwargs)
-        return target(*args, **kwargs)
+        out = target(*args, **kwargs)
+        return out if result is None else result(out)
 
     return wrapper
 

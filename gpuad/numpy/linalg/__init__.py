@@ -81,9 +81,13 @@ class SlogdetResult(NamedTuple):
     logabsdet: object
 
 
-def _linalg_function(fn):
-    """``traceable`` for numpy.linalg's functions: plain arguments go to the backend module's ``linalg``."""
-    return traceable(fn, submodule="linalg")
+def _linalg_function(fn=None, *, named=None):
+    """``traceable`` for numpy.linalg's functions: plain arguments go to the backend module's ``linalg``;
+    ``named`` (a named tuple class) names the parts of a decomposition the backend returns as a plain tuple."""
+    if fn is None:
+        return lambda fn: _linalg_function(fn, named=named)
+    result = None if named is None else (lambda out: named(*out) if isinstance(out, tuple) else out)
+    return traceable(fn, submodule="linalg", result=result)
 
 
 def _matrices(a, name):
@@ -138,7 +142,7 @@ def det(a):
     return DET.bind(_floating(_square(a, "det")))
 
 
-@_linalg_function
+@_linalg_function(named=SlogdetResult)
 def slogdet(a):
     """(sign, log|det|). Real ``a``: the sign is a plain array (piecewise constant: no derivative). Complex ``a``:
     sign = det / |det| is complex and differentiable, log|det| real."""
@@ -187,7 +191,7 @@ def cholesky(a, /, *, upper=False):
     return conj_if_complex(swapaxes(lower, -1, -2)) if upper else lower  # upper: U = L^H, a = U^H U
 
 
-@_linalg_function
+@_linalg_function(named=EighResult)
 def eigh(a, UPLO="L"):
     """numpy.linalg.eigh: reads the triangle ``UPLO`` names, as NumPy does; only that triangle gets a derivative
     (a perturbation of the other triangle changes nothing)."""
@@ -205,7 +209,7 @@ def eigvalsh(a, UPLO="L"):
     return eigh(a, UPLO).eigenvalues
 
 
-@_linalg_function
+@_linalg_function(named=EigResult)
 def eig(a):
     """numpy.linalg.eig: eigenvalues and unit eigenvectors (complex, unless ``a`` is real with a real spectrum,
     as in NumPy 2), differentiable where the eigenvalues are distinct. The eigenvectors' phases are NumPy's
@@ -253,8 +257,9 @@ def matrix_power(a, n):
 def lstsq(a, b, rcond=None):
     """numpy.linalg.lstsq: (x, residuals, rank, s). x = pinv(a) b with NumPy's cutoff (singular values at most
     rcond * the largest count as zero; rcond defaults to eps * max(M, N)), differentiable where the rank is
-    locally constant; residuals as NumPy gives them (full column rank and M > N, else empty); rank is a plain
-    integer."""
+    locally constant; rank is the backend's integer (NumPy's int32 scalar, a 0-d array on CuPy), counted where
+    the values are. residuals as NumPy gives them: for M > N their shape follows the rank (full column rank:
+    one per column of b, else empty), the one place lstsq reads a value on the host (CuPy's lstsq does too)."""
     refuse_batched("gpuad.numpy.linalg.lstsq", a, b)
     a, b = _floating(_matrices(a, "lstsq")), asarray(b)
     dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
@@ -268,10 +273,12 @@ def lstsq(a, b, rcond=None):
     if rcond is None:
         rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)  # finfo of a complex dtype: its real part's
     xp = module_of((raw(a),))
-    rank = xp.linalg.lstsq(raw(a), raw(b), rcond=rcond)[2]
     x = _products.matmul(PINV.bind(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
-    if int(rank) == n and m > n:
+    values = raw(s)
+    rank = (xp.sum(values > rcond * values.max(), dtype=_np.int32) if values.size
+            else xp.sum(values, dtype=_np.int32))  # (LAPACK's rule; 0 for an empty matrix)
+    if m > n and int(rank) == n:
         residuals = sum(abs_squared(b - _products.matmul(a, x)), axis=0)
         if vector:
             residuals = reshape(residuals, (1,))
@@ -280,7 +287,7 @@ def lstsq(a, b, rcond=None):
     return x, residuals, rank, s
 
 
-@_linalg_function
+@_linalg_function(named=SVDResult)
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     """numpy.linalg.svd. ``hermitian`` only selects NumPy's algorithm: traced values use the general SVD."""
     a = _floating(_matrices(a, "svd"))
@@ -299,7 +306,7 @@ def svdvals(x, /):
     return svd(x, compute_uv=False)
 
 
-@_linalg_function
+@_linalg_function(named=QRResult)
 def qr(a, mode="reduced"):
     """numpy.linalg.qr for modes 'reduced', 'r' and (square or wide input) 'complete'."""
     a = _floating(_matrices(a, "qr"))
