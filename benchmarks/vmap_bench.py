@@ -5,7 +5,9 @@ The model is the issue's: 784 -> 1024 -> 1024 -> 10 with tanh and softmax cross-
 gradients hold one copy of the parameters (1.86 M numbers) per example, so a batch of 4096 needs 30 GB for the
 result alone; the default batch is therefore 128 (set --batch). The loop is timed on --loop examples and
 reported per example and extrapolated to the batch. Peak memory: tracemalloc's peak of the backend allocations
-(NumPy reports its arrays to tracemalloc), over the inputs already allocated.
+(NumPy reports its arrays to tracemalloc), over the inputs already allocated. The floor line times writing the
+per-example weight gradients alone (the outer products, nothing else): on a CPU that write, not Python
+overhead, bounds the gain over the loop (about 4.5x on a 2-core VM, where the loop's grad is 5 ms an example).
 
 Usage: python benchmarks/vmap_bench.py [--batch 128] [--loop 32] [--repeat 3]
 """
@@ -89,6 +91,10 @@ def main():
     print(f"  loop of grad (x{n}):     {t_loop * 1e3:9.1f} ms   ({t_loop / n * 1e6:8.1f} us/example)   "
           f"peak {m_loop / 2**20:8.1f} MiB   -> {t_loop_batch * 1e3:.0f} ms for the batch")
     print(f"  speed-up of vmap over the loop: {t_loop_batch / t_vmap:.1f}x")
+    t_floor, size = write_floor(xp, rng, args, dtype, measure, sync)
+    print(f"  floor: the per-example weight gradients alone ({size / 2**20:.0f} MiB), each one outer product "
+          f"written by the array module: {t_floor * 1e3:.1f} ms, so no per-example method beats the loop by more "
+          f"than {t_loop_batch / t_floor:.1f}x here (vmap is at {t_vmap / t_floor:.2f}x the floor)")
     elementwise(args, xp, rng, measure, sync)
     try:
         import torch
@@ -111,6 +117,17 @@ def main():
                                lambda: None)
     print(f"  torch.func.vmap(grad):  {t_torch * 1e3:9.1f} ms   (gpuad / torch = {t_vmap / t_torch:.2f}); "
           f"torch's CPU allocations are not traced by tracemalloc")
+
+
+def write_floor(xp, rng, args, dtype, measure, sync):
+    """The time to write the result's weight gradients and nothing else: per layer, the batch of outer products
+    (batch, m) x (batch, n) -> (batch, m, n) into new memory, as any per-example method must. The loop's own work
+    per example is a few passes over the same parameters, which bounds what batching can gain on a machine
+    whose memory bandwidth, not its Python overhead, sets the loop's time."""
+    factors = [(xp.asarray(rng.standard_normal((args.batch, m)), dtype=dtype),
+                xp.asarray(rng.standard_normal((args.batch, n)), dtype=dtype)) for m, n in zip(SIZES[:-1], SIZES[1:])]
+    t, _ = measure(lambda: [a[:, :, None] * d[:, None, :] for a, d in factors], args.repeat, sync)
+    return t, sum(a.shape[0] * a.shape[1] * d.shape[1] * a.itemsize for a, d in factors)
 
 
 def elementwise(args, xp, rng, measure, sync):
