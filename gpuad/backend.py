@@ -119,16 +119,78 @@ EXTENSION_FLOATS = frozenset({"bfloat16"})
 
 _UFUNC_AT = {"add": numpy.add, "max": numpy.maximum, "min": numpy.minimum}
 
+# The dtypes CuPy 14's scatter kernels take (cupy/_core/_routines_indexing.pyx); others are widened here.
+_CUPY_SCATTER_TYPES = {"add": frozenset("int32 int64 uint32 uint64 float16 float32 float64".split()),
+                       "max": frozenset("int32 int64 uint32 uint64".split())}  # (max/min of floats: below)
+_CUPY_SCATTER_TYPES["min"] = _CUPY_SCATTER_TYPES["max"]
+_WIDER_INTEGER = {"b": "int32", "i": "int64", "u": "uint64"}
+
 
 def _scatter(how, target, index, values):
-    """``target[index] = how(target[index], values)`` in place, every occurrence of a repeated index taking part
-    (NumPy's unbuffered ``ufunc.at``; CuPy spells it ``cupyx.scatter_add``/``scatter_max``/``scatter_min``)."""
+    """``target[index] = how(target[index], values)`` in place, every occurrence of a repeated index taking part:
+    NumPy's unbuffered ``ufunc.at`` on every backend. CuPy's ``cupyx.scatter_*`` atomics cover fewer dtypes and
+    its float max/min go through single precision and skip NaN, so on CuPy: complex values scatter by parts
+    (max/min lexicographically, as NumPy orders them), float max/min scatter order-preserving integer keys of
+    the floats (NaN propagated apart), and narrow or extension types are widened and cast back."""
     module = array_module(target)
     if module is numpy:
         _UFUNC_AT[how].at(target, index, values)
-    else:
-        getattr(_cupyx(module), "scatter_" + how)(target, index, values)
+        return target
+    cupyx = _cupyx(module)
+    values = module.asarray(values).astype(target.dtype, copy=False)
+    dtype = target.dtype
+    if dtype.name in _CUPY_SCATTER_TYPES[how]:
+        getattr(cupyx, "scatter_" + how)(target, index, values)
+    elif how != "add" and dtype.kind in "fcV":
+        target[...] = _scatter_extreme(module, cupyx, how, target, index, values)
+    elif dtype.kind == "c":
+        parts = [target.real.copy(), target.imag.copy()]
+        _scatter(how, parts[0], index, values.real)
+        _scatter(how, parts[1], index, values.imag)
+        target[...] = parts[0] + 1j * parts[1]
+    else:  # bfloat16, bool, int8/16, uint8/16: a wider type, then cast back (bool: nonzero is True)
+        wide = target.astype("float32" if dtype.kind in "fV" else _WIDER_INTEGER[dtype.kind])
+        _scatter(how, wide, index, values.astype(wide.dtype))
+        target[...] = wide.astype(dtype) if dtype.kind != "b" else wide != 0
     return target
+
+
+def _order_keys(module, x):
+    """Integers in the order of the floats ``x`` (float32 -> int32, float64 -> int64): -inf < ... < -0 < +0 <
+    ... < inf; an integer atomic max/min of the keys is the float max/min, exactly."""
+    ints = module.ascontiguousarray(x).view(module.int32 if x.dtype.itemsize == 4 else module.int64)
+    return module.where(ints < 0, ints ^ numpy.iinfo(ints.dtype).max, ints)
+
+
+def _from_order_keys(module, keys, dtype):
+    return module.where(keys < 0, keys ^ numpy.iinfo(keys.dtype).max, keys).view(dtype)
+
+
+def _scatter_extreme(module, cupyx, how, target, index, values):
+    """The max/min scatter of floats or complex values (NumPy's order: complex lexicographic, NaN wins)."""
+    scatter = getattr(cupyx, "scatter_" + how)
+    selected = module.broadcast_to(module.zeros((), dtype=module.bool_), target.shape)[index].shape
+    values = module.broadcast_to(values, selected)
+    if target.dtype.kind == "c":
+        parts = [(p(target), p(values)) for p in (module.real, module.imag)]
+    else:
+        parts = [(target, values)]
+    work = module.float64 if parts[0][0].dtype.itemsize == 8 else module.float32  # (half types: exact in float32)
+    keyed = [(_order_keys(module, t.astype(work)), _order_keys(module, v.astype(work))) for t, v in parts]
+    best, offered = keyed[0][0].copy(), keyed[0][1]  # (the target's own keys are compared with it below)
+    scatter(best, index, offered)
+    results = [_from_order_keys(module, best, work)]
+    if len(keyed) == 2:  # the imaginary part decides among the operands whose real part won
+        lose = numpy.iinfo(best.dtype).min if how == "max" else numpy.iinfo(best.dtype).max
+        target_imag, values_imag = keyed[1]
+        won = best[index]
+        imag = module.where(keyed[0][0] == best, target_imag, lose)
+        scatter(imag, index, module.where(offered == won, values_imag, lose))
+        results.append(_from_order_keys(module, imag, work))
+    result = results[0] if len(results) == 1 else results[0] + 1j * results[1]
+    nan = module.isnan(target).astype(module.int32)  # NaN wins, as in NumPy's maximum and minimum
+    cupyx.scatter_max(nan, index, module.isnan(values).astype(module.int32))
+    return module.where(nan > 0, module.nan, result).astype(target.dtype)
 
 
 def scatter_add(target, index, values):

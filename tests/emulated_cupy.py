@@ -396,8 +396,25 @@ def _get_array_module(*args):
     return cupy
 
 
+# CuPy 14's scatter kernels (cupy/_core/_routines_indexing.pyx): the dtypes each takes (the values are cast to
+# the target's first), and its float atomicMax/atomicMin (cupy/atomics.cuh) compute with fmaxf/fminf: NaN is
+# skipped and a float64 result is rounded through float32. Emulated, so a direct float max/min scatter shows.
+_SCATTER_TYPES = {"scatter_add": {"int32", "int64", "uint32", "uint64", "float16", "float32", "float64"},
+                  "scatter_max": {"int32", "int64", "uint32", "uint64", "float32", "float64"}}
+_SCATTER_TYPES["scatter_min"] = _SCATTER_TYPES["scatter_max"]
+
+
 def _scatter(numpy_ufunc, name):
     def scatter(a, slices, value):  # arguments already plain
+        if a.dtype.name not in _SCATTER_TYPES[name]:
+            raise TypeError(f"cupyx.{name} only supports {sorted(_SCATTER_TYPES[name])} as data type, not "
+                            f"{a.dtype.name} (emulated CuPy 14)")
+        if name != "scatter_add" and a.dtype.kind == "f":  # fmaxf/fminf: NaN skipped, rounded through float32
+            touched = np.zeros(a.shape, dtype=bool)
+            touched[slices] = True
+            (np.fmax if name == "scatter_max" else np.fmin).at(a, slices, np.asarray(value, dtype=a.dtype))
+            a[touched] = a[touched].astype(np.float32)
+            return
         numpy_ufunc.at(a, slices, value)
     scatter.__name__ = name
     checked = _function(f"cupyx.{name}", getattr(_real_cupyx, name), scatter)

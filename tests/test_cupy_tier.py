@@ -221,6 +221,56 @@ def test_decompositions_of_plain_cupy_arrays_are_named_tuples():
     assert gnp.linalg.eig(dev(spd)).eigenvalues.dtype == np.complex128  # CuPy's convention, read from no value
 
 
+# ---- the backend's scatters: NumPy's ufunc.at on every dtype, where CuPy's atomics cover fewer -----------------
+
+def _scatter_operands(dtype):
+    target = np.array([0.5, -1.0, 2.0, np.nan, 3.0, 1.0 + 1e-12, -0.0, 7.0])
+    values = np.array([1.0 + 1e-12, 0.25, -3.0, 2.0, 1.0, 5.0, 1.0 + 2e-12, 3.0])
+    if np.dtype(dtype).kind == "c":
+        target = target + 1j * np.array([1.0, 2.0, -1.0, 0.0, 3.0, 0.5, 1.0, 0.0])
+        values = values + 1j * np.array([2.0, 2.0, 1.0, 1.0, -3.0, 0.5, 4.0, 0.0])
+        values[4] = 0.5 + 9j  # ties with the target's real part at position 0 (the imaginary part decides)
+    if np.dtype(dtype).kind in "iub":
+        target, values = np.nan_to_num(target) * 3, values * 3
+    return target.astype(dtype), values.astype(dtype)
+
+
+SCATTER_INDICES = [np.array([0, 2, 0, 5, 3, 0, 5, 1]), (np.array([4, 4, 4, 7, 6, 6, 1, 1]),),
+                   np.array([[0, 0, 2, 2], [5, 5, 6, 6]])]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "complex128", "complex64", "int64", "int32",
+                                   "int8", "uint16", "bool"])
+@pytest.mark.parametrize("how", ["add", "max", "min"])
+@pytest.mark.parametrize("k", range(len(SCATTER_INDICES)))
+def test_backend_scatters_are_numpys_ufunc_at(dtype, how, k):
+    target, values = _scatter_operands(dtype)
+    index = SCATTER_INDICES[k]
+    values = values[:np.broadcast_to(np.zeros(8), target.shape)[index].size].reshape(np.zeros(8)[index].shape)
+    want = target.copy()
+    with np.errstate(invalid="ignore"):  # (NaN compared)
+        {"add": np.add, "max": np.maximum, "min": np.minimum}[how].at(want, index, values)
+    got = dev(target)
+    with ec.no_host_sync():
+        getattr(backend, "scatter_" + how)(got, tuple(dev(i) for i in index) if isinstance(index, tuple)
+                                           else dev(index), dev(values))
+    np.testing.assert_array_equal(host(got), want)
+    assert host(got).dtype == want.dtype
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "complex128"])
+@pytest.mark.parametrize("method,ufunc", [("max", np.maximum), ("min", np.minimum), ("add", np.add)])
+def test_at_updates_of_every_dtype_match_numpy_without_a_host_read(dtype, method, ufunc):
+    x, v = (_scatter_operands(dtype)[0][:6].reshape(2, 3), _scatter_operands(dtype)[1][:6].reshape(2, 3))
+    x = np.nan_to_num(x)
+    index = np.array([1, 0, 1])
+    want = x.copy()
+    ufunc.at(want, (slice(None), index), v)
+    with ec.no_host_sync():
+        got = getattr(gpuad.tensor(dev(x)).at[:, dev(index)], method)(dev(v))
+    np.testing.assert_array_equal(host(got.data), want)
+
+
 # ---- .at[index].set with repeated indices --------------------------------------------------------------------
 
 AT_CASES = [

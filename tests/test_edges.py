@@ -187,3 +187,17 @@ def test_a_complex_cotangent_for_a_real_output_is_refused():
     _, pull = gpuad.vjp(gnp.sin, np.ones(2))
     with pytest.raises(TypeError, match="imaginary part would be dropped"):
         pull(np.array([1 + 5j, 2j]))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: gnp.sum(gnp.where(x > 1.5, 7.0, x / 2)),
+    lambda x: gnp.sum(gnp.where(x > 1.5, 0.0, gnp.sum(x[None] * np.ones((2, 1)), axis=0) / 2)),
+    lambda x: gnp.mean(gnp.where(x < 2.5, x * 3.0, -1.0)),
+])
+def test_a_folded_unit_seed_keeps_a_boolean_partial_in_the_seeds_dtype(f):
+    """where's partial in its branch is 1 - cond (integers in NumPy): with the unit seed folded into the region,
+    its cotangent must still be float (it raised a casting error before)."""
+    x = np.array([1.0, 2.0, 3.0])
+    g = gpuad.grad(f)(x)
+    assert g.dtype == np.float64
+    check_grads(f, [x], order=2, modes=("fwd", "rev"))

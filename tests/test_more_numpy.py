@@ -336,6 +336,15 @@ def test_lstsq_rank_and_shapes_match_numpy():
     np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
 
 
+@pytest.mark.parametrize("rcond", [-1, 0, 0.5, 1, 10, None])
+def test_lstsq_rcond_outside_0_1_means_machine_precision(rcond):
+    low_rank = np.outer(V3[:, 0], [1.0, 2.0, 3.0])
+    for a in (V3, low_rank):
+        got, want = gnp.linalg.lstsq(gpuad.tensor(a), W3, rcond=rcond), np.linalg.lstsq(a, W3, rcond=rcond)
+        assert got[2] == want[2] and np.shape(got[1]) == want[1].shape
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-12)
+
+
 AT_CASES = [((np.array([0, 2, 0]),), RNG.uniform(-2, 2, (3, 3))), ((slice(None), 1), np.array(0.5)),
             ((np.array([1, 1, 1]), np.array([0, 0, 2])), RNG.uniform(-2, 2, 3))]
 

@@ -417,7 +417,13 @@ def python_source(region: Region):
                 term = w.neg(source)
             else:
                 factor = w.expr(partial.tree, env_of(k))
-                term = factor if source.text == "1" and source.const else w.mul(source, factor)
+                if source.text == "1" and source.const:  # a folded unit seed: the factor alone, in the seed's
+                    # dtype (a partial of booleans, where's 1 - cond, is an integer array in NumPy)
+                    seeded = _ask_numpy(numpy.multiply, [_Val("", False, False, t), factor])
+                    term = factor if seeded is None or factor.dtype() == seeded.dtype else w.mul(
+                        _Val("_T(1)", False, False, t, const=True), factor)
+                else:
+                    term = w.mul(source, factor)
             if scale.get(n, 1) > 1:
                 term = w.mul(term, _Val(str(scale[n]), False, False, scale[n], const=True))
             w.accumulate(var, term, first)

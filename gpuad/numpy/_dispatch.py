@@ -188,8 +188,8 @@ def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
     not take these arguments (``linalg.cholesky(upper=)``, ...), ``fn`` itself runs on the plain arrays: gpuad's
     own composition, whose primitives evaluate on the backend's arrays. This is the one place that decides it.
 
-    ``result`` (when given) shapes what the backend's own function returns as ``fn`` returns it: CuPy's
-    decompositions return plain tuples where ``fn`` (and NumPy) return named ones."""
+    ``result`` (when given) shapes what the backend's own function returns as ``fn`` returns it, called with that
+    and the arguments: CuPy's decompositions return plain tuples where ``fn`` (and NumPy) return named ones."""
     name = fn.__name__
     spec = _array_parameters(fn, arrays, sequences)
 
@@ -204,7 +204,7 @@ def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
             args, kwargs = convert_array_likes(args, kwargs, spec)
             return fn(*args, **kwargs)
         out = target(*args, **kwargs)
-        return out if result is None else result(out)
+        return out if result is None else result(out, *args, **kwargs)
 
     return wrapper
 

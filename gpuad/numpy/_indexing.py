@@ -171,15 +171,15 @@ class IndexUpdateAt:
             reached = extreme[targets].reshape(batch, count)
             extreme = extreme.reshape(batch, size)
             weight_dtype = xp.finfo(dtype).dtype if dtype.kind == "c" else dtype
-            tie_a = ((a == extreme) | (xp.isnan(a) & xp.isnan(extreme))).astype(weight_dtype)
-            tie_v = ((v == reached) | (xp.isnan(v) & xp.isnan(reached))).astype(weight_dtype)
-            ties = tie_a.reshape(-1).copy()  # (a copy: the scatter adds in place)
+            tie_a = ((a == extreme) | (xp.isnan(a) & xp.isnan(extreme))).astype(xp.float32)
+            tie_v = ((v == reached) | (xp.isnan(v) & xp.isnan(reached))).astype(xp.float32)
+            ties = tie_a.reshape(-1).copy()  # (counted in float32 at least: float16 stops counting at 2048)
             backend.scatter_add(ties, targets, tie_v.reshape(-1))
             ties = xp.where(ties > 0, ties, 1)  # (0 only where a backend's scatter disagrees on NaN)
             weights_a = tie_a / ties.reshape(batch, size)
             weights_v = tie_v / ties[targets].reshape(batch, count)
-            return (extreme.reshape(lead + shape),
-                    xp.concatenate([weights_a, weights_v], axis=1).reshape(lead + (size + count,)))
+            weights = xp.concatenate([weights_a, weights_v], axis=1).astype(weight_dtype, copy=False)
+            return extreme.reshape(lead + shape), weights.reshape(lead + (size + count,))
 
         computed = []  # map_values boxes one array: the second call hands on what the first computed
         extreme = map_values(lambda a, v: computed.append(extreme_and_weights(a, v)) or computed[0][0],

@@ -78,10 +78,12 @@ def _elements_equal_to(a, values, q_ndim):
     expanded = data.reshape((1,) * q_ndim + data.shape)
     target = xp.expand_dims(values, q_ndim)
     equal = (expanded == target) | (xp.isnan(expanded) & xp.isnan(target))
-    weights = equal / xp.sum(equal, axis=q_ndim, keepdims=True).astype(data.dtype)
-    linear = sum(reshape(a, (1,) * q_ndim + aval(a)[0]) * weights.astype(data.dtype), axis=q_ndim)
-    # (values - value of linear) is exact and adding it back gives values exactly (the two differ by rounding).
-    return linear + (values - raw(linear))
+    weights = (equal / xp.sum(equal, axis=q_ndim, keepdims=True)).astype(data.dtype)
+    # (selected before scaled: an infinite element that is not the statistic must not make inf * 0)
+    linear = sum(_select(equal, reshape(a, (1,) * q_ndim + aval(a)[0]), 0) * weights, axis=q_ndim)
+    # (values - value of linear) is exact and adding it back gives values exactly (the two differ by rounding;
+    # 0 where they are equal: inf - inf).
+    return linear + xp.where(values == raw(linear), 0, values - raw(linear))
 
 
 def _nan_slices(sorted_values):
@@ -224,11 +226,16 @@ def _weighted(a, q, axis, method, keepdims, weights, scale):
         cdf = cdf.astype(levels.dtype)
     cdf = xp.where(cdf == 0, -1, cdf)  # leading zero weights: q = 0 picks the first element that has weight
     q_ndim, rest = levels.ndim, cdf.shape[1:]
-    # searchsorted(cdf, q, side="left") per slice: the count of cdf entries below q (cdf is non-decreasing)
-    below = cdf.reshape((1,) * q_ndim + cdf.shape) < levels.reshape(levels.shape + (1,) * (1 + len(rest)))
-    index = xp.minimum(xp.sum(below, axis=q_ndim), n - 1)
-    picked = xp.take_along_axis(sorted_values, index.reshape((-1,) + rest), axis=0).reshape(index.shape)
-    picked = xp.where(invalid, xp.nan, picked)
+    # searchsorted(cdf, q, side="left") per slice: the count of cdf entries below q (cdf is non-decreasing),
+    # a few levels at a time so that the comparison holds at most about 2^26 booleans
+    flat_levels = levels.reshape((-1,) + (1,) * cdf.ndim)
+    step = builtins.max(1, (1 << 26) // builtins.max(cdf.size, 1))
+    index = xp.concatenate([xp.sum(cdf < flat_levels[i:i + step], axis=1) for i in range(0, len(flat_levels), step)]
+                           or [xp.zeros((0,) + rest, dtype=_np.intp)])
+    index = xp.minimum(index, n - 1)
+    picked = xp.take_along_axis(sorted_values, index, axis=0).reshape(levels.shape + rest)
+    if is_float_dtype(picked.dtype):  # (integer data cannot hold NaN: NumPy raises for invalid weights there)
+        picked = xp.where(invalid, xp.nan, picked)
     result = _elements_equal_to(a, picked, q_ndim)
     return _finish(result, axes, shape, q_ndim, keepdims, _nan_slices(sorted_values))
 

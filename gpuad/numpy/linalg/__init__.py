@@ -86,7 +86,9 @@ def _linalg_function(fn=None, *, named=None):
     ``named`` (a named tuple class) names the parts of a decomposition the backend returns as a plain tuple."""
     if fn is None:
         return lambda fn: _linalg_function(fn, named=named)
-    result = None if named is None else (lambda out: named(*out) if isinstance(out, tuple) else out)
+    result = None if named is None else (
+        lambda out, *args, **kwargs: named(*out) if isinstance(out, tuple) and len(out) == len(named._fields)
+        and kwargs.get("mode", args[1] if len(args) > 1 else None) != "raw" else out)  # (qr's raw: (h, tau))
     return traceable(fn, submodule="linalg", result=result)
 
 
@@ -270,8 +272,11 @@ def lstsq(a, b, rcond=None):
     vector = len(aval(b)[0]) == 1
     if aval(b)[0][0] != m:
         raise LinAlgError("Incompatible dimensions")
+    eps = _np.finfo(aval(a)[1]).eps  # (finfo of a complex dtype: its real part's)
     if rcond is None:
-        rcond = _np.finfo(aval(a)[1]).eps * builtins.max(m, n)  # finfo of a complex dtype: its real part's
+        rcond = eps * builtins.max(m, n)
+    elif not 0 < rcond < 1:  # LAPACK's gelsd (and CuPy's lstsq) take machine precision instead
+        rcond = eps
     xp = module_of((raw(a),))
     x = _products.matmul(PINV.bind(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
