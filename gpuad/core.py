@@ -250,6 +250,12 @@ def map_values(fn, *values, align=False):
                 r = r.reshape(lead + pad + shape)
         args.append(r)
     out = fn(*args)
+    if type(out) is tuple:  # several results: each boxed
+        return tuple(_boxed(o, traces) for o in out)
+    return _boxed(out, traces)
+
+
+def _boxed(out, traces):
     for t in traces:
         out = t.box(out)
     return out

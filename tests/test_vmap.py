@@ -467,9 +467,37 @@ def test_batched_index_errors():
         vmap(lambda a: gnp.partition(a, 1))(X)
 
 
-@pytest.mark.parametrize("f", [lambda a: gnp.median(a), lambda a: gnp.quantile(a, 0.3), lambda a: gnp.percentile(a, 5),
-                               lambda a: gnp.interp(a, np.arange(3.0), np.arange(3.0)),
-                               lambda a: gnp.linalg.lstsq(a, a[0])[0]])
+ORDER_STATISTICS = [
+    lambda a: gnp.median(a), lambda a: gnp.median(a, axis=0, keepdims=True), lambda a: gnp.quantile(a, 0.3),
+    lambda a: gnp.quantile(a, [0.1, 0.9], axis=1, method="midpoint"), lambda a: gnp.percentile(a, [[5, 50]], axis=0),
+    lambda a: gnp.quantile(a, [0.25, 1.0], axis=1, method="inverted_cdf", weights=[0.0, 2.0, 1.0]),
+    lambda a: gnp.percentile(a, 40, method="inverted_cdf", weights=np.arange(9.0).reshape(3, 3)),
+    lambda a: gnp.nanmax(a, axis=0) + gnp.nanmin(a, axis=1) + gnp.nanvar(a, axis=0) + gnp.nanstd(a, axis=1)
+    + gnp.nanmean(a, axis=0),
+]
+
+
+@pytest.mark.parametrize("k", range(len(ORDER_STATISTICS)))
+def test_order_statistics_under_vmap_match_a_loop(k):
+    f = ORDER_STATISTICS[k]
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((B, 3, 3))
+    a[1, 0, :2] = a[1, 1, 0]  # ties
+    a[2, 2, 1] = np.nan
+    np.testing.assert_array_equal(vmap(f)(a), np.stack([f(a[b]) for b in range(B)]))
+    g = lambda x: gnp.sum(f(x) * gnp.arange(1.0, 1.0 + np.size(f(a[0]))).reshape(np.shape(f(a[0]))))  # noqa: E731
+    finite = a.copy()
+    finite[2, 2, 1] = 0.5
+    batched = vmap(gpuad.grad(g))(finite)
+    for b in range(B):
+        np.testing.assert_allclose(batched[b], gpuad.grad(g)(finite[b]), rtol=1e-14)
+    nested = vmap(vmap(f), in_axes=1)(np.stack([finite, finite * 2.0], axis=1))
+    np.testing.assert_allclose(nested[1], vmap(f)(finite * 2.0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("f", [lambda a: gnp.interp(a, np.arange(3.0), np.arange(3.0)),
+                               lambda a: gnp.linalg.lstsq(a, a[0])[0],
+                               lambda a: gnp.quantile(np.ones(3), a[0, 0] * 0 + 0.5)])
 def test_functions_not_written_for_batches_refuse_them(f):
     with pytest.raises(NotImplementedError, match="does not support batched values"):
         vmap(f)(np.random.default_rng(0).standard_normal((B, 3, 3)))

@@ -181,12 +181,9 @@ class IndexUpdateAt:
             weights = xp.concatenate([weights_a, weights_v], axis=1).astype(weight_dtype, copy=False)
             return extreme.reshape(lead + shape), weights.reshape(lead + (size + count,))
 
-        computed = []  # map_values boxes one array: the second call hands on what the first computed
-        extreme = map_values(lambda a, v: computed.append(extreme_and_weights(a, v)) or computed[0][0],
-                             self.array, values)
+        extreme, weights = map_values(extreme_and_weights, self.array, values)
         if not (dtype.kind in "fc" or dtype.name in backend.EXTENSION_FLOATS):
             return extreme  # integers and booleans: no derivative
-        weights = map_values(lambda a, v: computed[0][1], self.array, values)
         weights_a, weights_v = reshape(weights[:size], shape), reshape(weights[size:], selected)
         # (selected before scaled: an infinite operand that lost must not make inf * 0)
         linear = (where(weights_a > 0, self.array, 0) * weights_a

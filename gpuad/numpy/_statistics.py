@@ -64,35 +64,54 @@ def _leading(a, axis):
     return reshape(moved, (n,) + tuple(shape[i] for i in kept)), axes, shape
 
 
+# The constants below (sorted values, picked statistics, tie weights) are computed by ``map_values`` on the
+# backend arrays, which arrive with the batch axes of any vmap in progress in front: so each counts the axes of
+# ``a`` (n, *rest) from the end.
+
+def _sorted(a):
+    """``a`` (n, *rest) sorted along its first axis, a constant."""
+    nd = len(aval(a)[0])
+    return map_values(lambda v: _xp(v).sort(v, axis=v.ndim - nd), a)
+
+
 def _order_statistics(a, sorted_values, index):
     """The order statistics ``sorted_values[index]`` (index: a host int array, shape Q) of ``a`` (n, *rest) as a
     traced array (Q + rest)."""
-    return _elements_equal_to(a, sorted_values[_xp(a).asarray(index)], index.ndim)
+    nd = len(aval(a)[0])
+    picked = map_values(lambda s: _xp(s).take(s, _xp(s).asarray(index), axis=s.ndim - nd), sorted_values)
+    return _elements_equal_to(a, picked, index.ndim)
 
 
 def _elements_equal_to(a, values, q_ndim):
     """``values`` (Q + rest, each one of the elements of its slice of ``a``, which is (n, *rest)) as a traced
     array: the mean of the elements equal to each, with its value corrected to NumPy's."""
-    xp = _xp(a)
-    data = raw(a)
-    expanded = data.reshape((1,) * q_ndim + data.shape)
-    target = xp.expand_dims(values, q_ndim)
-    equal = (expanded == target) | (xp.isnan(expanded) & xp.isnan(target))
-    weights = (equal / xp.sum(equal, axis=q_ndim, keepdims=True)).astype(data.dtype)
+    nd = len(aval(a)[0])
+
+    def tie_weights(data, values):
+        xp = _xp(data)
+        lead = data.ndim - nd
+        expanded = data.reshape(data.shape[:lead] + (1,) * q_ndim + data.shape[lead:])
+        target = xp.expand_dims(values, values.ndim - nd + 1)
+        equal = (expanded == target) | (xp.isnan(expanded) & xp.isnan(target))
+        return (equal / xp.sum(equal, axis=lead + q_ndim, keepdims=True)).astype(data.dtype)
+
+    weights = map_values(tie_weights, a, values)
     # (selected before scaled: an infinite element that is not the statistic must not make inf * 0)
-    linear = sum(_select(equal, reshape(a, (1,) * q_ndim + aval(a)[0]), 0) * weights, axis=q_ndim)
+    linear = sum(_select(weights > 0, reshape(a, (1,) * q_ndim + aval(a)[0]), 0) * weights, axis=q_ndim)
     # (values - value of linear) is exact and adding it back gives values exactly (the two differ by rounding;
     # 0 where they are equal: inf - inf).
-    return linear + xp.where(values == raw(linear), 0, values - raw(linear))
+    return linear + map_values(lambda v, s: _xp(v).where(v == s, 0, v - s), values, linear)
 
 
-def _nan_slices(sorted_values):
-    """(mask, value): the slices holding a NaN (sorted last) and that NaN, which NumPy returns for them (complex:
-    nan+1j stays nan+1j); None for values that cannot be NaN."""
-    if not (is_float_dtype(sorted_values.dtype) and sorted_values.shape[0]):
+def _nan_slices(a, sorted_values):
+    """(mask, value): the slices of ``a`` holding a NaN (sorted last) and that NaN, which NumPy returns for them
+    (complex: nan+1j stays nan+1j); None for values that cannot be NaN."""
+    shape, dtype = aval(a)
+    if not (is_float_dtype(dtype) and shape[0]):
         return None
-    last = sorted_values[-1]
-    return _xp(sorted_values).isnan(last), last
+    nd = len(shape)
+    last = map_values(lambda s: _xp(s).take(s, -1, axis=s.ndim - nd), sorted_values)
+    return map_values(lambda v: _xp(v).isnan(v), last), last
 
 
 def _finish(result, axes, shape, q_ndim, keepdims, nan_slices):
@@ -126,7 +145,7 @@ def _quantile(a, q, axis, method, keepdims, weak_q):
         props = impl._QuantileMethods[method]
     except KeyError:
         raise ValueError(f"{method!r} is not a valid method. Use one of: {impl._QuantileMethods.keys()}") from None
-    sorted_values = _xp(a).sort(raw(a), axis=0)
+    sorted_values = _sorted(a)
     virtual = _np.asanyarray(props["get_virtual_index"](n, q))
     rest_ndim = len(aval(a)[0]) - 1
     if props["fix_gamma"] is None or (method == "linear" and _np.issubdtype(virtual.dtype, _np.integer)):
@@ -139,7 +158,7 @@ def _quantile(a, q, axis, method, keepdims, weak_q):
             gamma = _xp(a).asarray(gamma)
         result = _lerp(_order_statistics(a, sorted_values, previous), _order_statistics(a, sorted_values, following),
                        gamma)
-    return _finish(result, axes, shape, q.ndim, keepdims, _nan_slices(sorted_values))
+    return _finish(result, axes, shape, q.ndim, keepdims, _nan_slices(a, sorted_values))
 
 
 def _constant_q(q, name):
@@ -174,7 +193,7 @@ def _quantile_at(a, q, scale, name, noun, axis, out, method, keepdims, weights, 
     if is_complex(a):
         raise TypeError(f"gpuad.numpy.{name}: a must be an array of real numbers (NumPy defines no quantiles of "
                         f"complex values); take the quantiles of the real and imaginary parts, or of abs(a)")
-    refuse_batched(f"gpuad.numpy.{name}", a, q, weights)
+    refuse_batched(f"gpuad.numpy.{name} (for q or weights)", q, weights)
     if interpolation is not None:
         method = interpolation
     _constant_q(q, name)
@@ -214,46 +233,56 @@ def _weighted(a, q, axis, method, keepdims, weights, scale):
     if n == 0:
         raise IndexError(f"{name} of an empty slice is not supported on traced values")
     weights = raw(_leading(weights, axis)[0])
-    order = xp.argsort(raw(a), axis=0)
-    sorted_values = xp.take_along_axis(raw(a), order, axis=0)
-    cdf = xp.cumsum(xp.take_along_axis(weights, order, axis=0), axis=0, dtype=_np.float64)
-    cdf /= cdf[-1]
-    invalid = xp.isnan(cdf[-1])  # weights summing to zero, or holding NaN or inf
-    host_invalid = _host_values(invalid)
-    if host_invalid is not None and _np.any(host_invalid):
-        raise ValueError("Weights included NaN, inf or were all zero.")
-    if levels.dtype.kind == "f":  # NumPy compares in q's precision (0.4 in float32 is not 0.4)
-        cdf = cdf.astype(levels.dtype)
-    cdf = xp.where(cdf == 0, -1, cdf)  # leading zero weights: q = 0 picks the first element that has weight
-    q_ndim, rest = levels.ndim, cdf.shape[1:]
-    # searchsorted(cdf, q, side="left") per slice: the count of cdf entries below q (cdf is non-decreasing),
-    # a few levels at a time so that the comparison holds at most about 2^26 booleans
-    flat_levels = levels.reshape((-1,) + (1,) * cdf.ndim)
-    step = builtins.max(1, (1 << 26) // builtins.max(cdf.size, 1))
-    index = xp.concatenate([xp.sum(cdf < flat_levels[i:i + step], axis=1) for i in range(0, len(flat_levels), step)]
-                           or [xp.zeros((0,) + rest, dtype=_np.intp)])
-    index = xp.minimum(index, n - 1)
-    picked = xp.take_along_axis(sorted_values, index, axis=0).reshape(levels.shape + rest)
-    if is_float_dtype(picked.dtype):  # (integer data cannot hold NaN: NumPy raises for invalid weights there)
-        picked = xp.where(invalid, xp.nan, picked)
-    result = _elements_equal_to(a, picked, q_ndim)
-    return _finish(result, axes, shape, q_ndim, keepdims, _nan_slices(sorted_values))
+    nd = len(aval(a)[0])
+
+    def pick(data):
+        lead = data.ndim - nd  # (the batch axes of a vmap in progress; the weights are not batched)
+        order = xp.argsort(data, axis=lead)
+        sorted_values = xp.take_along_axis(data, order, axis=lead)
+        cdf = xp.cumsum(xp.take_along_axis(xp.broadcast_to(weights, data.shape), order, axis=lead), axis=lead,
+                        dtype=_np.float64)
+        cdf /= xp.take(cdf, xp.asarray([-1]), axis=lead)
+        invalid = xp.isnan(xp.take(cdf, xp.asarray([-1]), axis=lead))  # weights summing to zero, or NaN or inf
+        host_invalid = _host_values(invalid)
+        if host_invalid is not None and _np.any(host_invalid):
+            raise ValueError("Weights included NaN, inf or were all zero.")
+        if levels.dtype.kind == "f":  # NumPy compares in q's precision (0.4 in float32 is not 0.4)
+            cdf = cdf.astype(levels.dtype)
+        cdf = xp.where(cdf == 0, -1, cdf)  # leading zero weights: q = 0 picks the first element with weight
+        # searchsorted(cdf, q, side="left") per slice: the count of cdf entries below q (cdf is non-decreasing),
+        # a few levels at a time so that the comparison holds at most about 2^26 booleans
+        flat_levels = levels.reshape((-1,) + (1,) * nd)
+        cdf = xp.expand_dims(cdf, lead)
+        step = builtins.max(1, (1 << 26) // builtins.max(cdf.size, 1))
+        index = xp.concatenate([xp.sum(cdf < flat_levels[i:i + step], axis=lead + 1)
+                                for i in range(0, len(flat_levels), step)]
+                               or [xp.zeros(data.shape[:lead] + (0,) + data.shape[lead + 1:], dtype=_np.intp)],
+                               axis=lead)
+        picked = xp.take_along_axis(sorted_values, xp.minimum(index, n - 1), axis=lead)
+        picked = picked.reshape(data.shape[:lead] + levels.shape + data.shape[lead + 1:])
+        if is_float_dtype(picked.dtype):  # (integer data cannot hold NaN: NumPy raises for invalid weights)
+            picked = xp.where(invalid.reshape(invalid.shape[:lead] + (1,) * levels.ndim + invalid.shape[lead + 1:]),
+                              xp.nan, picked)
+        return picked, sorted_values
+
+    picked, sorted_values = map_values(pick, a)
+    result = _elements_equal_to(a, picked, levels.ndim)
+    return _finish(result, axes, shape, levels.ndim, keepdims, _nan_slices(a, sorted_values))
 
 
 @traceable
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """numpy.median: the middle order statistic, or the mean of the two middle ones; ties share evenly."""
     no_out("median", out=out)
-    refuse_batched("gpuad.numpy.median", a)
     a, axes, shape = _leading(a, axis)
     n = aval(a)[0][0]
     if n == 0:
         raise IndexError("median of an empty slice is not supported on traced values")
-    sorted_values = _xp(a).sort(raw(a), axis=0)
+    sorted_values = _sorted(a)
     index = _np.array([n // 2]) if n % 2 else _np.array([n // 2 - 1, n // 2])
     middle = _order_statistics(a, sorted_values, index)
     result = sum(middle, axis=0) / len(index)
-    return _finish(result, axes, shape, 0, keepdims, _nan_slices(sorted_values))
+    return _finish(result, axes, shape, 0, keepdims, _nan_slices(a, sorted_values))
 
 
 # ---- NaN-aware reductions ---------------------------------------------------------------------------------
