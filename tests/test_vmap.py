@@ -474,6 +474,9 @@ ORDER_STATISTICS = [
     lambda a: gnp.percentile(a, 40, method="inverted_cdf", weights=np.arange(9.0).reshape(3, 3)),
     lambda a: gnp.nanmax(a, axis=0) + gnp.nanmin(a, axis=1) + gnp.nanvar(a, axis=0) + gnp.nanstd(a, axis=1)
     + gnp.nanmean(a, axis=0),
+    lambda a: gnp.interp(a * 2.0, np.array([-1.0, 0.0, 0.5, 2.0]), np.array([1.0, -1.0, 2.0, 0.5])),
+    lambda a: gnp.interp(np.array([-2.0, 0.9, 3.0]), np.array([-1.0, 0.5, 2.0]), a[0] * a[1, 0] + 1.0) + gnp.interp(a[2], np.arange(3.0), a[0], left=a[1, 1], right=-1.0),
+    lambda a: gnp.interp(a, np.array([0.0, 1.0, 2.0]), np.array([0.5, 1.5, -1.0]), period=2.5),
 ]
 
 
@@ -495,7 +498,7 @@ def test_order_statistics_under_vmap_match_a_loop(k):
     np.testing.assert_allclose(nested[1], vmap(f)(finite * 2.0), rtol=1e-14)
 
 
-@pytest.mark.parametrize("f", [lambda a: gnp.interp(a, np.arange(3.0), np.arange(3.0)),
+@pytest.mark.parametrize("f", [lambda a: gnp.interp(np.arange(3.0), a[0], np.arange(3.0)),
                                lambda a: gnp.linalg.lstsq(a, a[0])[0],
                                lambda a: gnp.quantile(np.ones(3), a[0, 0] * 0 + 0.5)])
 def test_functions_not_written_for_batches_refuse_them(f):

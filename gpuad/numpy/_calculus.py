@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import backend
-from ..core import aval, is_float_dtype, raw, refuse_batched
+from ..core import aval, is_float_dtype, map_values, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, normalize_axes, traceable
 from ._elementwise import conj_if_complex, is_complex, where
 from ._products import matmul
-from ._rearranging import diff
+from ._rearranging import diff, take
 from ._reductions import sum
 from ._shapes import astype, broadcast_arrays, concatenate, moveaxis, reshape, stack
 
@@ -165,7 +165,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
 def interp(x, xp, fp, left=None, right=None, period=None):
     """numpy.interp: piecewise linear, NumPy's slope formula; left/right (defaults fp[0], fp[-1]) outside. ``x``
     and ``xp`` are real; complex ``fp`` (and then ``left``/``right``) gives a complex result, as in NumPy."""
-    refuse_batched("gpuad.numpy.interp", x, xp, fp, left, right)
+    refuse_batched("gpuad.numpy.interp (for xp)", xp)  # (batched x, fp, left, right: each example its own)
     x, xp, fp = asarray(x), asarray(xp), asarray(fp)
     values = "complex" if is_complex(fp) else "real"
     for name, v in (("x", x), ("xp", xp)) + (() if is_complex(fp) else (("left", left), ("right", right))):
@@ -194,21 +194,22 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         xp = concatenate((xp[-1:] - period, xp, xp[0:1] + period))
         fp = concatenate((fp[-1:], fp, fp[0:1]))
         n += 2
-    xr, xpr = raw(x), raw(xp)
+    xpr = raw(xp)
     module = _xp(x)
+    # (constants from x's values, elementwise, so that a vmap in progress keeps each example's own)
     if n == 1:
         inner = fp[0] + x * 0
     else:
-        j = module.clip(module.searchsorted(module.asarray(xpr), xr, side="right") - 1, 0, n - 2)
-        x0, x1, f0, f1 = xp[j], xp[j + 1], fp[j], fp[j + 1]
+        j = map_values(lambda v: module.clip(module.searchsorted(module.asarray(xpr), v, side="right") - 1, 0,
+                                             n - 2), x)
+        x0, x1, f0, f1 = take(xp, j), take(xp, j + 1), take(fp, j, axis=-1), take(fp, j + 1, axis=-1)
         slope = (f1 - f0) / (x1 - x0)
         inner = slope * (x - x0) + f0
-        inner = where(xr == xpr[-1], fp[-1], inner)
-    low = fp[0] if left is None else asarray_like(left, xr)
-    high = fp[-1] if right is None else asarray_like(right, xr)
-    result = where(xr < xpr[0], low, inner)
-    result = where(xr > xpr[-1], high, result)
-    return result
+        inner = where(map_values(lambda v: v == xpr[-1], x), fp[..., -1], inner)
+    low = fp[..., 0] if left is None else asarray_like(left, raw(x))
+    high = fp[..., -1] if right is None else asarray_like(right, raw(x))
+    result = where(map_values(lambda v: v < xpr[0], x), low, inner)
+    return where(map_values(lambda v: v > xpr[-1], x), high, result)
 
 
 # ---- convolution and correlation ------------------------------------------------------------------------------
