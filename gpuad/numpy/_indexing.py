@@ -7,6 +7,7 @@ its ``add``/``set``/``get`` build a new array from the scatter-add and getitem r
 """
 from __future__ import annotations
 
+import builtins
 import math
 
 import numpy as _np
@@ -58,6 +59,18 @@ def one_hot(indices, n, dtype):
     return astype(mask, dtype)
 
 
+def finite_part(a):
+    """``a`` with its infinite and NaN elements zeroed: what a one-hot contraction may read (0 * inf is NaN, which
+    would reach every gathered element); ``exactly`` puts the selected non-finite values back."""
+    return where(map_values(lambda v: backend.array_module(v).isfinite(v), a), a, 0)
+
+
+def exactly(gathered, exact):
+    """``gathered`` (a one-hot contraction of ``finite_part``) with the value ``exact`` (the same gather of the
+    plain values, a constant): equal where the selected value is finite, the inf or NaN itself where not."""
+    return gathered + map_values(lambda e, g: backend.array_module(e).where(e == g, 0, e - g), exact, gathered)
+
+
 def _batched_getitem(a, items):
     """``a[items]`` where one item is a batched integer index (vmap): a gather along its axis, then the basic
     items after it. Full slices may come before it; other index arrays may not come with it."""
@@ -77,9 +90,26 @@ def _batched_getitem(a, items):
     index, n = items[k], shape[k]
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
     subs_a = letters[:len(shape)]
-    subs_i = letters[len(shape):len(shape) + len(aval(index)[0])]
-    out = EINSUM.bind(one_hot(index, n, aval(a)[1]), a, subscripts=f"{subs_i}{subs_a[k]},{subs_a}->"
+    m = len(aval(index)[0])
+    subs_i = letters[len(shape):len(shape) + m]
+    out = EINSUM.bind(one_hot(index, n, aval(a)[1]), finite_part(a), subscripts=f"{subs_i}{subs_a[k]},{subs_a}->"
                       f"{subs_a[:k]}{subs_i}{subs_a[k + 1:]}", optimize=False)
+
+    def gather(values, positions):
+        # the same gather of the plain values: take_along_axis, with the index's own axes (at least one) spread
+        # out before axis k of the array and the array's other axes as 1s in the index (broadcast)
+        xp = backend.array_module(values)
+        lead = builtins.max(values.ndim - len(shape), positions.ndim - m)  # (either may be unbatched)
+        values = values.reshape((1,) * (lead + len(shape) - values.ndim) + values.shape)
+        positions = positions.reshape((1,) * (lead + m - positions.ndim) + positions.shape)
+        spread = builtins.max(m, 1)
+        positions = (positions % n).reshape(positions.shape + (1,) * (spread - m))
+        values = values.reshape(values.shape[:lead + k] + (1,) * (spread - 1) + values.shape[lead + k:])
+        positions = positions.reshape(positions.shape[:lead] + (1,) * k + positions.shape[lead:]
+                                      + (1,) * (len(shape) - k - 1))
+        out = xp.take_along_axis(values, positions, axis=lead + k + spread - 1)
+        return out if m else out.reshape(out.shape[:lead + k] + out.shape[lead + k + 1:])
+    out = exactly(out, map_values(gather, a, index))
     if after:
         out = getitem(out, (slice(None),) * (k + len(subs_i)) + after)
     return out

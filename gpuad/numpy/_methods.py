@@ -150,6 +150,7 @@ class _ArrayBehaviour:
         return fn(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        concrete(self, "a plain array (numpy.asarray(t), or a NumPy array indexed by it: use gnp.take)")
         return _np.array(convertible(self, "numpy.asarray(t)"), dtype=dtype, copy=copy)
 
     # ---- operators

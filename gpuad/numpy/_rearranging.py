@@ -11,6 +11,7 @@ called on plain arrays these functions are NumPy's (or CuPy's) own.
 """
 from __future__ import annotations
 
+import builtins
 import itertools
 import math
 import operator
@@ -18,13 +19,13 @@ import operator
 import numpy as _np
 
 from .. import backend
-from ..core import aval, constant, is_batched, raw, Tensor
+from ..core import aval, constant, is_batched, map_values, raw, Tensor
 from ..ops.linear import SCATTER_ADD, SUM
 from . import _nondifferentiable
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, is_backend_array, no_out, normalize_axes, supported_options, traceable
 from ._elementwise import where
-from ._indexing import getitem, one_hot
+from ._indexing import exactly, finite_part, getitem, one_hot
 from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, ravel, reshape, transpose
 
 __all__ = [
@@ -540,11 +541,12 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 @traceable
 def partition(a, kth, axis=-1, kind="introselect", order=None):
     a, axis = _ordering_input("partition", a, axis, order)
-    if is_batched(a):
-        raise NotImplementedError("vmap: gpuad.numpy.partition of a batched value is not supported yet; use sort")
     argpartition = _xp(a).argpartition  # CuPy's takes no kind= (it sorts fully)
-    return take_along_axis(a, argpartition(raw(a), kth, axis=axis, **supported_options(argpartition, kind=kind)),
-                           axis)
+    options = supported_options(argpartition, kind=kind)
+    ndim = _ndim(a)
+    # (vmap: each example its own permutation, the batch axes in front of the values map_values hands over)
+    order = map_values(lambda v: argpartition(v, kth, axis=axis - ndim, **options), a)
+    return take_along_axis(a, order, axis)
 
 
 def _take_along_axis_batched(arr, indices, axis):
@@ -557,9 +559,15 @@ def _take_along_axis_batched(arr, indices, axis):
     if len(aval(indices)[0]) != len(shape):
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
     mask = moveaxis(one_hot(indices, shape[axis], aval(arr)[1]), axis, -2)  # (..., m, n)
-    values = expand_dims(moveaxis(arr, axis, -1), -2)  # (..., 1, n)
-    gathered = SUM.bind(mask * values, axis=(len(shape),), keepdims=False)  # (..., m)
-    return moveaxis(gathered, -1, axis)
+    values = expand_dims(moveaxis(finite_part(arr), axis, -1), -2)  # (..., 1, n)
+    gathered = moveaxis(SUM.bind(mask * values, axis=(len(shape),), keepdims=False), -1, axis)  # (..., m)
+    n, nd = shape[axis], len(shape)
+
+    def gather(a, i):  # the same gather of the plain values (the batch axes in front: broadcast)
+        lead = builtins.max(a.ndim, i.ndim) - nd
+        a, i = a.reshape((1,) * (lead + nd - a.ndim) + a.shape), i.reshape((1,) * (lead + nd - i.ndim) + i.shape)
+        return _xp(a).take_along_axis(a, i % n, axis=lead + axis)
+    return exactly(gathered, map_values(gather, arr, indices))
 
 
 def _integer_indices(a, indices, error):
