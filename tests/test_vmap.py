@@ -11,6 +11,7 @@ import gpuad.numpy as gnp
 from gpuad import grad, jvp, vjp, vmap
 from gpuad.ops.elementwise import Elementwise
 from gpuad.ops import elementwise as elementwise_rows
+from gpuad.ops.linear import FINITE_PART
 from gpuad.rules import Custom, Primitive
 from gpuad.testing import sample
 
@@ -123,6 +124,7 @@ CASES = [  # (primitive names covered, function, make args (rng) -> (values, in_
     ({"amax", "amin"}, lambda x: gnp.max(x, axis=1)[:, None] - gnp.min(x, axis=0, keepdims=True),
      lambda r: ([r.standard_normal((B, 3, 4))], (0,))),
     ({"prod"}, lambda x: gnp.prod(x, axis=-1), lambda r: ([r.uniform(0.5, 2, (B, 2, 3))], (0,))),
+    ({"finite_part"}, lambda x: FINITE_PART.bind(x * 2.0) + x, lambda r: ([r.standard_normal((B, 2, 3))], (0,))),
     ({"cumsum", "cumprod"}, lambda x: gnp.cumsum(x, axis=0) + gnp.cumprod(x, axis=1),
      lambda r: ([r.uniform(0.5, 2, (2, B, 3))], (1,))),
     ({"recurrence"}, lambda a, b: _recurrence(a, b, axis=1, reverse=False) + _recurrence(a, b, axis=0, reverse=True),
@@ -564,3 +566,30 @@ def test_batched_gathers_are_exact_next_to_infinities_and_nans(k):
 def test_a_numpy_array_indexed_by_a_batched_value_says_to_use_take():
     with pytest.raises(TypeError, match="gnp.take"):
         vmap(lambda i: np.ones((5, 3))[i])(np.array([0, 1]))
+
+
+def test_batched_gathers_keep_the_derivative_of_a_selected_infinity_and_the_dtype():
+    x = np.array([[3.0, np.inf, 1.0], [2.0, 1.0, 0.0]])
+    f = lambda a: gnp.sum(gnp.sort(a) * gnp.array([1.0, 2.0, 3.0]))  # noqa: E731
+    np.testing.assert_array_equal(vmap(grad(f))(x), [[2.0, 3.0, 1.0], [3.0, 2.0, 1.0]])
+    np.testing.assert_array_equal(vmap(grad(lambda a, i: a[i]))(x, np.array([1, 0])), [[0, 1, 0], [1, 0, 0]])
+    _, tangent = jvp(lambda a: vmap(lambda a, i: gnp.take_along_axis(a, i, 0))(a, np.array([[1], [0]])), (x,),
+                     (np.ones_like(x),))
+    np.testing.assert_array_equal(tangent, [[1.0], [1.0]])
+    assert vmap(lambda a, i: a[i])(np.array([[True, False]]), np.array([0])).dtype == np.bool_
+    small = np.array([[3, -1, 2], [0, 5, 1]], dtype=np.int8)
+    assert vmap(lambda a: gnp.sort(a))(small).dtype == np.int8
+
+
+def test_batched_comparisons_keep_their_operand_order():
+    a = np.array([[0.5, 2.0], [1.5, -1.0]])
+    np.testing.assert_array_equal(vmap(lambda r: gnp.greater(1.0, r))(a), 1.0 > a)
+    np.testing.assert_array_equal(vmap(lambda r: gnp.less_equal(1.5, r))(a), 1.5 <= a)
+    np.testing.assert_array_equal(vmap(lambda r: gnp.isclose(0.5, r))(a), np.isclose(0.5, a))
+
+
+def test_interp_with_one_sample_point_gives_it_for_nan_x():
+    x = np.array([np.nan, 0.0, 3.0])
+    np.testing.assert_array_equal(gnp.interp(gpuad.tensor(x), [1.0], [2.0]), np.interp(x, [1.0], [2.0]))
+    np.testing.assert_array_equal(vmap(lambda v: gnp.interp(v, [1.0], [2.0]))(x[:, None]),
+                                  np.interp(x, [1.0], [2.0])[:, None])

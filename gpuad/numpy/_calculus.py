@@ -197,8 +197,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     xpr = raw(xp)
     module = _xp(x)
     # (constants from x's values, elementwise, so that a vmap in progress keeps each example's own)
-    if n == 1:
-        inner = fp[0] + x * 0
+    if n == 1:  # (zeros of x's shape, not x * 0: NaN x gives fp[0], as NumPy's)
+        inner = fp[..., 0] + map_values(lambda v: module.zeros(v.shape, dtype=_np.float64), x)
     else:
         j = map_values(lambda v: module.clip(module.searchsorted(module.asarray(xpr), v, side="right") - 1, 0,
                                              n - 2), x)

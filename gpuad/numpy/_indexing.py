@@ -13,9 +13,9 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, concrete, is_batched, map_values, raw, Tensor
+from ..core import aval, concrete, is_batched, is_float_dtype, map_values, raw, Tensor
 from ..ops.linalg import EINSUM
-from ..ops.linear import GETITEM, SCATTER_ADD
+from ..ops.linear import FINITE_PART, GETITEM, SCATTER_ADD
 from ._dispatch import array_from, is_backend_array, module_of
 from ._elementwise import where
 from ._shapes import astype, broadcast_to, ravel, reshape
@@ -60,14 +60,17 @@ def one_hot(indices, n, dtype):
 
 
 def finite_part(a):
-    """``a`` with its infinite and NaN elements zeroed: what a one-hot contraction may read (0 * inf is NaN, which
-    would reach every gathered element); ``exactly`` puts the selected non-finite values back."""
-    return where(map_values(lambda v: backend.array_module(v).isfinite(v), a), a, 0)
+    """``a`` with its infinite and NaN elements zeroed, derivative the identity: what a one-hot contraction may
+    read (0 * inf is NaN, which would reach every gathered element); ``exactly`` puts the selected non-finite
+    values back. Integers and booleans are returned as they are."""
+    return FINITE_PART.bind(a) if is_float_dtype(aval(a)[1]) or aval(a)[1].kind == "c" else a
 
 
 def exactly(gathered, exact):
     """``gathered`` (a one-hot contraction of ``finite_part``) with the value ``exact`` (the same gather of the
     plain values, a constant): equal where the selected value is finite, the inf or NaN itself where not."""
+    if not (is_float_dtype(aval(gathered)[1]) or aval(gathered)[1].kind == "c"):
+        return gathered
     return gathered + map_values(lambda e, g: backend.array_module(e).where(e == g, 0, e - g), exact, gathered)
 
 

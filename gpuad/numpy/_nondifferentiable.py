@@ -47,11 +47,15 @@ _AXIS = {"argmax", "argmin", "argsort", "any", "all", "count_nonzero"}
 
 def _batched_call(name, args, kwargs):
     """``name`` applied to batched values (vmap): the batch axes stay in front of the result."""
-    if name in _ELEMENTWISE:
-        arrays = [a for a in args if isinstance(a, Tensor) or hasattr(a, "shape")]
-        rest = [a for a in args if not (isinstance(a, Tensor) or hasattr(a, "shape"))]
-        return map_values(lambda *v: getattr(backend.array_module(*v), name)(*v, *rest, **kwargs), *arrays,
-                          align=True)
+    if name in _ELEMENTWISE:  # (the arguments keep their places: greater(1.0, a) is not greater(a, 1.0))
+        at = [k for k, a in enumerate(args) if isinstance(a, Tensor) or hasattr(a, "shape")]
+
+        def run(*values):
+            placed = list(args)
+            for k, v in zip(at, values):
+                placed[k] = v
+            return getattr(backend.array_module(*values), name)(*placed, **kwargs)
+        return map_values(run, *[args[k] for k in at], align=True)
     if name not in _AXIS or len(args) > 2 or not isinstance(args[0], Tensor):
         raise NotImplementedError(f"vmap: gpuad.numpy.{name} is not supported on batched values (its result's "
                                   f"shape can differ between examples); apply it outside the vmapped function")

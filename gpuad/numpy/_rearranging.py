@@ -567,7 +567,8 @@ def _take_along_axis_batched(arr, indices, axis):
         lead = builtins.max(a.ndim, i.ndim) - nd
         a, i = a.reshape((1,) * (lead + nd - a.ndim) + a.shape), i.reshape((1,) * (lead + nd - i.ndim) + i.shape)
         return _xp(a).take_along_axis(a, i % n, axis=lead + axis)
-    return exactly(gathered, map_values(gather, arr, indices))
+    gathered = exactly(gathered, map_values(gather, arr, indices))
+    return gathered if aval(gathered)[1] == aval(arr)[1] else astype(gathered, aval(arr)[1])  # (sums widen ints)
 
 
 def _integer_indices(a, indices, error):

@@ -1,5 +1,6 @@
 """Rule table for the linear primitives: reshape, transpose, broadcast_to and its transpose sum, convert,
-getitem, scatter_add, concatenate, and matmul (linear in each operand).
+getitem, scatter_add, concatenate, and matmul (linear in each operand); and finite_part, whose derivative is
+the identity (the gathers of vmap read it).
 
 Each row is one primitive: its NumPy evaluation (on the array module the backend seam picks) and its transpose
 rule (linear ops: the JVP applies the op to the tangent; matmul is linear in each operand). Transposes are
@@ -13,7 +14,7 @@ import numpy
 
 from .. import backend
 from ..core import aval, is_float_dtype, is_half_dtype, raw
-from ..rules import Linear
+from ..rules import Custom, Linear
 
 
 # ---- batching (vmap) helpers: a batched argument has the batch axis in front (see Primitive.batch) ----------
@@ -243,6 +244,20 @@ def _batch_scatter_add(args, batched, params):
 
 
 GETITEM.batch, SCATTER_ADD.batch = _batch_getitem, _batch_scatter_add
+
+
+# ---- finite_part: what a one-hot contraction may read (vmap's gathers with a batched index) ------------------
+# Its value is the array with inf and NaN zeroed (0 * inf is NaN, which a contraction would spread to every
+# gathered element), its derivative the identity (the tangent of a selected inf still passes): not linear in
+# value, a Custom row beside the gathers it serves.
+
+def _finite_part_impl(xp, a):
+    return xp.where(xp.isfinite(a), a, 0) if a.dtype.kind in "fc" or is_float_dtype(a.dtype) else a
+
+
+FINITE_PART = Custom("finite_part", _finite_part_impl, lambda primals, tangents, out, params: tangents[0],
+                     lambda ct, saved, params, avals, needed: [ct], saves=())
+FINITE_PART.batch = lambda args, batched, params: FINITE_PART.bind(args[0])  # (elementwise: the batch as is)
 
 
 # ---- joining ------------------------------------------------------------------------------------------------
