@@ -530,11 +530,10 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     """The sorted values; the gradient follows the permutation (ties: the one ``argsort`` picks)."""
     a, axis = _ordering_input("sort", a, axis, order)
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
-    argsort = _xp(a).argsort  # CuPy's takes no stable= (it always sorts stably)
-    options = supported_options(argsort, **options)
+    options = supported_options(_xp(a).argsort, **options)  # CuPy's takes no stable= (it always sorts stably)
     if is_batched(a):  # (vmap: the permutations differ between examples)
         return take_along_axis(a, _nondifferentiable.argsort(a, axis, **options), axis)
-    return take_along_axis(a, argsort(raw(a), axis=axis, **options), axis)
+    return take_along_axis(a, backend.argsort(raw(a), axis=axis, **options), axis)
 
 
 @traceable
@@ -542,9 +541,8 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     a, axis = _ordering_input("partition", a, axis, order)
     if is_batched(a):
         raise NotImplementedError("vmap: gpuad.numpy.partition of a batched value is not supported yet; use sort")
-    argpartition = _xp(a).argpartition  # CuPy's takes no kind= (it sorts fully)
-    return take_along_axis(a, argpartition(raw(a), kth, axis=axis, **supported_options(argpartition, kind=kind)),
-                           axis)
+    options = supported_options(_xp(a).argpartition, kind=kind)  # CuPy's takes no kind=
+    return take_along_axis(a, backend.argpartition(raw(a), kth, axis=axis, **options), axis)
 
 
 def _take_along_axis_batched(arr, indices, axis):

@@ -83,7 +83,7 @@ def _elements_equal_to(a, values, q_ndim):
     linear = sum(_select(equal, reshape(a, (1,) * q_ndim + aval(a)[0]), 0) * weights, axis=q_ndim)
     # (values - value of linear) is exact and adding it back gives values exactly (the two differ by rounding;
     # 0 where they are equal: inf - inf).
-    return linear + xp.where(values == raw(linear), 0, values - raw(linear))
+    return linear + backend.where(values == raw(linear), 0, values - raw(linear))
 
 
 def _nan_slices(sorted_values):
@@ -126,7 +126,7 @@ def _quantile(a, q, axis, method, keepdims, weak_q):
         props = impl._QuantileMethods[method]
     except KeyError:
         raise ValueError(f"{method!r} is not a valid method. Use one of: {impl._QuantileMethods.keys()}") from None
-    sorted_values = _xp(a).sort(raw(a), axis=0)
+    sorted_values = backend.sort(raw(a), axis=0)
     virtual = _np.asanyarray(props["get_virtual_index"](n, q))
     rest_ndim = len(aval(a)[0]) - 1
     if props["fix_gamma"] is None or (method == "linear" and _np.issubdtype(virtual.dtype, _np.integer)):
@@ -214,7 +214,7 @@ def _weighted(a, q, axis, method, keepdims, weights, scale):
     if n == 0:
         raise IndexError(f"{name} of an empty slice is not supported on traced values")
     weights = raw(_leading(weights, axis)[0])
-    order = xp.argsort(raw(a), axis=0)
+    order = backend.argsort(raw(a), axis=0)
     sorted_values = xp.take_along_axis(raw(a), order, axis=0)
     cdf = xp.cumsum(xp.take_along_axis(weights, order, axis=0), axis=0, dtype=_np.float64)
     cdf /= cdf[-1]
@@ -249,7 +249,7 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     n = aval(a)[0][0]
     if n == 0:
         raise IndexError("median of an empty slice is not supported on traced values")
-    sorted_values = _xp(a).sort(raw(a), axis=0)
+    sorted_values = backend.sort(raw(a), axis=0)
     index = _np.array([n // 2]) if n % 2 else _np.array([n // 2 - 1, n // 2])
     middle = _order_statistics(a, sorted_values, index)
     result = sum(middle, axis=0) / len(index)
