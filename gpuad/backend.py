@@ -94,6 +94,8 @@ def accepts(function, args=(), kwargs=()) -> bool:
 # an inexact type to it, as it is). clip (cupy/_core/_routines_math.pyx, _clip): no complex loop. partition and
 # argpartition (cupy/_core/_routines_sorting.pyx): a selection kernel comparing with < and > on a long axis (NaN
 # left where it falls), Thrust on a short one. sort, argsort and median: Thrust, which takes no bfloat16.
+# linalg.solve (cupy/linalg/_solve.py): a b of two or more dimensions needs a's batch axes exactly (no
+# broadcasting: ValueError).
 def _first(args, kwargs, name):
     return args[0] if args else kwargs.get(name)
 
@@ -118,7 +120,13 @@ _CUPY_DIFFERS = {
     "sort": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
     "argsort": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
     "median": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
+    "solve": lambda args, kwargs: _unbroadcast_solve(*args, **kwargs),
 }
+
+
+def _unbroadcast_solve(a=None, b=None):
+    a_shape, b_shape = numpy.shape(a), numpy.shape(b)
+    return len(b_shape) > 1 and a_shape[:-1] != b_shape[:-1]
 
 
 def matches_numpy(module, name, args=(), kwargs=None) -> bool:

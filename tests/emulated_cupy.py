@@ -598,8 +598,19 @@ def _percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear
     return _quantile(a, q, axis, out, overwrite_input, method, keepdims, interpolation=interpolation, _scale=100)
 
 
+def _solve(a, b):
+    """cupy.linalg.solve (cupy/linalg/_solve.py): a b of two or more dimensions must have a's batch axes exactly
+    (a.shape[:-1] == b.shape[:-1]); NumPy broadcasts them."""
+    if b.ndim == 0:
+        raise ValueError("b must have at least one dimension")
+    if b.ndim > 1 and a.shape[:-1] != b.shape[:-1]:
+        raise ValueError("a must have (..., M, M) shape and b must have (..., M, K) for multidimensional b "
+                         "(emulated CuPy 14: no broadcasting of the batch axes)")
+    return np.linalg.solve(a, b)
+
+
 # Where CuPy's results differ from NumPy's function of the same name: qualname -> the emulation
-_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.where": _where,
+_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.solve": _solve, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.where": _where,
                  "cupy.clip": _clip, "cupy.nan_to_num": _nan_to_num, "cupy.partition": _partition,
                  "cupy.argpartition": _argpartition, "cupy.median": _median,
                  "cupy.quantile": _quantile, "cupy.percentile": _percentile,

@@ -258,6 +258,8 @@ def test_the_emulation_has_cupys_dtype_rules(cp):
     long[[3, 50]] = np.nan
     part = host(cp.take_along_axis(dev(long), cp.argpartition(dev(long), 5), axis=0))
     assert np.isnan(part[:6]).any()  # the selection kernel does not move NaN last (NumPy's does)
+    with pytest.raises(ValueError, match="multidimensional b"):
+        cp.linalg.solve(dev(np.eye(3) * np.ones((2, 1, 1))), dev(np.ones((3, 2))))  # no broadcasting of b
 
 
 def _both(fn, x, **close):
@@ -340,6 +342,19 @@ def test_plain_quantiles_are_numpys(method):
                                       np.quantile(x, q, axis=1, method=method))
     np.testing.assert_array_equal(host(gnp.percentile(dev(x[1:]), 40.0, method=method)),
                                   np.percentile(x[1:], 40.0, method=method))
+
+
+def test_plain_solve_broadcasts_as_numpy():
+    """CuPy's solve needs b's batch axes to be a's (cupy/linalg/_solve.py): plain arrays with a broadcast b take
+    gpuad's composition (which broadcasts), NumPy's results; matching ones CuPy's own solve."""
+    a = RNG.uniform(-1, 1, (2, 3, 3)) + 3 * np.eye(3)
+    for b in (RNG.uniform(-1, 1, (3, 2)), RNG.uniform(-1, 1, (2, 3, 2)), RNG.uniform(-1, 1, 3),
+              RNG.uniform(-1, 1, (4, 1, 3, 2))):
+        got = gnp.linalg.solve(dev(a), dev(b))
+        assert_on_device(got)
+        np.testing.assert_allclose(host(got), np.linalg.solve(a, b), rtol=1e-12)
+    np.testing.assert_allclose(host(gnp.linalg.solve(dev(a[0]), dev(np.ones((5, 3, 2))))),
+                               np.linalg.solve(a[0], np.ones((5, 3, 2))), rtol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
