@@ -95,7 +95,8 @@ def accepts(function, args=(), kwargs=()) -> bool:
 # argpartition (cupy/_core/_routines_sorting.pyx): a selection kernel comparing with < and > on a long axis (NaN
 # left where it falls), Thrust on a short one. sort, argsort and median: Thrust, which takes no bfloat16.
 # linalg.solve (cupy/linalg/_solve.py): a b of two or more dimensions needs a's batch axes exactly (no
-# broadcasting: ValueError).
+# broadcasting: ValueError). interp (cupy/_math/misc.py): x must be a C-contiguous array, and left/right are cast to
+# fp's dtype (NumPy computes in float64).
 def _first(args, kwargs, name):
     return args[0] if args else kwargs.get(name)
 
@@ -121,7 +122,15 @@ _CUPY_DIFFERS = {
     "argsort": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
     "median": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
     "solve": lambda args, kwargs: _unbroadcast_solve(*args, **kwargs),
+    "interp": lambda args, kwargs: _narrowing_interp(*args, **kwargs),
 }
+
+
+def _narrowing_interp(x=None, xp=None, fp=None, left=None, right=None, period=None):
+    if not getattr(getattr(x, "flags", None), "c_contiguous", False):
+        return True
+    wide = getattr(fp, "dtype", None) in (numpy.dtype(numpy.float64), numpy.dtype(numpy.complex128))
+    return (left is not None or right is not None) and not wide
 
 
 def _unbroadcast_solve(a=None, b=None):

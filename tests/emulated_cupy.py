@@ -609,8 +609,21 @@ def _solve(a, b):
     return np.linalg.solve(a, b)
 
 
+def _interp(x, xp, fp, left=None, right=None, period=None):
+    """cupy.interp (cupy/_math/misc.py): ``x`` must be a C-contiguous array (NotImplementedError; a Python number
+    has no ``flags``), and ``left``/``right`` are cast to fp's dtype first (NumPy takes them in float64: 0.1 stays
+    0.1 beside a float32 fp, and 0.5 is not truncated beside an integer one)."""
+    if not isinstance(x, np.ndarray):
+        raise AttributeError(f"'{type(x).__name__}' object has no attribute 'flags' (emulated CuPy 14: interp's x "
+                             f"must be an array)")
+    if not x.flags.c_contiguous:
+        raise NotImplementedError("Non-C-contiguous x is currently not supported")
+    cast = [None if v is None else np.asarray(v, fp.dtype) for v in (left, right)]
+    return np.interp(x, xp, fp, *cast, period=period)
+
+
 # Where CuPy's results differ from NumPy's function of the same name: qualname -> the emulation
-_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.solve": _solve, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.where": _where,
+_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.solve": _solve, "cupy.interp": _interp, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.where": _where,
                  "cupy.clip": _clip, "cupy.nan_to_num": _nan_to_num, "cupy.partition": _partition,
                  "cupy.argpartition": _argpartition, "cupy.median": _median,
                  "cupy.quantile": _quantile, "cupy.percentile": _percentile,

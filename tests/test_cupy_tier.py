@@ -260,6 +260,9 @@ def test_the_emulation_has_cupys_dtype_rules(cp):
     assert np.isnan(part[:6]).any()  # the selection kernel does not move NaN last (NumPy's does)
     with pytest.raises(ValueError, match="multidimensional b"):
         cp.linalg.solve(dev(np.eye(3) * np.ones((2, 1, 1))), dev(np.ones((3, 2))))  # no broadcasting of b
+    with pytest.raises(NotImplementedError, match="C-contiguous"):
+        cp.interp(dev(np.ones((2, 3))).T, dev([0.0, 1.0]), dev([1.0, 2.0]))
+    assert float(cp.interp(dev([-1.0]), dev([0.0, 1.0]), dev([1, 2]), left=0.5)[0]) == 0.0  # left cast to int64
 
 
 def _both(fn, x, **close):
@@ -355,6 +358,20 @@ def test_plain_solve_broadcasts_as_numpy():
         np.testing.assert_allclose(host(got), np.linalg.solve(a, b), rtol=1e-12)
     np.testing.assert_allclose(host(gnp.linalg.solve(dev(a[0]), dev(np.ones((5, 3, 2))))),
                                np.linalg.solve(a[0], np.ones((5, 3, 2))), rtol=1e-12)
+
+
+def test_plain_interp_is_numpys():
+    """CuPy's interp needs x as a C-contiguous array and casts left/right to fp's dtype: those calls take gpuad's
+    composition (NumPy's float64 result); the others CuPy's own interp."""
+    xp, fp = np.array([0.0, 1.0, 2.5]), np.array([1.0, -2.0, 0.5])
+    x = np.linspace(-1.0, 3.0, 12).reshape(3, 4)
+    cases = [(x.T, xp, fp, {}), (x, xp, fp.astype(np.float32), {"left": 0.1, "right": -0.3}),
+             (x, xp, np.array([1, 4, 2]), {"left": 0.5}), (x, xp, fp, {"left": 0.1}), (x, xp, fp, {"period": 2.0})]
+    for xv, xpv, fpv, kwargs in cases:
+        got = gnp.interp(dev(xv), dev(xpv), dev(fpv), **kwargs)
+        assert_on_device(got)
+        np.testing.assert_allclose(host(got), np.interp(xv, xpv, fpv, **kwargs), rtol=1e-15)
+    np.testing.assert_allclose(host(gnp.interp(0.25, dev(xp), dev(fp))), np.interp(0.25, xp, fp), rtol=1e-15)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
