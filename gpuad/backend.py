@@ -96,7 +96,8 @@ def accepts(function, args=(), kwargs=()) -> bool:
 # left where it falls), Thrust on a short one. sort, argsort and median: Thrust, which takes no bfloat16.
 # linalg.solve (cupy/linalg/_solve.py): a b of two or more dimensions needs a's batch axes exactly (no
 # broadcasting: ValueError). interp (cupy/_math/misc.py): x must be a C-contiguous array, and left/right are cast to
-# fp's dtype (NumPy computes in float64).
+# fp's dtype (NumPy computes in float64). var and std (cupy/_core/_routines_statistics.pyx, _var): bfloat16 comes
+# back float64.
 def _first(args, kwargs, name):
     return args[0] if args else kwargs.get(name)
 
@@ -123,7 +124,14 @@ _CUPY_DIFFERS = {
     "median": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
     "solve": lambda args, kwargs: _unbroadcast_solve(*args, **kwargs),
     "interp": lambda args, kwargs: _narrowing_interp(*args, **kwargs),
+    "var": lambda args, kwargs: _bfloat16_variance(args, kwargs),
+    "std": lambda args, kwargs: _bfloat16_variance(args, kwargs),
 }
+
+
+def _bfloat16_variance(args, kwargs):  # (a, axis, dtype, ...)
+    dtype = args[2] if len(args) > 2 else kwargs.get("dtype")
+    return _is_extension_float(_first(args, kwargs, "a")) and dtype is None
 
 
 def _narrowing_interp(x=None, xp=None, fp=None, left=None, right=None, period=None):

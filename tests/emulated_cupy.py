@@ -359,6 +359,10 @@ _CUPY_METHODS = {
         self.view(np.ndarray), axis),
     "argpartition": lambda self, kth, axis=-1: _argpartition(self.view(np.ndarray), kth, axis),
     "clip": lambda self, min=None, max=None, out=None: _clip(self.view(np.ndarray), min, max, out),
+    "var": lambda self, axis=None, dtype=None, out=None, ddof=0, keepdims=False: _variance(False)(
+        self.view(np.ndarray), axis, dtype, out, ddof, keepdims),
+    "std": lambda self, axis=None, dtype=None, out=None, ddof=0, keepdims=False: _variance(True)(
+        self.view(np.ndarray), axis, dtype, out, ddof, keepdims),
 }
 
 
@@ -622,16 +626,35 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     return np.interp(x, xp, fp, *cast, period=period)
 
 
+def _variance(root):
+    def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """cupy.var and cupy.std (cupy/_core/_routines_statistics.pyx, _var): without dtype=, a dtype other than
+        bool, integer, float16/32/64 or complex (bfloat16) is reduced by the float64 kernel about its mean (in
+        its own dtype) and comes back float64; NumPy keeps bfloat16."""
+        if dtype is not None or out is not None or a.dtype.kind in "biufc":
+            return (np.std if root else np.var)(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+        axes = tuple(range(a.ndim)) if axis is None else (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        mean = np.mean(a.astype(np.float32), axis=axes, keepdims=True).astype(a.dtype).astype(np.float64)
+        n = max(int(np.prod([a.shape[i] for i in axes])) - ddof, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result = np.sum((a.astype(np.float64) - mean) ** 2, axis=axes, keepdims=keepdims) * (
+                1.0 / n if n else np.nan)
+        return np.sqrt(result) if root else result
+    var.__name__ = "std" if root else "var"
+    return var
+
+
 # Where CuPy's results differ from NumPy's function of the same name: qualname -> the emulation
-_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.solve": _solve, "cupy.interp": _interp, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.where": _where,
-                 "cupy.clip": _clip, "cupy.nan_to_num": _nan_to_num, "cupy.partition": _partition,
-                 "cupy.argpartition": _argpartition, "cupy.median": _median,
-                 "cupy.quantile": _quantile, "cupy.percentile": _percentile,
-                 "cupy.sort": _sorting(np.sort, "sort"), "cupy.argsort": _sorting(_stable_argsort, "argsort"),
-                 "cupy.lexsort": _sorting(np.lexsort, "lexsort", lambda keys: np.asarray(keys).dtype),
-                 "cupy.sort_complex": _sorting(np.sort_complex, "sort_complex"),
-                 "cupy.unique": _sorting(np.unique, "unique"),
-                 "cupy.nanmedian": _sorting(np.nanmedian, "nanmedian")}
+_CUPY_RESULTS = {
+    "cupy.linalg.eig": _geev, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.linalg.solve": _solve,
+    "cupy.where": _where, "cupy.clip": _clip, "cupy.nan_to_num": _nan_to_num, "cupy.interp": _interp,
+    "cupy.var": _variance(False), "cupy.std": _variance(True),
+    "cupy.quantile": _quantile, "cupy.percentile": _percentile, "cupy.median": _median,
+    "cupy.partition": _partition, "cupy.argpartition": _argpartition,
+    "cupy.sort": _sorting(np.sort, "sort"), "cupy.argsort": _sorting(_stable_argsort, "argsort"),
+    "cupy.lexsort": _sorting(np.lexsort, "lexsort", lambda keys: np.asarray(keys).dtype),
+    "cupy.sort_complex": _sorting(np.sort_complex, "sort_complex"), "cupy.unique": _sorting(np.unique, "unique"),
+    "cupy.nanmedian": _sorting(np.nanmedian, "nanmedian")}
 
 
 def _signature(fn):

@@ -260,6 +260,7 @@ def test_the_emulation_has_cupys_dtype_rules(cp):
     assert np.isnan(part[:6]).any()  # the selection kernel does not move NaN last (NumPy's does)
     with pytest.raises(ValueError, match="multidimensional b"):
         cp.linalg.solve(dev(np.eye(3) * np.ones((2, 1, 1))), dev(np.ones((3, 2))))  # no broadcasting of b
+    assert cp.var(bf).dtype == np.float64 and bf.std(axis=0).dtype == np.float64  # NumPy: bfloat16
     with pytest.raises(NotImplementedError, match="C-contiguous"):
         cp.interp(dev(np.ones((2, 3))).T, dev([0.0, 1.0]), dev([1.0, 2.0]))
     assert float(cp.interp(dev([-1.0]), dev([0.0, 1.0]), dev([1, 2]), left=0.5)[0]) == 0.0  # left cast to int64
@@ -405,6 +406,18 @@ def test_where_keeps_numpys_bfloat16_dtypes(name, fn, unfused):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@needs_bf16
+def test_plain_variance_of_bfloat16_is_numpys():
+    """CuPy's var and std reduce bfloat16 with their float64 kernel and return float64: plain bfloat16 arrays take
+    gpuad's composition (bfloat16, as NumPy's)."""
+    x = np.sin(np.arange(24.0)).reshape(4, 6).astype(BF16)
+    for fn in (lambda m, x: m.var(x), lambda m, x: m.std(x, axis=1, ddof=1), lambda m, x: m.var(x, 0, None, None, 1)):
+        want, got = on_numpy(fn, gnp, x), fn(gnp, dev(x))
+        assert_on_device(got)
+        assert got.dtype == want.dtype == BF16
+        np.testing.assert_allclose(host(got).astype(float), want.astype(float), rtol=1e-2)
+
+
 @needs_bf16
 def test_nan_to_num_of_bfloat16_is_numpys():
     """NumPy leaves bfloat16 (not an inexact type to it) as it is; CuPy's nan_to_num would zero its NaN and
