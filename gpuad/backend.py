@@ -3,7 +3,8 @@
 Everything else asks ``array_module(*values)`` for the NumPy-compatible module that owns its operands and calls
 NumPy-named functions on it. CuPy is imported lazily, only when a CuPy array shows up or the GPU backend is asked
 for (``GPUAD_BACKEND=cupy``), so importing gpuad and running on the CPU never needs CuPy or a GPU. The few things
-NumPy and CuPy spell differently (scatter-add, moving an array to the host) live here too.
+NumPy and CuPy spell differently (scatter-add, moving an array to the host) live here too, and so do the
+dtypes and orderings CuPy's kernels handle differently (``where``, the sorts, ``matches_numpy``).
 """
 from __future__ import annotations
 
@@ -84,6 +85,72 @@ def accepts(function, args=(), kwargs=()) -> bool:
     if positional is not None and len(args) > positional:
         return False
     return keywords is None or all(k in keywords for k in kwargs)
+
+
+# CuPy functions that exist but compute something else than NumPy's for some arguments: name -> the test.
+# quantile and percentile (cupy/_statistics/order.py): five of NumPy's methods, q of at most one dimension, and a
+# NaN is interpolated like a number instead of giving NaN. nan_to_num (cupy/_math/misc.py, _check_nan_inf): on a
+# dtype other than float16/32/64, bfloat16 included, NaN and both infinities become 0 (NumPy leaves bfloat16, not
+# an inexact type to it, as it is). clip (cupy/_core/_routines_math.pyx, _clip): no complex loop. partition and
+# argpartition (cupy/_core/_routines_sorting.pyx): a selection kernel comparing with < and > on a long axis (NaN
+# left where it falls), Thrust on a short one. sort, argsort and median: Thrust, which takes no bfloat16.
+# linalg.solve (cupy/linalg/_solve.py): a b of two or more dimensions needs a's batch axes exactly (no
+# broadcasting: ValueError). interp (cupy/_math/misc.py): x must be a C-contiguous array, and left/right are cast to
+# fp's dtype (NumPy computes in float64). var and std (cupy/_core/_routines_statistics.pyx, _var): bfloat16 comes
+# back float64.
+def _first(args, kwargs, name):
+    return args[0] if args else kwargs.get(name)
+
+
+def _is_extension_float(value) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and dtype.name in EXTENSION_FLOATS
+
+
+def _inexact(value):
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and (dtype.kind in "fc" or dtype.name in EXTENSION_FLOATS)
+
+
+_CUPY_DIFFERS = {
+    "quantile": lambda args, kwargs: True,
+    "percentile": lambda args, kwargs: True,
+    "nan_to_num": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "x")),
+    "clip": lambda args, kwargs: getattr(_first(args, kwargs, "a"), "dtype", numpy.dtype(int)).kind == "c",
+    "partition": lambda args, kwargs: _inexact(_first(args, kwargs, "a")),
+    "argpartition": lambda args, kwargs: _inexact(_first(args, kwargs, "a")),
+    "sort": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
+    "argsort": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
+    "median": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
+    "solve": lambda args, kwargs: _unbroadcast_solve(*args, **kwargs),
+    "interp": lambda args, kwargs: _narrowing_interp(*args, **kwargs),
+    "var": lambda args, kwargs: _bfloat16_variance(args, kwargs),
+    "std": lambda args, kwargs: _bfloat16_variance(args, kwargs),
+}
+
+
+def _bfloat16_variance(args, kwargs):  # (a, axis, dtype, ...)
+    dtype = args[2] if len(args) > 2 else kwargs.get("dtype")
+    return _is_extension_float(_first(args, kwargs, "a")) and dtype is None
+
+
+def _narrowing_interp(x=None, xp=None, fp=None, left=None, right=None, period=None):
+    if not getattr(getattr(x, "flags", None), "c_contiguous", False):
+        return True
+    wide = getattr(fp, "dtype", None) in (numpy.dtype(numpy.float64), numpy.dtype(numpy.complex128))
+    return (left is not None or right is not None) and not wide
+
+
+def _unbroadcast_solve(a=None, b=None):
+    a_shape, b_shape = numpy.shape(a), numpy.shape(b)
+    return len(b_shape) > 1 and a_shape[:-1] != b_shape[:-1]
+
+
+def matches_numpy(module, name, args=(), kwargs=None) -> bool:
+    """Whether ``module``'s own function ``name`` computes NumPy's result for these arguments. Where it does not
+    (CuPy's quantile, ...), gpuad.numpy runs its own composition on ``module``'s arrays (``_dispatch.traceable``)."""
+    test = _CUPY_DIFFERS.get(name)
+    return module is numpy or test is None or not test(args, kwargs or {})
 
 
 def on_host(module) -> bool:
@@ -207,6 +274,96 @@ def scatter_max(target, index, values):
 def scatter_min(target, index, values):
     """``target[index] = minimum(target[index], values)`` with repeated indices all taking part, in place."""
     return _scatter("min", target, index, values)
+
+
+# ---- where CuPy's kernels take fewer dtypes or order differently than NumPy's --------------------------------
+
+def where(condition, x, y):
+    """``numpy.where(condition, x, y)`` on the operands' backend, in NumPy's result dtype. CuPy's where kernel has
+    no bfloat16 loop (cupy/_sorting/search.py, ``_where_ufunc``: bfloat16 operands come back as float32, where
+    NumPy gives bfloat16, or float64 beside a Python float): on CuPy, a bfloat16 result selects the values'
+    bfloat16 bit patterns (as uint16), exactly, and a wider one selects the operands cast to it."""
+    module = array_module(condition, x, y)
+    if module is numpy or not (_is_extension_float(x) or _is_extension_float(y)):
+        return module.where(condition, x, y)
+    dtype = numpy.result_type(*(v.dtype if hasattr(v, "dtype") else v for v in (x, y)))
+    if dtype.name not in EXTENSION_FLOATS:
+        return module.where(condition, *(v.astype(dtype) if type(v) is module.ndarray else v for v in (x, y)))
+
+    def bits(v):
+        if type(v) is module.ndarray:
+            return v.astype(dtype, copy=False).view(module.uint16)
+        return numpy.asarray(v, dtype=dtype).view(numpy.uint16)[()]  # a host scalar: its bits, no transfer
+    return module.where(condition, bits(x), bits(y)).view(dtype)
+
+
+class _Namespace:
+    """A CuPy-like module as the rule rows' expressions use it (``namespace``): its own functions, but ``where``
+    in NumPy's dtypes (see ``where``)."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        setattr(self, name, value)
+        return value
+
+    def where(self, condition, x, y):
+        return where(condition, x, y)
+
+
+_namespaces: dict[int, object] = {}
+
+
+def namespace(module):
+    """What the rule rows' expressions (``gpuad.expr``) evaluate with on ``module``'s arrays: NumPy itself; for
+    CuPy, CuPy with ``where`` keeping NumPy's dtypes."""
+    if module is numpy:
+        return numpy
+    found = _namespaces.get(id(module))
+    if found is None or found._module is not module:
+        found = _namespaces[id(module)] = _Namespace(module)
+    return found
+
+
+# bfloat16 is sorted as float32 (exact, the same order) on every backend: NumPy's sorts compare ml_dtypes'
+# bfloat16 with NaN unordered (a NaN lands anywhere, not last), and CuPy's run Thrust, which takes no bfloat16
+# (cupy/cuda/thrust.pyx, cupy/cuda/common.pyx _get_dtype_id: NotImplementedError).
+def _sortable(module, values):
+    return values.astype(module.float32) if _is_extension_float(values) else values
+
+
+def sort(values, axis=-1):
+    """``values`` sorted along ``axis``, in NumPy's order (NaN last, complex values lexicographically)."""
+    module = array_module(values)
+    wide = _sortable(module, values)
+    result = module.sort(wide, axis=axis)
+    return result if wide is values else result.astype(values.dtype)
+
+
+def argsort(values, axis=-1, **options):
+    """The permutation that sorts ``values`` along ``axis`` (NumPy's order; ``options``: what the backend's argsort
+    takes, kind=/stable=)."""
+    module = array_module(values)
+    return module.argsort(_sortable(module, values), axis=axis, **options)
+
+
+def argpartition(values, kth, axis=-1, **options):
+    """Indices that partition ``values`` around ``kth`` along ``axis``, NaN last, as NumPy's. CuPy's argpartition
+    runs a selection kernel on a long axis whose comparisons (< and >) leave NaN where it falls, and Thrust's
+    argsort (no bfloat16) on a short one (cupy/_core/_routines_sorting.pyx, _ndarray_argpartition): on CuPy, real
+    floating values are selected by their order-preserving integer keys (NaN the largest), complex values
+    argsorted (Thrust orders NaN as NumPy does)."""
+    module = array_module(values)
+    if module is numpy or values.dtype.kind not in "fcV":
+        return module.argpartition(_sortable(module, values), kth, axis=axis, **options)
+    if values.dtype.kind == "c":
+        return module.argsort(values, axis=axis)  # (a full sort is a partition too)
+    wide = values if values.dtype.itemsize >= 4 else values.astype(module.float32)  # (float16, bfloat16: exact)
+    keys = _order_keys(module, wide)
+    keys = module.where(module.isnan(wide), numpy.iinfo(keys.dtype).max, keys)
+    return module.argpartition(keys, kth, axis=axis, **options)
 
 
 # ---- the explicit hook for a stand-in CuPy (the test suite's emulated CuPy) ---------------------------------

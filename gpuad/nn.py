@@ -57,7 +57,7 @@ def _shift(x, axis):
     def shift(v):
         xp = backend.array_module(v)
         m = xp.max(v, axis=axes, keepdims=True)
-        return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        return backend.where(xp.isfinite(m), m, xp.zeros_like(m))
     return map_values(shift, x)
 
 

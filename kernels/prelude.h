@@ -18,7 +18,8 @@ template <typename X> GPUAD_FN X gpuad_abs(X x) { return fabs(x); }
 template <typename X> GPUAD_FN X gpuad_real(X x) { return x; }
 template <typename X> GPUAD_FN X gpuad_imag(X) { return X(0); }
 template <typename X> GPUAD_FN X gpuad_conj(X x) { return x; }
-template <typename X> GPUAD_FN X gpuad_sign(X x) { return (X)((x > X(0)) - (x < X(0))); }
+// sign(nan) is nan, as in NumPy
+template <typename X> GPUAD_FN X gpuad_sign(X x) { return x != x ? x : (X)((x > X(0)) - (x < X(0))); }
 // nan -> 0, +-inf -> the largest finite value of X with that sign (NumPy's defaults)
 template <typename X> GPUAD_FN X gpuad_nan_to_num(X x) {
     const double largest = sizeof(X) == 4 ? 3.4028234663852886e38 : 1.7976931348623157e308;

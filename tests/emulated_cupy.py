@@ -12,6 +12,12 @@ builds a stand-in that gpuad's backend treats as CuPy (``backend.register_cupy_l
   docstrings). Array attributes CuPy's ndarray lacks (``ctypes``, ``resize``, ...) raise
   AttributeError, NumPy functions called on an emulated array dispatch to (emulated) CuPy's function as CuPy's
   ``__array_function__`` does, and mixing an emulated array with a NumPy array in an operator raises TypeError.
+* **CuPy's dtypes and orderings**: every ufunc call (operators included, and ``where``, ``clip``, ``nan_to_num``
+  over CuPy's internal ufuncs) runs the loop the real CuPy's type table picks (``_loop``): TypeError where CuPy
+  has none (complex ``clip``), CuPy's wider result where its table lacks NumPy's loop (bfloat16 ``where`` gives
+  float32). The sorts take Thrust's dtypes (no bfloat16), argsort is stable, (arg)partition of a long axis does
+  not put NaN last, quantile/percentile know five methods and do not propagate NaN, scatter_* their kernels'
+  dtypes, each rule citing the CuPy source it follows (``_THRUST_TYPES``, ``_SCATTER_TYPES``, ``_CUPY_RESULTS``).
 * **Arrays held by NumPy**: ``ndarray`` is a subclass of ``numpy.ndarray``; reductions give 0-d arrays, never
   scalars (as CuPy's do).
 * **Device-to-host transfers detected**: ``bool()``, ``float()``, ``int()``, ``complex()``, ``.item()``,
@@ -47,6 +53,7 @@ import numpy as np
 try:
     import cupy as _real_cupy
     import cupyx as _real_cupyx
+    from cupy._core._scalar import numpy_dtype_from_pyscalar as _numpy_dtype_from_pyscalar
     AVAILABLE, REASON = True, ""
 except Exception as e:  # no cupy-cuda13x installed (e.g. not Linux x86_64)
     _real_cupy = _real_cupyx = None
@@ -109,6 +116,94 @@ def _reject_numpy(values, what):
                             f"(move it with cupy.asarray first)")
 
 
+# ---- CuPy's kernels' type tables: which loop a ufunc runs (read from the real CuPy) --------------------------
+
+def _weak_kind(t):
+    """CuPy's kind score (cupy/_core/_kernel.pyx, _get_kind_score): bool 0, integer 1, inexact 2."""
+    if issubclass(t, (np.bool_, bool)):
+        return 0
+    if issubclass(t, (np.integer, int)):
+        return 1
+    if issubclass(t, (np.inexact, float, complex)):
+        return 2
+    return 3
+
+
+_LOOPS: dict = {}
+
+
+def _loop(real, args, dtype=None):
+    """The loop (an ``_Op``: ``in_types``, ``out_types``) CuPy's ufunc ``real`` runs on ``args`` (plain), as
+    cupy/_core/_kernel.pyx (``_Ops.guess_routine``) picks it: the first loop of its type table that every
+    operand casts to safely, Python scalars weak only where an array's kind is at least theirs
+    (``_check_should_use_weak_scalar``); with ``dtype=``, the loop whose outputs have that dtype. CuPy's tables
+    lack loops NumPy has (no bfloat16 in ``where`` or ``clip``, no complex in ``clip`` or ``logical_and``, ...):
+    TypeError there, as on the GPU; a loop of wider types than NumPy's gives CuPy's wider result. None for
+    arguments CuPy would not take as operands (left to NumPy's error)."""
+    if _real_cupy is None or not hasattr(real, "_ops"):
+        return None
+    types, weaks = [], []
+    for a in args[:real.nin]:
+        if isinstance(a, (np.ndarray, np.generic)):
+            types.append(a.dtype)
+            weaks.append(False)
+        else:
+            t, weak = _numpy_dtype_from_pyscalar(a)
+            if t is None:
+                return None
+            types.append(t)
+            weaks.append(weak)
+    if dtype is not None:
+        key = (real.name, np.dtype(dtype))
+    else:
+        strong = [_weak_kind(t.type) for t, w in zip(types, weaks) if not w]
+        weak = [_weak_kind(w) for w in weaks if w]
+        if not weak or not strong or max(strong) < max(weak):
+            weaks = [False] * len(types)
+        key = (real.name, tuple(types), tuple(weaks))
+    op = _LOOPS.get(key, _ABSENT_LOOP)
+    if op is _ABSENT_LOOP:
+        if dtype is not None:
+            op = (real._out_ops or real._ops)._guess_routine_from_dtype(np.dtype(dtype))
+        else:
+            op = real._ops._guess_routine_from_in_types(tuple(types), tuple(weaks) if any(weaks) else None)
+        _LOOPS[key] = op
+    if op is None:
+        raise TypeError(f"Wrong type ({tuple(types) if dtype is None else dtype}) of arguments for {real.name} "
+                        f"(emulated CuPy 14: its type table has no loop for them)")
+    if op.error_func is not None:
+        op.error_func()  # CuPy's own error for this loop (boolean negative, ...)
+    return op
+
+
+_ABSENT_LOOP = object()
+
+
+def _run_loop(numpy_ufunc, op, args, kwargs):
+    """NumPy's ufunc computed in the loop CuPy runs: the operands cast to its input types, the results to its
+    output types (a bfloat16 ``where`` computes in float32 and gives float32, as CuPy's does)."""
+    if op is None:
+        return numpy_ufunc(*args, **kwargs)
+    cast = [np.asarray(a).astype(t, copy=False) if isinstance(a, np.ndarray) or t != np.asarray(a).dtype
+            else a for a, t in zip(args, op.in_types)]
+    kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
+    out = kwargs.get("out")
+    if out is not None:
+        kwargs.setdefault("casting", "unsafe")
+    result = numpy_ufunc(*cast, *args[len(cast):], **kwargs)
+    if out is not None:
+        return result
+    if isinstance(result, tuple):
+        return tuple(np.asarray(r).astype(t, copy=False) for r, t in zip(result, op.out_types))
+    return np.asarray(result).astype(op.out_types[0], copy=False)
+
+
+def _cupy_ufunc(numpy_ufunc):
+    """CuPy's ufunc of NumPy's ``numpy_ufunc`` (None where CuPy has no such ufunc: matmul, ...)."""
+    real = getattr(_real_cupy, numpy_ufunc.__name__, None) if _real_cupy is not None else None
+    return real if _real_cupy is not None and isinstance(real, _real_cupy.ufunc) else None
+
+
 # ---- the array type ----------------------------------------------------------------------------------------
 
 class _Missing:
@@ -133,7 +228,12 @@ class ndarray(np.ndarray):
         out = kwargs.get("out")
         if out is not None:
             kwargs["out"] = _plain(out)
-        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        real = _cupy_ufunc(ufunc) if method == "__call__" else None
+        if real is not None:
+            plain = _plain(inputs)
+            result = _run_loop(ufunc, _loop(real, plain, kwargs.get("dtype")), plain, kwargs)
+        else:
+            result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
         if out is not None:
             return out[0] if isinstance(out, tuple) and len(out) == 1 else out
         return _emulated(result)
@@ -242,12 +342,36 @@ def _checked_method(name, signature, numpy_method):
     return method
 
 
+def _sort_in_place(self, axis=-1, kind=None):
+    _thrust(self.dtype, "ndarray.sort")
+    self.view(np.ndarray).sort(axis=axis, kind="stable")
+
+
+def _partition_in_place(self, kth, axis=-1):
+    plain = self.view(np.ndarray)
+    plain[...] = _partition(plain, kth, axis)
+
+
+# The array methods computed as CuPy computes them (the module functions' rules above): name -> the method.
+_CUPY_METHODS = {
+    "sort": _sort_in_place, "partition": _partition_in_place,
+    "argsort": lambda self, axis=-1, kind=None: _sorting(_stable_argsort, "ndarray.argsort")(
+        self.view(np.ndarray), axis),
+    "argpartition": lambda self, kth, axis=-1: _argpartition(self.view(np.ndarray), kth, axis),
+    "clip": lambda self, min=None, max=None, out=None: _clip(self.view(np.ndarray), min, max, out),
+    "var": lambda self, axis=None, dtype=None, out=None, ddof=0, keepdims=False: _variance(False)(
+        self.view(np.ndarray), axis, dtype, out, ddof, keepdims),
+    "std": lambda self, axis=None, dtype=None, out=None, ddof=0, keepdims=False: _variance(True)(
+        self.view(np.ndarray), axis, dtype, out, ddof, keepdims),
+}
+
+
 def _check_methods():
     """Bind the methods both ndarrays have to CuPy's signatures (a NumPy-only keyword fails, as on the GPU)."""
     for name in dir(_real_cupy.ndarray):
         if name.startswith("_") or name in ndarray.__dict__ or name in ("view",):
             continue
-        numpy_method = getattr(np.ndarray, name, None)
+        numpy_method = _CUPY_METHODS.get(name) or getattr(np.ndarray, name, None)
         if not callable(numpy_method):
             continue
         signature = _method_signature(name)
@@ -280,8 +404,257 @@ def _geev(a):
     return w.astype(dtype), v.astype(dtype)
 
 
+def _internal_ufunc(module, name):
+    import importlib
+    return getattr(importlib.import_module(module), name)
+
+
+def _where(condition, x=None, y=None):
+    """cupy.where (cupy/_sorting/search.py): ``_where_ufunc`` on the condition as bool, whose type table has
+    bool, the integers, float16/32/64 and complex, but no bfloat16: bfloat16 values give float32 there."""
+    if x is None and y is None:
+        return np.nonzero(condition)
+    args = [condition.astype(bool, copy=False), x, y]
+    op = _loop(_internal_ufunc("cupy._sorting.search", "_where_ufunc"), args)
+    return np.where(*[np.asarray(a).astype(t, copy=False) for a, t in zip(args, op.in_types)]).astype(
+        op.out_types[0], copy=False)
+
+
+def _clip(a, a_min=None, a_max=None, out=None):
+    """cupy.clip (cupy/_math/misc.py -> ``_ndarray_clip``, cupy/_core/_routines_math.pyx): a missing bound of a
+    float16/32/64 or integer array is that dtype's infinity or extreme, then the ``_clip`` ufunc, whose type
+    table has bool, the integers and float16/32/64, but no complex (TypeError) and no bfloat16 (float32)."""
+    if a.dtype.kind == "f":
+        a_min = a.dtype.type("-inf") if a_min is None else a_min
+        a_max = a.dtype.type("inf") if a_max is None else a_max
+    elif a.dtype.kind in "iu":
+        a_min = np.iinfo(a.dtype).min if a_min is None else a_min
+        a_max = np.iinfo(a.dtype).max if a_max is None else a_max
+    if a_min is None or a_max is None:
+        raise TypeError(f"Unsupported type {type(None)} (emulated CuPy 14: clip of {a.dtype} needs both bounds)")
+    args = [a, a_min, a_max]
+    op = _loop(_internal_ufunc("cupy._core._routines_math", "_clip"), args)
+    result = np.clip(*[np.asarray(v).astype(t, copy=False) for v, t in zip(args, op.in_types)]).astype(
+        op.out_types[0], copy=False)
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """cupy.nan_to_num (cupy/_math/misc.py, ``_check_nan_inf``): the replacement values are made in the dtype
+    (of the parts, for complex) only where it is float16/32/64; for any other dtype, bfloat16 included, every
+    replacement is 0 (NaN and both infinities become 0). NumPy leaves bfloat16 (not an inexact type) as it is."""
+    x = np.asarray(x)
+    part = np.dtype(x.dtype.char.lower()) if x.dtype.char in "FD" else x.dtype
+    if part.char in "efd" or x.dtype.kind in "biu":
+        return np.nan_to_num(x, copy=copy, nan=nan, posinf=posinf, neginf=neginf)
+    wide = x.astype(np.float32)
+    return np.where(np.isfinite(wide), wide, 0).astype(x.dtype)
+
+
+# CuPy's sorts run Thrust (cupy/cuda/thrust.pyx), which takes the dtypes of cupy/cuda/common.pyx's
+# _get_dtype_id: no bfloat16 (NotImplementedError). NaN goes last and complex values sort lexicographically, as in
+# NumPy (cupy/cuda/cupy_thrust.cu), so the values are NumPy's.
+_THRUST_TYPES = frozenset("bool int8 uint8 int16 uint16 int32 uint32 int64 uint64 float16 float32 float64 "
+                          "complex64 complex128".split())
+
+
+def _thrust(dtype, what):
+    if np.dtype(dtype).name not in _THRUST_TYPES:
+        raise NotImplementedError(f"Sorting arrays with dtype '{np.dtype(dtype)}' is not supported (emulated CuPy "
+                                  f"14: {what} sorts with Thrust, which takes no {np.dtype(dtype)})")
+
+
+def _partition_sorts(a, kth, axis, arg):
+    """Whether CuPy's (arg)partition sorts the axis fully (Thrust) rather than run its selection kernel
+    (cupy/_core/_routines_sorting.pyx, _ndarray_partition and _ndarray_argpartition: a short axis, a large kth)."""
+    length = a.shape[axis] if a.ndim else 1
+    if length == 0:
+        return True
+    max_k = max(k + length if k < 0 else k for k in ((kth,) if np.ndim(kth) == 0 else kth))
+    max_k = max(32, 1 << int(max_k).bit_length())
+    t, sz = 4, 512
+    while sz > 0 and length // sz < max_k + 32 * t:
+        sz //= 2
+    sz *= a.size // length
+    return length < 32 or (sz < 1 if arg else sz <= 32) or max_k >= 1024
+
+
+def _kernel_order(a, axis):
+    """What CuPy's selection kernel makes of NaN: its bitonic compare-and-swap steps compare with < and >, false
+    for NaN, so a NaN is never moved after the numbers (NumPy puts NaN last). Emulated: NaN ordered first."""
+    low = complex(-np.inf, -np.inf) if a.dtype.kind == "c" else -np.inf
+    return np.argsort(np.where(np.isnan(a), low, a), axis=axis, kind="stable")
+
+
+def _argpartition(a, kth, axis=-1):
+    """cupy.argpartition: Thrust's full argsort where the axis is short or kth large, else a selection kernel that
+    mishandles NaN (see _kernel_order)."""
+    if axis is None:
+        a, axis = a.ravel(), -1
+    axis = axis % max(a.ndim, 1)
+    if _partition_sorts(a, kth, axis, True):
+        _thrust(a.dtype, "argpartition of a short axis")
+        return np.argsort(a, axis=axis, kind="stable")
+    if a.dtype.kind in "fc" and np.isnan(a).any():
+        return _kernel_order(a, axis)
+    return np.argpartition(a, kth, axis=axis)
+
+
+def _partition(a, kth, axis=-1):
+    """cupy.partition: as _argpartition, on the values."""
+    axis = axis % max(a.ndim, 1)
+    if _partition_sorts(a, kth, axis, False):
+        _thrust(a.dtype, "partition of a short axis")
+        return np.sort(a, axis=axis)
+    if a.dtype.kind in "fc" and np.isnan(a).any():
+        return np.take_along_axis(a, _kernel_order(a, axis), axis=axis)
+    return np.partition(a, kth, axis=axis)
+
+
+def _sorting(numpy_fn, what, dtype_of=lambda a, *args, **kwargs: a.dtype):
+    def fn(*args, **kwargs):
+        _thrust(dtype_of(*args, **kwargs), what)
+        return numpy_fn(*args, **kwargs)
+    fn.__name__ = numpy_fn.__name__
+    return fn
+
+
+def _stable_argsort(a, axis=-1, kind=None):
+    """CuPy's argsort is always stable (Thrust's stable_sort_by_key): ties keep their order."""
+    return np.argsort(a, axis=axis, kind="stable")
+
+
+def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """cupy.median partitions (cupy/_core/_routines_statistics.pyx, _median) at the middle, then checks for NaN
+    (so NaN propagates, as in NumPy); the partition may sort (Thrust: no bfloat16)."""
+    n = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
+    kth = [n // 2 - 1, n // 2] if n % 2 == 0 and n else [(n - 1) // 2]
+    if axis is None or np.ndim(axis) or _partition_sorts(a, kth, axis % a.ndim, False):
+        _thrust(a.dtype, "median (its partition of a short axis)")
+    return np.median(a, axis=axis, out=out, overwrite_input=overwrite_input, keepdims=keepdims)
+
+
+def _quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+              interpolation=None, _scale=1):
+    """cupy.quantile and cupy.percentile (cupy/_statistics/order.py, _quantile_unchecked): five methods only
+    (linear, lower, higher, midpoint, nearest; NumPy's others raise ValueError), and NaN is not propagated: the
+    sorted values (NaN last) are interpolated like any others (NumPy gives NaN for a slice holding one). The
+    dtype is ``result_type(a, q)``; the sort is Thrust's (no bfloat16)."""
+    if interpolation is not None:
+        method = interpolation
+    q = np.true_divide(np.asarray(q), _scale) if _scale != 1 else np.asarray(q)
+    if not (np.count_nonzero(0.0 <= q) and np.count_nonzero(q <= 1.0)):
+        raise ValueError("Quantiles must be in the range [0, 1]")
+    dtype = np.result_type(a, q)
+    zerod = q.ndim == 0
+    q = q[None] if zerod else q
+    if q.ndim > 1:
+        raise ValueError(f"Expected q to have a dimension of 1.\nActual: {q.ndim} != 1")
+    axes = (axis,) if isinstance(axis, int) else axis
+    if keepdims:
+        keepdim = (1,) * a.ndim if axes is None else tuple(
+            1 if i in {ax % a.ndim for ax in axes} else n for i, n in enumerate(a.shape))
+    if axes is None:
+        ap = a.ravel()
+    else:
+        axes = tuple(ax % a.ndim for ax in axes)
+        keep = sorted(set(range(a.ndim)) - set(axes))
+        ap = np.transpose(a, keep + list(axes)).reshape([a.shape[i] for i in keep] + [-1])
+    _thrust(ap.dtype, "quantile")
+    ap = np.sort(ap, axis=-1)
+    n = ap.shape[-1]
+    index = q * (n - 1.0)
+    if method in ("inverted_cdf", "averaged_inverted_cdf", "closest_observation", "interpolated_inverted_cdf",
+                  "hazen", "weibull", "median_unbiased", "normal_unbiased"):
+        raise ValueError(f"'{method}' method is not yet supported. Please use any other method. (emulated CuPy 14)")
+    if method in ("lower", "higher", "nearest"):
+        index = {"lower": np.floor, "higher": np.ceil, "nearest": np.around}[method](index).astype(np.int32)
+        ret = np.moveaxis(np.take(ap, index, axis=-1), -1, 0)
+    elif method in ("midpoint", "linear"):
+        if method == "midpoint":
+            index = 0.5 * (np.floor(index) + np.ceil(index))
+        below = np.floor(index).astype(np.intp)
+        above = np.minimum(below + 1, n - 1)
+        weight = (index - below).astype(dtype)
+        low, high = np.take(ap, below, axis=-1), np.take(ap, above, axis=-1)
+        with np.errstate(invalid="ignore"):
+            diff = high - low
+            ret = np.where(weight < 0.5, low + diff * weight, high - diff * (1 - weight)).astype(dtype)
+        ret = np.moveaxis(ret, -1, 0)
+    else:
+        raise ValueError(f"Unexpected interpolation method.\nActual: '{method}' not in ('linear', 'lower', "
+                         f"'higher', 'midpoint')")
+    if zerod:
+        ret = ret[0]
+    if keepdims:
+        ret = ret.reshape(((-1,) if q.size > 1 else ()) + keepdim)
+    return np.array(ret, order="C")
+
+
+def _percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+                interpolation=None):
+    q = np.asarray(q)
+    if not (np.count_nonzero(0.0 <= q) and np.count_nonzero(q <= 100.0)):
+        raise ValueError("Percentiles must be in the range [0, 100]")
+    return _quantile(a, q, axis, out, overwrite_input, method, keepdims, interpolation=interpolation, _scale=100)
+
+
+def _solve(a, b):
+    """cupy.linalg.solve (cupy/linalg/_solve.py): a b of two or more dimensions must have a's batch axes exactly
+    (a.shape[:-1] == b.shape[:-1]); NumPy broadcasts them."""
+    if b.ndim == 0:
+        raise ValueError("b must have at least one dimension")
+    if b.ndim > 1 and a.shape[:-1] != b.shape[:-1]:
+        raise ValueError("a must have (..., M, M) shape and b must have (..., M, K) for multidimensional b "
+                         "(emulated CuPy 14: no broadcasting of the batch axes)")
+    return np.linalg.solve(a, b)
+
+
+def _interp(x, xp, fp, left=None, right=None, period=None):
+    """cupy.interp (cupy/_math/misc.py): ``x`` must be a C-contiguous array (NotImplementedError; a Python number
+    has no ``flags``), and ``left``/``right`` are cast to fp's dtype first (NumPy takes them in float64: 0.1 stays
+    0.1 beside a float32 fp, and 0.5 is not truncated beside an integer one)."""
+    if not isinstance(x, np.ndarray):
+        raise AttributeError(f"'{type(x).__name__}' object has no attribute 'flags' (emulated CuPy 14: interp's x "
+                             f"must be an array)")
+    if not x.flags.c_contiguous:
+        raise NotImplementedError("Non-C-contiguous x is currently not supported")
+    cast = [None if v is None else np.asarray(v, fp.dtype) for v in (left, right)]
+    return np.interp(x, xp, fp, *cast, period=period)
+
+
+def _variance(root):
+    def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """cupy.var and cupy.std (cupy/_core/_routines_statistics.pyx, _var): without dtype=, a dtype other than
+        bool, integer, float16/32/64 or complex (bfloat16) is reduced by the float64 kernel about its mean (in
+        its own dtype) and comes back float64; NumPy keeps bfloat16."""
+        if dtype is not None or out is not None or a.dtype.kind in "biufc":
+            return (np.std if root else np.var)(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+        axes = tuple(range(a.ndim)) if axis is None else (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        mean = np.mean(a.astype(np.float32), axis=axes, keepdims=True).astype(a.dtype).astype(np.float64)
+        n = max(int(np.prod([a.shape[i] for i in axes])) - ddof, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result = np.sum((a.astype(np.float64) - mean) ** 2, axis=axes, keepdims=keepdims) * (
+                1.0 / n if n else np.nan)
+        return np.sqrt(result) if root else result
+    var.__name__ = "std" if root else "var"
+    return var
+
+
 # Where CuPy's results differ from NumPy's function of the same name: qualname -> the emulation
-_CUPY_RESULTS = {"cupy.linalg.eig": _geev, "cupy.linalg.eigvals": lambda a: _geev(a)[0]}
+_CUPY_RESULTS = {
+    "cupy.linalg.eig": _geev, "cupy.linalg.eigvals": lambda a: _geev(a)[0], "cupy.linalg.solve": _solve,
+    "cupy.where": _where, "cupy.clip": _clip, "cupy.nan_to_num": _nan_to_num, "cupy.interp": _interp,
+    "cupy.var": _variance(False), "cupy.std": _variance(True),
+    "cupy.quantile": _quantile, "cupy.percentile": _percentile, "cupy.median": _median,
+    "cupy.partition": _partition, "cupy.argpartition": _argpartition,
+    "cupy.sort": _sorting(np.sort, "sort"), "cupy.argsort": _sorting(_stable_argsort, "argsort"),
+    "cupy.lexsort": _sorting(np.lexsort, "lexsort", lambda keys: np.asarray(keys).dtype),
+    "cupy.sort_complex": _sorting(np.sort_complex, "sort_complex"), "cupy.unique": _sorting(np.unique, "unique"),
+    "cupy.nanmedian": _sorting(np.nanmedian, "nanmedian")}
 
 
 def _signature(fn):
@@ -334,7 +707,8 @@ class _Ufunc:
                             f"ufuncs take {sorted(_UFUNC_KEYWORDS)})")
         _reject_numpy(args, self._qualname)
         out = kwargs.get("out")
-        result = self._np(*_plain(args), **_plain_kwargs(kwargs))
+        plain, kwargs = _plain(args), _plain_kwargs(kwargs)
+        result = _run_loop(self._np, _loop(self._real, plain, kwargs.get("dtype")), plain, kwargs)
         return out if out is not None else _emulated(result)
 
     def __getattr__(self, name):

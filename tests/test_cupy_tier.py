@@ -7,6 +7,8 @@ launcher interface, and device-to-host transfers are counted (forbidden in ``no_
 * the emulation itself fails on a wrong CuPy call, as the GPU would;
 * the known NumPy/CuPy mismatches (partition, sort, full_like, the linalg functions CuPy lacks or spells
   differently) run, traced and on plain CuPy arrays, and agree with NumPy;
+* where CuPy's kernels take fewer dtypes or order differently (no bfloat16 in where or the sorts, no complex
+  clip, NaN in a long partition, quantile's methods, the scatters' atomics), gpuad's results equal NumPy's;
 * ``.at[index].set`` with repeated indices is deterministic (the last write wins, value and gradient);
 * no traced function reads device values to choose a path: recording and backward passes of the main
   workloads make no device-to-host transfer;
@@ -219,6 +221,219 @@ def test_decompositions_of_plain_cupy_arrays_are_named_tuples():
         assert_on_device(got)
         np.testing.assert_allclose(np.sort(np.atleast_1d(host(got).real)), np.sort(np.atleast_1d(want)), rtol=1e-12)
     assert gnp.linalg.eig(dev(spd)).eigenvalues.dtype == np.complex128  # CuPy's convention, read from no value
+
+
+# ---- CuPy's kernels' dtypes and orderings, where they differ from NumPy's ----------------------------------------
+# (NaN and infinities take part: NumPy's RuntimeWarnings are expected)
+
+try:
+    import ml_dtypes
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - the test extra installs it
+    BF16 = None
+needs_bf16 = pytest.mark.skipif(BF16 is None, reason="ml_dtypes is not installed")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@needs_bf16
+def test_the_emulation_has_cupys_dtype_rules(cp):
+    """What the emulated CuPy takes from the real CuPy's tables and code (see emulated_cupy): each fails or
+    differs from NumPy as on the GPU."""
+    bf = dev([1.5, -2.0, np.nan, np.inf], BF16)
+    assert cp.where(bf > 0, bf, bf).dtype == np.float32  # _where_ufunc: no bfloat16 loop
+    assert (bf * 0.5).dtype == (np.ones(1, BF16) * 0.5).dtype  # ufunc loops: the real table's choice
+    with pytest.raises(TypeError, match="cupy_clip"):
+        cp.clip(dev([1 + 1j]), 0.0, 1.0)  # _clip: no complex loop
+    with pytest.raises(TypeError, match="logical_not"):
+        cp.logical_not(dev([1j]))
+    np.testing.assert_array_equal(host(cp.nan_to_num(bf)).astype(float), [1.5, -2.0, 0.0, 0.0])
+    with pytest.raises(NotImplementedError, match="bfloat16"):
+        cp.sort(bf)  # Thrust
+    with pytest.raises(NotImplementedError, match="bfloat16"):
+        cp.argpartition(bf, 1)  # a short axis sorts fully
+    with pytest.raises(ValueError, match="hazen"):
+        cp.quantile(dev([1.0, 2.0]), 0.5, method="hazen")
+    assert float(cp.quantile(dev([1.0, np.nan, 3.0]), 0.25)) == 2.0  # NaN not propagated (sorted last)
+    long = np.linspace(0.0, 1.0, 400)
+    long[[3, 50]] = np.nan
+    part = host(cp.take_along_axis(dev(long), cp.argpartition(dev(long), 5), axis=0))
+    assert np.isnan(part[:6]).any()  # the selection kernel does not move NaN last (NumPy's does)
+    with pytest.raises(ValueError, match="multidimensional b"):
+        cp.linalg.solve(dev(np.eye(3) * np.ones((2, 1, 1))), dev(np.ones((3, 2))))  # no broadcasting of b
+    assert cp.var(bf).dtype == np.float64 and bf.std(axis=0).dtype == np.float64  # NumPy: bfloat16
+    with pytest.raises(NotImplementedError, match="C-contiguous"):
+        cp.interp(dev(np.ones((2, 3))).T, dev([0.0, 1.0]), dev([1.0, 2.0]))
+    assert float(cp.interp(dev([-1.0]), dev([0.0, 1.0]), dev([1, 2]), left=0.5)[0]) == 0.0  # left cast to int64
+
+
+def _both(fn, x, **close):
+    """``fn`` of ``x`` on NumPy and on the emulated GPU, traced (value and gradient) and plain: the device's
+    results equal NumPy's (traced: gpuad's on NumPy), with no host read while tracing, in the same dtypes."""
+    want, pullback = on_numpy(gpuad.vjp, fn, x)
+    (want_grad,) = on_numpy(pullback, np.ones_like(want))
+    got, (grad,) = record_and_backprop(fn, dev(x))
+    plain = fn(dev(x))
+    for g, w in ((got, want), (plain, on_numpy(fn, x)), (grad, want_grad)):
+        assert_on_device(g)
+        assert g.dtype == w.dtype, (g.dtype, w.dtype)
+        np.testing.assert_allclose(host(g).astype(np.complex128), w.astype(np.complex128), equal_nan=True, **close)
+
+
+def _with_nan(dtype, n=9, shape=(3,)):
+    x = np.sin(np.arange(np.prod(shape) * n) * 1.7).reshape(shape + (n,)) * 2
+    x[0, 2] = np.nan
+    x[-1, -1] = np.inf
+    x[1, 3] = -np.inf
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * np.cos(np.arange(x.size)).reshape(x.shape)
+    return x.astype(dtype)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@needs_bf16
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("name,fn", [
+    ("sort", lambda x: gnp.sort(x, axis=1)),
+    ("median", lambda x: gnp.median(x, axis=1)),
+    ("quantile", lambda x: gnp.quantile(x, [0.2, 0.7], axis=1, method="weibull")),
+    ("percentile", lambda x: gnp.percentile(x, 35.0, axis=1)),
+    ("vmap-sort", lambda x: gpuad.vmap(gnp.sort)(x)),
+])
+def test_sorts_of_every_float_dtype_match_numpy(name, fn, dtype):
+    """CuPy's sorts (Thrust) take no bfloat16; NumPy's compare bfloat16 NaN as unordered: gpuad sorts bfloat16 as
+    float32 on every backend, so NaN is last as NumPy documents it (the reference: the float32 sort, cast back)."""
+    x = _with_nan(BF16 if dtype == "bfloat16" else dtype)
+    if dtype != "bfloat16":
+        return _both(fn, x)
+    want = on_numpy(lambda x: gpuad.vjp(fn, x)[0], x)  # traced on NumPy (NumPy's own bfloat16 sort is unordered)
+    for got in (record_and_backprop(fn, dev(x))[0], fn(dev(x))):
+        assert_on_device(got)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(host(got).astype(np.float64), want.astype(np.float64))
+    wide = on_numpy(fn, x.astype(np.float32))  # NaN where float32's has it, the rest within bfloat16's rounding
+    np.testing.assert_allclose(want.astype(np.float64), wide, rtol=2e-2, atol=2e-2)
+    if name == "sort":
+        np.testing.assert_array_equal(want.astype(np.float32), wide.astype(BF16).astype(np.float32))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["float64", "float16", "complex128"])
+def test_partition_of_a_long_axis_puts_nan_last(dtype):
+    """CuPy's selection kernel (a long axis, a small kth) compares with < and >, so it leaves NaN where it falls:
+    gpuad selects by integer keys (complex: a full sort), NaN last, as NumPy's."""
+    x = np.sin(np.arange(2 * 400) * 1.3).reshape(2, 400)
+    x[0, [5, 70, 399]] = np.nan
+    x = (x + 1j * x[::-1] if dtype == "complex128" else x).astype(dtype)
+    for kth in (3, 10):
+        want = on_numpy(lambda x: gnp.partition(x, kth, axis=1), x)
+        got, _ = record_and_backprop(lambda x: gnp.partition(x, kth, axis=1), dev(x))
+        plain = gnp.partition(dev(x), kth, axis=1)
+        for g in (got, plain):
+            np.testing.assert_array_equal(np.sort(host(g)[:, :kth + 1], axis=1), np.sort(want[:, :kth + 1], axis=1))
+            np.testing.assert_array_equal(host(g)[:, kth], want[:, kth])
+        order = gnp.argpartition(dev(x), kth, axis=1)
+        np.testing.assert_array_equal(np.take_along_axis(x, host(order), axis=1)[:, kth], want[:, kth])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["linear", "hazen", "inverted_cdf", "nearest"])
+def test_plain_quantiles_are_numpys(method):
+    """CuPy's quantile knows five methods, takes a q of one dimension and interpolates NaN as a number: on plain
+    CuPy arrays gpuad runs its own composition, NumPy's results."""
+    x = _with_nan("float64")
+    for q in (0.3, [[0.1, 0.5], [0.9, 1.0]]):
+        np.testing.assert_array_equal(host(gnp.quantile(dev(x), q, axis=1, method=method)),
+                                      np.quantile(x, q, axis=1, method=method))
+    np.testing.assert_array_equal(host(gnp.percentile(dev(x[1:]), 40.0, method=method)),
+                                  np.percentile(x[1:], 40.0, method=method))
+
+
+def test_plain_solve_broadcasts_as_numpy():
+    """CuPy's solve needs b's batch axes to be a's (cupy/linalg/_solve.py): plain arrays with a broadcast b take
+    gpuad's composition (which broadcasts), NumPy's results; matching ones CuPy's own solve."""
+    a = RNG.uniform(-1, 1, (2, 3, 3)) + 3 * np.eye(3)
+    for b in (RNG.uniform(-1, 1, (3, 2)), RNG.uniform(-1, 1, (2, 3, 2)), RNG.uniform(-1, 1, 3),
+              RNG.uniform(-1, 1, (4, 1, 3, 2))):
+        got = gnp.linalg.solve(dev(a), dev(b))
+        assert_on_device(got)
+        np.testing.assert_allclose(host(got), np.linalg.solve(a, b), rtol=1e-12)
+    np.testing.assert_allclose(host(gnp.linalg.solve(dev(a[0]), dev(np.ones((5, 3, 2))))),
+                               np.linalg.solve(a[0], np.ones((5, 3, 2))), rtol=1e-12)
+
+
+def test_plain_interp_is_numpys():
+    """CuPy's interp needs x as a C-contiguous array and casts left/right to fp's dtype: those calls take gpuad's
+    composition (NumPy's float64 result); the others CuPy's own interp."""
+    xp, fp = np.array([0.0, 1.0, 2.5]), np.array([1.0, -2.0, 0.5])
+    x = np.linspace(-1.0, 3.0, 12).reshape(3, 4)
+    cases = [(x.T, xp, fp, {}), (x, xp, fp.astype(np.float32), {"left": 0.1, "right": -0.3}),
+             (x, xp, np.array([1, 4, 2]), {"left": 0.5}), (x, xp, fp, {"left": 0.1}), (x, xp, fp, {"period": 2.0})]
+    for xv, xpv, fpv, kwargs in cases:
+        got = gnp.interp(dev(xv), dev(xpv), dev(fpv), **kwargs)
+        assert_on_device(got)
+        np.testing.assert_allclose(host(got), np.interp(xv, xpv, fpv, **kwargs), rtol=1e-15)
+    np.testing.assert_allclose(host(gnp.interp(0.25, dev(xp), dev(fp))), np.interp(0.25, xp, fp), rtol=1e-15)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["complex128", "complex64"])
+def test_clip_of_complex_values(dtype):
+    """CuPy's clip kernel has no complex loop: the clip row is NumPy's minimum(maximum(x, lo), hi)."""
+    x = _with_nan(dtype)
+    _both(lambda x: gnp.clip(x, -0.5 + 0.2j, 1.0 + 0.1j), x)
+    _both(lambda x: gnp.clip(x, -0.5, None), x)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@needs_bf16
+@pytest.mark.parametrize("name,fn", [
+    ("where", lambda x: gnp.where(x > 0, x, x * x)),
+    ("where-scalar", lambda x: gnp.where(x > 0, x, 0)),
+    ("where-float", lambda x: gnp.where(x > 0, x, 0.25)),
+    ("heaviside", lambda x: gnp.heaviside(x, x)),
+    ("logaddexp", lambda x: gnp.logaddexp(x, x[::-1])),
+    ("maximum", lambda x: gnp.maximum(x, x[::-1])),
+    ("nanmax", lambda x: gnp.nanmax(x, axis=1)),
+    ("nanvar", lambda x: gnp.nanvar(x, axis=1)),
+    ("logsumexp", lambda x: gpuad.nn.logsumexp(x, axis=1)),
+])
+def test_where_keeps_numpys_bfloat16_dtypes(name, fn, unfused):
+    """CuPy's where kernel has no bfloat16 loop (float32 out): the rows' expressions and gpuad's own selections
+    go through backend.where, which selects bfloat16 bit patterns; results equal NumPy's, dtype and value."""
+    x = np.sin(np.arange(27.0) * 1.3).reshape(3, 9).astype(BF16)
+    x[0, 1] = x[0, 2] = x[2, 5]  # ties
+    _both(fn, x, rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@needs_bf16
+def test_plain_variance_of_bfloat16_is_numpys():
+    """CuPy's var and std reduce bfloat16 with their float64 kernel and return float64: plain bfloat16 arrays take
+    gpuad's composition (bfloat16, as NumPy's)."""
+    x = np.sin(np.arange(24.0)).reshape(4, 6).astype(BF16)
+    for fn in (lambda m, x: m.var(x), lambda m, x: m.std(x, axis=1, ddof=1), lambda m, x: m.var(x, 0, None, None, 1)):
+        want, got = on_numpy(fn, gnp, x), fn(gnp, dev(x))
+        assert_on_device(got)
+        assert got.dtype == want.dtype == BF16
+        np.testing.assert_allclose(host(got).astype(float), want.astype(float), rtol=1e-2)
+
+
+@needs_bf16
+def test_nan_to_num_of_bfloat16_is_numpys():
+    """NumPy leaves bfloat16 (not an inexact type to it) as it is; CuPy's nan_to_num would zero its NaN and
+    infinities."""
+    x = _with_nan(BF16)
+    _both(gnp.nan_to_num, x, rtol=0, atol=0)
+    assert np.isnan(host(gnp.nan_to_num(dev(x)))[0, 2].astype(float))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_kernel_sign_of_nan_is_nan():
+    """abs's derivative is sign(x): NaN at NaN, in the generated kernel as in NumPy."""
+    x = np.array([[np.nan, np.inf, -np.inf, -1.0], [2.0, 0.0, -0.0, 3.0]])
+    before = len(ec.LAUNCHES)
+    _both(lambda x: gnp.abs(x) * 2.0, x)
+    assert len(ec.LAUNCHES) > before
 
 
 # ---- the backend's scatters: NumPy's ufunc.at on every dtype, where CuPy's atomics cover fewer -----------------

@@ -189,7 +189,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         left = right = None
         x = x % period
         xp = xp % period
-        order = _xp(xp).argsort(raw(xp))
+        order = backend.argsort(raw(xp))
         xp, fp = xp[order], fp[order]
         xp = concatenate((xp[-1:] - period, xp, xp[0:1] + period))
         fp = concatenate((fp[-1:], fp, fp[0:1]))

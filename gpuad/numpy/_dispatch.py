@@ -184,9 +184,10 @@ def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
     and ``ARRAY_VARARGS`` (``*arys``); a function whose array parameters have other names passes their names
     as ``arrays`` (one array each) and ``sequences`` (a sequence of arrays each).
 
-    Where the backend lacks the function (CuPy has no ``linalg.vector_norm``, ``linalg.svdvals``, ...) or does
-    not take these arguments (``linalg.cholesky(upper=)``, ...), ``fn`` itself runs on the plain arrays: gpuad's
-    own composition, whose primitives evaluate on the backend's arrays. This is the one place that decides it.
+    Where the backend lacks the function (CuPy has no ``linalg.vector_norm``, ``linalg.svdvals``, ...), does
+    not take these arguments (``linalg.cholesky(upper=)``, ...) or computes something else than NumPy's
+    (``backend.matches_numpy``: CuPy's quantile), ``fn`` itself runs on the plain arrays: gpuad's own
+    composition, whose primitives evaluate on the backend's arrays. This is the one place that decides it.
 
     ``result`` (when given) shapes what the backend's own function returns as ``fn`` returns it, called with that
     and the arguments: CuPy's decompositions return plain tuples where ``fn`` (and NumPy) return named ones."""
@@ -200,7 +201,8 @@ def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
             return fn(*args, **kwargs)
         module = module_of((*args, *kwargs.values()))
         target = getattr(getattr(module, submodule, None) if submodule else module, name, None)
-        if target is None or not backend.accepts(target, args, kwargs):
+        if (target is None or not backend.accepts(target, args, kwargs)
+                or not backend.matches_numpy(module, name, args, kwargs)):
             args, kwargs = convert_array_likes(args, kwargs, spec)
             return fn(*args, **kwargs)
         out = target(*args, **kwargs)

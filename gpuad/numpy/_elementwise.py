@@ -20,6 +20,7 @@ import operator
 
 import numpy as _np
 
+from .. import backend
 from ..core import aval, bind, constant, raw
 from ..ops import elementwise as _rows
 from ..ops.elementwise import Elementwise, conj_if_complex, is_complex, real_if_complex  # noqa: F401 (re-exported)
@@ -82,8 +83,9 @@ def where(condition, x=None, y=None):
 
 
 def clip(a, a_min=None, a_max=None, **kwargs):
-    if not has_tensor((a, a_min, a_max)):
-        return module_of((a, a_min, a_max)).clip(a, a_min, a_max, **kwargs)
+    module = module_of((a, a_min, a_max))
+    if not has_tensor((a, a_min, a_max)) and (kwargs or backend.matches_numpy(module, "clip", (a,))):
+        return module.clip(a, a_min, a_max, **kwargs)
     no_out("clip", **kwargs)
     if a_min is None and a_max is None:
         raise ValueError("clip: one of a_min and a_max must be given")
@@ -126,6 +128,8 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     real and imaginary parts each, as NumPy does."""
     if is_complex(x):
         return by_parts(lambda part: nan_to_num(part, copy, nan, posinf, neginf), x)
+    if aval(x)[1] is not None and aval(x)[1].name in backend.EXTENSION_FLOATS:
+        return x  # NumPy leaves bfloat16 (not an inexact type to it) as it is, on every backend
     out = _rows.NAN_TO_NUM.bind(x)
     xr = constant(x)
     # The row applies NumPy's defaults; other replacement values are constants swapped in (derivative 0).

@@ -223,7 +223,7 @@ class IndexUpdateAt:
                   + SCATTER_ADD.bind(where(weights_v > 0, values, 0) * weights_v, index=index, shape=shape))
         # The weighted sum rounds (three tied x / 3); the difference to the scatter's value is exact.
         def rounding(exact, summed):  # (0 where equal: inf - inf)
-            return backend.array_module(exact, summed).where(exact == summed, 0, exact - summed)
+            return backend.where(exact == summed, 0, exact - summed)
         return linear + map_values(rounding, extreme, linear, align=True)
 
     def multiply(self, values):

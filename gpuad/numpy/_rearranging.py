@@ -531,21 +531,19 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     """The sorted values; the gradient follows the permutation (ties: the one ``argsort`` picks)."""
     a, axis = _ordering_input("sort", a, axis, order)
     options = {k: v for k, v in (("kind", kind), ("stable", stable)) if v is not None}
-    argsort = _xp(a).argsort  # CuPy's takes no stable= (it always sorts stably)
-    options = supported_options(argsort, **options)
+    options = supported_options(_xp(a).argsort, **options)  # CuPy's takes no stable= (it always sorts stably)
     if is_batched(a):  # (vmap: the permutations differ between examples)
         return take_along_axis(a, _nondifferentiable.argsort(a, axis, **options), axis)
-    return take_along_axis(a, argsort(raw(a), axis=axis, **options), axis)
+    return take_along_axis(a, backend.argsort(raw(a), axis=axis, **options), axis)
 
 
 @traceable
 def partition(a, kth, axis=-1, kind="introselect", order=None):
     a, axis = _ordering_input("partition", a, axis, order)
-    argpartition = _xp(a).argpartition  # CuPy's takes no kind= (it sorts fully)
-    options = supported_options(argpartition, kind=kind)
+    options = supported_options(_xp(a).argpartition, kind=kind)  # CuPy's takes no kind=
     ndim = _ndim(a)
     # (vmap: each example its own permutation, the batch axes in front of the values map_values hands over)
-    order = map_values(lambda v: argpartition(v, kth, axis=axis - ndim, **options), a)
+    order = map_values(lambda v: backend.argpartition(v, kth, axis=axis - ndim, **options), a)
     return take_along_axis(a, order, axis)
 
 

@@ -71,7 +71,7 @@ def _leading(a, axis):
 def _sorted(a):
     """``a`` (n, *rest) sorted along its first axis, a constant."""
     nd = len(aval(a)[0])
-    return map_values(lambda v: _xp(v).sort(v, axis=v.ndim - nd), a)
+    return map_values(lambda v: backend.sort(v, axis=v.ndim - nd), a)
 
 
 def _order_statistics(a, sorted_values, index):
@@ -100,7 +100,7 @@ def _elements_equal_to(a, values, q_ndim):
     linear = sum(_select(weights > 0, reshape(a, (1,) * q_ndim + aval(a)[0]), 0) * weights, axis=q_ndim)
     # (values - value of linear) is exact and adding it back gives values exactly (the two differ by rounding;
     # 0 where they are equal: inf - inf).
-    return linear + map_values(lambda v, s: _xp(v).where(v == s, 0, v - s), values, linear)
+    return linear + map_values(lambda v, s: backend.where(v == s, 0, v - s), values, linear)
 
 
 def _nan_slices(a, sorted_values):
@@ -237,7 +237,7 @@ def _weighted(a, q, axis, method, keepdims, weights, scale):
 
     def pick(data):
         lead = data.ndim - nd  # (the batch axes of a vmap in progress; the weights are not batched)
-        order = xp.argsort(data, axis=lead)
+        order = backend.argsort(data, axis=lead)
         sorted_values = xp.take_along_axis(data, order, axis=lead)
         cdf = xp.cumsum(xp.take_along_axis(xp.broadcast_to(weights, data.shape), order, axis=lead), axis=lead,
                         dtype=_np.float64)
@@ -261,8 +261,8 @@ def _weighted(a, q, axis, method, keepdims, weights, scale):
         picked = xp.take_along_axis(sorted_values, xp.minimum(index, n - 1), axis=lead)
         picked = picked.reshape(data.shape[:lead] + levels.shape + data.shape[lead + 1:])
         if is_float_dtype(picked.dtype):  # (integer data cannot hold NaN: NumPy raises for invalid weights)
-            picked = xp.where(invalid.reshape(invalid.shape[:lead] + (1,) * levels.ndim + invalid.shape[lead + 1:]),
-                              xp.nan, picked)
+            where_invalid = invalid.reshape(invalid.shape[:lead] + (1,) * levels.ndim + invalid.shape[lead + 1:])
+            picked = backend.where(where_invalid, xp.nan, picked)
         return picked, sorted_values
 
     picked, sorted_values = map_values(pick, a)

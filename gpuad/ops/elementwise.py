@@ -103,7 +103,7 @@ class Elementwise(Primitive):
         xp = backend.array_module(*args)
         fn = self._forward.get(xp)
         if fn is None:
-            fn = self._forward[xp] = self.function(-1, xp)
+            fn = self._forward[xp] = self.function(-1, backend.namespace(xp))
         out = fn(*args)
         # Python evaluates complex * numpy.float64 (a float subclass) itself, to a Python complex: without a dtype
         # it would look like a constant to the traces. NumPy's result is a complex128 array.
@@ -116,7 +116,7 @@ class Elementwise(Primitive):
                 namespace = TRACED
                 break
         else:
-            namespace = backend.array_module(*saved, *tangents)
+            namespace = backend.namespace(backend.array_module(*saved, *tangents))
         total = None
         for k, t in enumerate(tangents):
             if t is None:
@@ -146,7 +146,7 @@ class Elementwise(Primitive):
         return total
 
     def vjp(self, ct, saved, params, avals, needed, fast):
-        namespace = backend.array_module(ct) if fast else TRACED
+        namespace = backend.namespace(backend.array_module(ct)) if fast else TRACED
         saved = _scalars_as_arrays(saved, ct)
         result = []
         for k in range(self.arity):
@@ -314,7 +314,9 @@ NAN_TO_NUM = Elementwise("nan_to_num", "nan_to_num(x)", ("out == x",))
 COPYSIGN = Elementwise("copysign", "copysign(x, y)", ("sign(x) * copysign(1, y)", None), domain=("nonzero", None))
 # The step function: 0 for x < 0, y at x == 0, 1 for x > 0 (nan stays nan). Only the value at 0 depends on y.
 HEAVISIDE = Elementwise("heaviside", "where(x == 0, y, where(x < 0, 0, where(x > 0, 1, x)))", (None, "x == 0"))
-CLIP = Elementwise("clip", "clip(x, y, z)", ("(x >= y) * (x <= z)", "x < y", "x > z"),
+# clip as NumPy defines it, minimum(maximum(x, y), z) (NaN propagated): CuPy's clip kernel has no complex loop
+# (cupy/_core/_routines_math.pyx, _clip), its maximum and minimum do, as NumPy's.
+CLIP = Elementwise("clip", "minimum(maximum(x, y), z)", ("(x >= y) * (x <= z)", "x < y", "x > z"),
                    domain=((-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)))
 
 # ---- integer-valued: zero derivative everywhere it exists
