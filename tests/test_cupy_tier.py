@@ -612,6 +612,12 @@ WORKLOADS = [
     ("vmap", lambda x: gnp.sum(gpuad.vmap(lambda r: gnp.sum(gnp.tanh(r) * gnp.cumprod(r) / (1.0 + r * r))
                                             + gnp.std(r) + gnp.sort(r)[0])(x))
      + gnp.sum(gpuad.vmap(gpuad.grad(lambda r: gnp.sum(gnp.sin(r) * r)))(x)), [(3, 4)]),
+    ("vmap-order-statistics", lambda x: gnp.sum(gpuad.vmap(lambda r: gnp.median(r) + gnp.quantile(r, [0.2, 0.9]).sum()
+                                                     + gnp.percentile(r, 30.0, method="inverted_cdf",
+                                                                      weights=gnp.asarray([1.0, 0.0, 2.0, 1.0]))
+                                                     + gnp.partition(r, 2)[2] + gnp.sort(r)[1]
+                                                     + gnp.interp(r, gnp.asarray([-0.5, 0.0, 0.5]), r[:3]).sum()
+                                                     + r[gnp.argmax(r)])(x)), [(3, 4)]),
     ("checkpoint-hessian", lambda x: gnp.sum(gpuad.checkpoint(lambda r: gnp.tanh(r) * gnp.exp(r * 0.5))(x))
      + gnp.sum(gpuad.hvp(lambda r: gnp.sum(gnp.sin(r) * r * r), (x,), (x,))[1]), [(3, 4)]),
     ("mlp-loss", lambda w1, w2: _mlp_loss(w1, w2, gnp.asarray(np.linspace(-1, 1, 24).reshape(6, 4).tolist()),
