@@ -593,3 +593,48 @@ def test_interp_with_one_sample_point_gives_it_for_nan_x():
     np.testing.assert_array_equal(gnp.interp(gpuad.tensor(x), [1.0], [2.0]), np.interp(x, [1.0], [2.0]))
     np.testing.assert_array_equal(vmap(lambda v: gnp.interp(v, [1.0], [2.0]))(x[:, None]),
                                   np.interp(x, [1.0], [2.0])[:, None])
+
+
+def _ufunc_at(method):
+    def update(a, i, v):
+        out = a.copy()
+        if method == "set":
+            out[i] = v
+        else:
+            np.add.at(out, i, v)
+        return out
+    return update
+
+
+@pytest.mark.parametrize("method", ["add", "set"])
+@pytest.mark.parametrize("axes", [(0, 0, 0), (None, 0, 0), (0, 0, None), (None, 0, None)])
+def test_at_updates_with_a_batched_index_match_a_loop(method, axes):
+    rng = np.random.default_rng(5)
+    a, i, v = rng.standard_normal((B, 5, 3)), rng.integers(-5, 5, (B, 4)), rng.standard_normal((B, 4, 3))
+    i[0] = [1, 1, 3, 1]  # repeated positions: add.at accumulates, set's last write wins
+    v[1, 0, 0], v[2, 1, 1] = np.inf, np.nan
+    args = [x if ax == 0 else x[0] for x, ax in zip((a, i, v), axes)]
+    f = lambda a, i, v: getattr(gpuad.tensor(a).at[i], method)(v)  # noqa: E731
+    want = np.stack([_ufunc_at(method)(*[x[b] if ax == 0 else x for x, ax in zip(args, axes)]) for b in range(B)])
+    np.testing.assert_array_equal(vmap(f, in_axes=axes)(*args), want)
+    finite = [np.nan_to_num(x, nan=0.5, posinf=3.0, neginf=-3.0) for x in args]
+    g = lambda a, v, i: gnp.sum(gnp.sin(getattr(a.at[i], method)(v * 2.0)) * gnp.arange(15.0).reshape(5, 3))  # noqa
+    got = vmap(grad(g, argnums=(0, 1)), in_axes=(axes[0], axes[2], axes[1]))(finite[0], finite[2], finite[1])
+    for b in range(B):
+        one = [x[b] if ax == 0 else x for x, ax in zip(finite, axes)]
+        for gb, gl, ax in zip(got, grad(g, argnums=(0, 1))(one[0], one[2], one[1]), (axes[0], axes[2])):
+            np.testing.assert_allclose(gb[b], gl, rtol=1e-13, atol=1e-14)
+
+
+def test_at_with_a_batched_index_gets_along_a_later_axis_and_refuses_the_rest():
+    rng = np.random.default_rng(6)
+    a, i = rng.standard_normal((B, 3, 4)), rng.integers(0, 4, B)
+    np.testing.assert_array_equal(vmap(lambda a, i: gpuad.tensor(a).at[:, i].get())(a, i),
+                                  np.stack([a[b][:, i[b]] for b in range(B)]))
+    np.testing.assert_array_equal(vmap(lambda a, i: gpuad.tensor(a).at[:, i].add(1.0))(a, i),
+                                  np.stack([_ufunc_at("add")(a[b], (slice(None), i[b]), 1.0) for b in range(B)]))
+    for update in (lambda t, i: t.at[i].max(1.0), lambda t, i: t.at[i].multiply(2.0)):
+        with pytest.raises(NotImplementedError, match="batched index"):
+            vmap(lambda a, i: update(gpuad.tensor(a), i))(a, i)
+    with pytest.raises(NotImplementedError, match="after full slices"):
+        vmap(lambda a, i: gpuad.tensor(a).at[0, i].add(1.0))(a, i)

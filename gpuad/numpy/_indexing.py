@@ -71,7 +71,7 @@ def exactly(gathered, exact):
     plain values, a constant): equal where the selected value is finite, the inf or NaN itself where not."""
     if not (is_float_dtype(aval(gathered)[1]) or aval(gathered)[1].kind == "c"):
         return gathered
-    return gathered + map_values(lambda e, g: backend.array_module(e).where(e == g, 0, e - g), exact, gathered)
+    return gathered + map_values(lambda e, g: backend.where(e == g, 0, e - g), exact, gathered)
 
 
 def _batched_getitem(a, items):
@@ -118,6 +118,13 @@ def _batched_getitem(a, items):
     return out
 
 
+def update_values(values, module, dtype, selected):
+    """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
+    values = array_from(values)
+    values = values if isinstance(values, Tensor) else module.asarray(raw(values))
+    return broadcast_to(astype(values, dtype), selected)
+
+
 class IndexUpdate:
     """``t.at[index].set(v)`` / ``.add(v)``: out-of-place updates of a traced array (JAX's spelling)."""
 
@@ -125,6 +132,9 @@ class IndexUpdate:
         self.array = array
 
     def __getitem__(self, index):
+        items = index if isinstance(index, tuple) else (index,)
+        if any(is_batched(i) for i in items):
+            return BatchedIndexUpdateAt(self.array, items)
         return IndexUpdateAt(self.array, normalize_index(index, self.array))
 
 
@@ -145,23 +155,17 @@ class IndexUpdateAt:
         proxy = module.broadcast_to(module.zeros((), dtype=module.bool_), shape)
         return module, shape, dtype, proxy[self.index].shape
 
-    def _values(self, values, module, dtype, selected):
-        """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
-        values = array_from(values)
-        values = values if isinstance(values, Tensor) else module.asarray(raw(values))
-        return broadcast_to(astype(values, dtype), selected)
-
     def add(self, values):
         """Add ``values`` at ``index``; repeated indices accumulate (like ``numpy.add.at``)."""
         module, shape, dtype, selected = self._selection()
-        values = self._values(values, module, dtype, selected)
+        values = update_values(values, module, dtype, selected)
         return self.array + SCATTER_ADD.bind(values, index=self.index, shape=shape)
 
     def set(self, values):
         """Replace the elements at ``index``; at a repeated index the last value wins, as in NumPy's assignment,
         and only that value gets a derivative."""
         module, shape, dtype, selected = self._selection()
-        values = self._values(values, module, dtype, selected)
+        values = update_values(values, module, dtype, selected)
         # Number the selected positions (in the selection's C order) and keep, per element, the largest number
         # written to it (a scatter-max, deterministic on every backend, where a plain assignment with repeated
         # indices leaves the winner undefined on the GPU): the last write wins, as in NumPy's assignment. -1 marks
@@ -183,7 +187,7 @@ class IndexUpdateAt:
         written there; JAX's convention for ties), so it is exact to every order away from ties. The value is
         the scatter's own, to the last bit."""
         module, shape, dtype, selected = self._selection()
-        values = self._values(values, module, dtype, selected)
+        values = update_values(values, module, dtype, selected)
         size, count = math.prod(shape), math.prod(selected)
         if count == 0:
             return self.array
@@ -236,7 +240,7 @@ class IndexUpdateAt:
         element."""
         from ..ops.scans import RECURRENCE
         module, shape, dtype, selected = self._selection()
-        values = ravel(self._values(values, module, dtype, selected))
+        values = ravel(update_values(values, module, dtype, selected))
         size = math.prod(shape)
         positions = module.arange(size).reshape(shape)[self.index].ravel()
         if positions.size == 0:
@@ -262,3 +266,94 @@ class IndexUpdateAt:
         """The elementwise maximum with ``values`` at ``index`` (like ``numpy.maximum.at``); ties share the
         derivative evenly."""
         return self._extremum(values, "max")
+
+
+class BatchedIndexUpdateAt:
+    """``t.at[i]`` where ``i`` is an integer index batched by a vmap in progress (each example updates its own
+    positions), after full slices only: ``t.at[i]``, ``t.at[:, i]``. ``get``, ``add`` and ``set`` are one-hot
+    contractions (a scatter-add, O(n) per written element, n the indexed axis's length) whose values are then
+    made exactly NumPy's (``add.at``'s order of additions; a written inf or NaN) by the plain scatter of each
+    example; the other updates are refused."""
+
+    def __init__(self, array, items):
+        shape = aval(array)[0]
+        k = next(j for j, i in enumerate(items) if is_batched(i))
+        if (any(not (isinstance(i, slice) and i == slice(None)) for i in items[:k] + items[k + 1:])
+                or aval(items[k])[1].kind not in "iu" or k >= len(shape)):
+            raise NotImplementedError(
+                "vmap: t.at[...] with a batched index supports one batched integer index after full slices only "
+                "(t.at[i], t.at[:, i]); update the other axes in a separate step")
+        self.array, self.items, self.axis, self.index = array, items, k, items[k]
+
+    def get(self):
+        return getitem(self.array, self.items)
+
+    def _scattered(self, values, base):
+        """``base`` (an array of the updated array's shape) plus ``values`` added at the index, as a traced
+        array; the values broadcast over the selection in the array's dtype."""
+        shape, dtype = aval(self.array)
+        k, n = self.axis, shape[self.axis]
+        index_shape = aval(self.index)[0]
+        selected = shape[:k] + index_shape + shape[k + 1:]
+        values = update_values(values, module_of((self.array,)), dtype, selected)
+        letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        pre, axis_letter, post = letters[:k], letters[k], letters[k + 1:len(shape)]
+        idx = letters[len(shape):len(shape) + len(index_shape)]
+        added = EINSUM.bind(one_hot(self.index, n, dtype), finite_part(values),
+                            subscripts=f"{idx}{axis_letter},{pre}{idx}{post}->{pre}{axis_letter}{post}",
+                            optimize=False)
+        linear = base + added
+        m = len(index_shape)
+
+        def scatter(b, i, v):  # the same update of the plain values, example by example: NumPy's add.at
+            xp = backend.array_module(b, i, v)
+            lead = builtins.max(b.ndim - len(shape), i.ndim - m, v.ndim - len(selected))
+            b, i, v = (x.reshape((1,) * (lead + r - x.ndim) + x.shape)
+                       for x, r in ((b, len(shape)), (i, m), (v, len(selected))))
+            outer = _np.broadcast_shapes(b.shape[:lead], i.shape[:lead], v.shape[:lead])
+            batch = math.prod(outer)
+            target = xp.moveaxis(xp.broadcast_to(b, outer + shape), lead + k, lead).reshape(
+                (batch, n) + shape[:k] + shape[k + 1:]).copy()
+            v = xp.moveaxis(xp.broadcast_to(v, outer + selected), tuple(range(lead + k, lead + k + m)),
+                            tuple(range(lead, lead + m))).reshape((batch,) + index_shape + shape[:k] + shape[k + 1:])
+            rows = xp.arange(batch).reshape((batch,) + (1,) * m)
+            backend.scatter_add(target, (rows, xp.broadcast_to(i, outer + index_shape).reshape(
+                (batch,) + index_shape) % n), v)
+            return xp.moveaxis(target.reshape(outer + (n,) + shape[:k] + shape[k + 1:]), lead, lead + k)
+
+        return exactly(linear, map_values(scatter, base, self.index, values))
+
+    def add(self, values):
+        """Add ``values`` at each example's index; repeated indices accumulate (``numpy.add.at``)."""
+        return self._scattered(values, self.array)
+
+    def set(self, values):
+        """Replace the elements at each example's index; at a repeated index the last write wins (NumPy's
+        assignment), and only that value gets a derivative."""
+        shape, dtype = aval(self.array)
+        k, n, m = self.axis, shape[self.axis], len(aval(self.index)[0])
+        index_shape = aval(self.index)[0]
+
+        def winners(i):  # (the last occurrence of each position; -1 where none): positions written, and by whom
+            xp = backend.array_module(i)
+            lead = i.ndim - m
+            order = xp.broadcast_to(xp.arange(math.prod(index_shape)).reshape(index_shape), i.shape)
+            flat = i.reshape((-1,) + index_shape)
+            last = xp.full((flat.shape[0], n), -1, dtype=order.dtype)
+            rows = xp.arange(flat.shape[0]).reshape((-1,) + (1,) * m)
+            backend.scatter_max(last, (rows, flat % n), order.reshape(flat.shape))
+            chosen = xp.take_along_axis(last, (flat % n).reshape(flat.shape[0], -1), axis=1).reshape(flat.shape)
+            chosen = chosen == order.reshape(flat.shape)
+            return (last >= 0).reshape(i.shape[:lead] + (n,)), chosen.reshape(i.shape)
+
+        written, chosen = map_values(winners, self.index)
+        expand = (slice(None),) + (None,) * (len(shape) - k - 1)
+        kept = where(written[expand], 0, self.array)
+        values = update_values(values, module_of((self.array,)), dtype, shape[:k] + index_shape + shape[k + 1:])
+        return self._scattered(where(chosen[(slice(None),) * m + (None,) * (len(shape) - k - 1)], values, 0), kept)
+
+    def _refused(self, *args, **kwargs):
+        raise NotImplementedError("vmap: t.at[i].multiply/min/max with a batched index is not supported; use "
+                                  "t.at[i].add/set/get, or apply the update to each example")
+
+    multiply = min = max = _refused

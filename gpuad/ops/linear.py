@@ -252,7 +252,7 @@ GETITEM.batch, SCATTER_ADD.batch = _batch_getitem, _batch_scatter_add
 # value, a Custom row beside the gathers it serves.
 
 def _finite_part_impl(xp, a):
-    return xp.where(xp.isfinite(a), a, 0) if a.dtype.kind in "fc" or is_float_dtype(a.dtype) else a
+    return backend.where(xp.isfinite(a), a, 0) if a.dtype.kind in "fc" or is_float_dtype(a.dtype) else a
 
 
 FINITE_PART = Custom("finite_part", _finite_part_impl, lambda primals, tangents, out, params: tangents[0],
