@@ -500,7 +500,6 @@ def test_order_statistics_under_vmap_match_a_loop(k):
 
 
 @pytest.mark.parametrize("f", [lambda a: gnp.interp(np.arange(3.0), a[0], np.arange(3.0)),
-                               lambda a: gnp.linalg.lstsq(a, a[0])[0],
                                lambda a: gnp.quantile(np.ones(3), a[0, 0] * 0 + 0.5)])
 def test_functions_not_written_for_batches_refuse_them(f):
     with pytest.raises(NotImplementedError, match="does not support batched values"):
@@ -638,3 +637,27 @@ def test_at_with_a_batched_index_gets_along_a_later_axis_and_refuses_the_rest():
             vmap(lambda a, i: update(gpuad.tensor(a), i))(a, i)
     with pytest.raises(NotImplementedError, match="after full slices"):
         vmap(lambda a, i: gpuad.tensor(a).at[0, i].add(1.0))(a, i)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 3), (2, 3)])
+def test_lstsq_under_vmap_solves_each_example(shape):
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((B,) + shape), rng.standard_normal((B, shape[0], 2))
+    got = vmap(gnp.linalg.lstsq)(a, b)
+    for k in range(B):
+        for g, w in zip(got, np.linalg.lstsq(a[k], b[k])):
+            np.testing.assert_allclose(np.asarray(g)[k], w, rtol=1e-10, atol=1e-12)
+    f = lambda a, b: gnp.sum(gnp.linalg.lstsq(a, b)[0] ** 2) + gnp.sum(gnp.linalg.lstsq(a, b)[1])  # noqa: E731
+    batched = vmap(grad(f))(a, b)
+    for k in range(B):
+        np.testing.assert_allclose(batched[k], grad(f)(a[k], b[k]), rtol=1e-10, atol=1e-12)
+
+
+def test_lstsq_under_vmap_refuses_residuals_whose_shapes_differ():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((B, 5, 3)), rng.standard_normal((B, 5))
+    a[1] = np.outer(a[1][:, 0], [1.0, 2.0, 3.0])  # rank 1: no residuals for this example
+    with pytest.raises(ValueError, match="differs between the examples"):
+        vmap(gnp.linalg.lstsq)(a, b)
+    np.testing.assert_allclose(vmap(lambda a, b: gnp.linalg.pinv(a) @ b)(a, b)[1],  # (what the error suggests)
+                               np.linalg.lstsq(a[1], b[1])[0], rtol=1e-10, atol=1e-12)

@@ -36,7 +36,8 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from ...core import aval, constant, is_float_dtype, raw, refuse_batched
+from ... import backend
+from ...core import aval, constant, is_float_dtype, map_values, raw
 from ...ops.linalg import CHOLESKY, DET, EIG, EIGH, INV, PINV, QR, SLOGDET, SOLVE, SVD, svd_shapes, unpack
 from .. import _calculus, _diagonals, _products  # their matmul, cross, ... share names with ours
 from .._creation import asarray
@@ -261,8 +262,8 @@ def lstsq(a, b, rcond=None):
     rcond * the largest count as zero; rcond defaults to eps * max(M, N)), differentiable where the rank is
     locally constant; rank is the backend's integer (NumPy's int32 scalar, a 0-d array on CuPy), counted where
     the values are. residuals as NumPy gives them: for M > N their shape follows the rank (full column rank:
-    one per column of b, else empty), the one place lstsq reads a value on the host (CuPy's lstsq does too)."""
-    refuse_batched("gpuad.numpy.linalg.lstsq", a, b)
+    one per column of b, else empty), the one place lstsq reads a value on the host (CuPy's lstsq does too).
+    Under vmap each example is solved on its own; the residuals need every example full rank or none."""
     a, b = _floating(_matrices(a, "lstsq")), asarray(b)
     dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
     a, b = astype(a, dtype), astype(b, dtype)
@@ -280,15 +281,21 @@ def lstsq(a, b, rcond=None):
     xp = module_of((raw(a),))
     x = _products.matmul(PINV.bind(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
-    values = raw(s)
-    rank = (xp.sum(values > rcond * values.max(), dtype=_np.int32) if values.size
-            else xp.sum(values, dtype=_np.int32))  # (LAPACK's rule; 0 for an empty matrix)
-    if m > n and int(rank) == n:
+    # LAPACK's rule, per example under vmap (0 for an empty matrix)
+    rank = map_values(lambda v: xp.sum(v > rcond * v.max(axis=-1, keepdims=True), axis=-1, dtype=_np.int32)
+                      if v.shape[-1] else xp.sum(v, axis=-1, dtype=_np.int32), s)
+    full = m > n and backend.to_numpy(raw(rank)) == n  # (every example's rank, read on the host)
+    if m > n and _np.all(full):
         residuals = sum(abs_squared(b - _products.matmul(a, x)), axis=0)
         if vector:
             residuals = reshape(residuals, (1,))
+    elif m > n and _np.any(full):
+        raise ValueError("vmap: linalg.lstsq's residuals have a shape that differs between the examples (full "
+                         "column rank in some, not in others); solve with x = gnp.linalg.pinv(a) @ b and take "
+                         "the residuals as sum(abs(b - a @ x)**2, axis=0)")
     else:
-        residuals = xp.empty((0,), dtype=_np.finfo(aval(a)[1]).dtype)
+        dtype = _np.finfo(aval(a)[1]).dtype
+        residuals = map_values(lambda r: xp.empty(r.shape + (0,), dtype=dtype), rank)
     return x, residuals, rank, s
 
 
