@@ -9,6 +9,7 @@ dtypes and orderings CuPy's kernels handle differently (``where``, the sorts, ``
 from __future__ import annotations
 
 import inspect
+import operator
 import os
 
 import numpy
@@ -116,7 +117,7 @@ _CUPY_DIFFERS = {
     "quantile": lambda args, kwargs: True,
     "percentile": lambda args, kwargs: True,
     "nan_to_num": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "x")),
-    "clip": lambda args, kwargs: getattr(_first(args, kwargs, "a"), "dtype", numpy.dtype(int)).kind == "c",
+    "clip": lambda args, kwargs: _clip_differs(*args, **kwargs),
     "partition": lambda args, kwargs: _inexact(_first(args, kwargs, "a")),
     "argpartition": lambda args, kwargs: _inexact(_first(args, kwargs, "a")),
     "sort": lambda args, kwargs: _is_extension_float(_first(args, kwargs, "a")),
@@ -127,6 +128,19 @@ _CUPY_DIFFERS = {
     "var": lambda args, kwargs: _bfloat16_variance(args, kwargs),
     "std": lambda args, kwargs: _bfloat16_variance(args, kwargs),
 }
+
+
+def _clip_differs(a=None, a_min=None, a_max=None, **kwargs):
+    """CuPy's clip kernel has no complex loop and ignores a NaN bound (NumPy's clip gives NaN): complex values,
+    NaN scalars and floating bound arrays (whose values are not read) take gpuad's composition."""
+    if getattr(a, "dtype", numpy.dtype(int)).kind == "c":
+        return True
+    for bound in (a_min, a_max):
+        if getattr(bound, "ndim", 0) and getattr(bound, "dtype", numpy.dtype(int)).kind in "fc":
+            return True
+        if isinstance(bound, (float, numpy.floating)) and numpy.isnan(bound):
+            return True
+    return False
 
 
 def _bfloat16_variance(args, kwargs):  # (a, axis, dtype, ...)
@@ -148,9 +162,15 @@ def _unbroadcast_solve(a=None, b=None):
 
 def matches_numpy(module, name, args=(), kwargs=None) -> bool:
     """Whether ``module``'s own function ``name`` computes NumPy's result for these arguments. Where it does not
-    (CuPy's quantile, ...), gpuad.numpy runs its own composition on ``module``'s arrays (``_dispatch.traceable``)."""
+    (CuPy's quantile, ...; bfloat16 sorts on every backend, see ``_sortable``), gpuad.numpy runs its own
+    composition on ``module``'s arrays (``_dispatch.traceable``)."""
+    if name in _SORTS and _is_extension_float(_first(args, kwargs or {}, "a")):
+        return False
     test = _CUPY_DIFFERS.get(name)
     return module is numpy or test is None or not test(args, kwargs or {})
+
+
+_SORTS = frozenset({"sort", "argsort", "partition", "argpartition", "median"})
 
 
 def on_host(module) -> bool:
@@ -299,7 +319,7 @@ def where(condition, x, y):
 
 class _Namespace:
     """A CuPy-like module as the rule rows' expressions use it (``namespace``): its own functions, but ``where``
-    in NumPy's dtypes (see ``where``)."""
+    in NumPy's dtypes (see ``where``) and ``clip`` as NumPy defines it."""
 
     def __init__(self, module):
         self._module = module
@@ -311,6 +331,11 @@ class _Namespace:
 
     def where(self, condition, x, y):
         return where(condition, x, y)
+
+    def clip(self, x, lower, upper):
+        # NumPy's definition: CuPy's clip kernel (cupy/_core/_routines_math.pyx, _clip) has no complex loop and
+        # ignores a NaN bound, its maximum and minimum propagate NaN as NumPy's clip does
+        return self._module.minimum(self._module.maximum(x, lower), upper)
 
 
 _namespaces: dict[int, object] = {}
@@ -334,33 +359,35 @@ def _sortable(module, values):
     return values.astype(module.float32) if _is_extension_float(values) else values
 
 
-def sort(values, axis=-1):
-    """``values`` sorted along ``axis``, in NumPy's order (NaN last, complex values lexicographically)."""
-    module = array_module(values)
-    wide = _sortable(module, values)
+def sort(a, axis=-1):
+    """``a`` sorted along ``axis``, in NumPy's order (NaN last, complex a lexicographically)."""
+    module = array_module(a)
+    wide = _sortable(module, a)
     result = module.sort(wide, axis=axis)
-    return result if wide is values else result.astype(values.dtype)
+    return result if wide is a else result.astype(a.dtype)
 
 
-def argsort(values, axis=-1, **options):
-    """The permutation that sorts ``values`` along ``axis`` (NumPy's order; ``options``: what the backend's argsort
+def argsort(a, axis=-1, **options):
+    """The permutation that sorts ``a`` along ``axis`` (NumPy's order; ``options``: what the backend's argsort
     takes, kind=/stable=)."""
-    module = array_module(values)
-    return module.argsort(_sortable(module, values), axis=axis, **options)
+    module = array_module(a)
+    return module.argsort(_sortable(module, a), axis=axis, **options)
 
 
-def argpartition(values, kth, axis=-1, **options):
-    """Indices that partition ``values`` around ``kth`` along ``axis``, NaN last, as NumPy's. CuPy's argpartition
+def argpartition(a, kth, axis=-1, **options):
+    """Indices that partition ``a`` around ``kth`` along ``axis``, NaN last, as NumPy's. CuPy's argpartition
     runs a selection kernel on a long axis whose comparisons (< and >) leave NaN where it falls, and Thrust's
     argsort (no bfloat16) on a short one (cupy/_core/_routines_sorting.pyx, _ndarray_argpartition): on CuPy, real
-    floating values are selected by their order-preserving integer keys (NaN the largest), complex values
+    floating a are selected by their order-preserving integer keys (NaN the largest), complex a
     argsorted (Thrust orders NaN as NumPy does)."""
-    module = array_module(values)
-    if module is numpy or values.dtype.kind not in "fcV":
-        return module.argpartition(_sortable(module, values), kth, axis=axis, **options)
-    if values.dtype.kind == "c":
-        return module.argsort(values, axis=axis)  # (a full sort is a partition too)
-    wide = values if values.dtype.itemsize >= 4 else values.astype(module.float32)  # (float16, bfloat16: exact)
+    module = array_module(a)
+    # (CuPy's takes kth as a Python int or a sequence of them: `isinstance(kth, int)`, then `for k in kth`)
+    kth = operator.index(kth) if numpy.ndim(kth) == 0 else [operator.index(k) for k in kth]
+    if module is numpy or a.dtype.kind not in "fcV":
+        return module.argpartition(_sortable(module, a), kth, axis=axis, **options)
+    if a.dtype.kind == "c":
+        return module.argsort(a, axis=axis)  # (a full sort is a partition too)
+    wide = a if a.dtype.itemsize >= 4 else a.astype(module.float32)  # (float16, bfloat16: exact)
     keys = _order_keys(module, wide)
     keys = module.where(module.isnan(wide), numpy.iinfo(keys.dtype).max, keys)
     return module.argpartition(keys, kth, axis=axis, **options)

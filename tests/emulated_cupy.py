@@ -434,8 +434,12 @@ def _clip(a, a_min=None, a_max=None, out=None):
         raise TypeError(f"Unsupported type {type(None)} (emulated CuPy 14: clip of {a.dtype} needs both bounds)")
     args = [a, a_min, a_max]
     op = _loop(_internal_ufunc("cupy._core._routines_math", "_clip"), args)
-    result = np.clip(*[np.asarray(v).astype(t, copy=False) for v, t in zip(args, op.in_types)]).astype(
-        op.out_types[0], copy=False)
+    x, lo, hi = [np.asarray(v).astype(t, copy=False) for v, t in zip(args, op.in_types)]
+    # the kernel's own formula, in1 > in2 ? in2 : (in0 < in1 ? in1 : (in0 > in2 ? in2 : in0)): a NaN bound is
+    # ignored (NumPy's clip gives NaN)
+    with np.errstate(invalid="ignore"):
+        result = np.where(lo > hi, hi, np.where(x < lo, lo, np.where(x > hi, hi, x))).astype(op.out_types[0],
+                                                                                             copy=False)
     if out is not None:
         out[...] = result
         return out
@@ -469,7 +473,12 @@ def _thrust(dtype, what):
 
 def _partition_sorts(a, kth, axis, arg):
     """Whether CuPy's (arg)partition sorts the axis fully (Thrust) rather than run its selection kernel
-    (cupy/_core/_routines_sorting.pyx, _ndarray_partition and _ndarray_argpartition: a short axis, a large kth)."""
+    (cupy/_core/_routines_sorting.pyx, _ndarray_partition and _ndarray_argpartition: a short axis, a large kth).
+    Its kth is a Python int or a sequence (``isinstance(kth, int)``, else ``for k in kth``): a NumPy integer
+    raises there, as here."""
+    if not isinstance(kth, int) and np.ndim(kth) == 0:
+        raise TypeError(f"'{type(kth).__name__}' object is not iterable (emulated CuPy 14: kth must be a Python "
+                        f"int or a sequence)")
     length = a.shape[axis] if a.ndim else 1
     if length == 0:
         return True

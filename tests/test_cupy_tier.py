@@ -486,6 +486,22 @@ def test_at_updates_of_every_dtype_match_numpy_without_a_host_read(dtype, method
     np.testing.assert_array_equal(host(got.data), want)
 
 
+def test_clip_with_a_nan_bound_and_partitions_with_numpy_integer_kth_are_numpys():
+    x = np.array([0.5, 2.0, -1.0])
+    for lo, hi in ((np.nan, 1.0), (0.0, np.nan), (np.array([0.0, np.nan, 0.0]), 1.0)):
+        want = np.clip(x, lo, hi)
+        np.testing.assert_array_equal(host(gnp.clip(dev(x), lo if np.ndim(lo) == 0 else dev(lo), hi)), want)
+        with ec.no_host_sync():
+            traced = gpuad.vjp(lambda u: gnp.clip(u, lo if np.ndim(lo) == 0 else dev(lo), hi), dev(x))[0]
+        np.testing.assert_array_equal(host(traced), want)
+    y = RNG.standard_normal(40)
+    y[7] = np.nan
+    for kth in (np.int64(3), [np.int64(0), 39]):
+        order = host(gnp.argpartition(dev(y), kth))
+        for k in np.atleast_1d(kth):
+            np.testing.assert_array_equal(y[order][k], np.sort(y)[k])  # (NaN last, as NumPy's)
+
+
 # ---- .at[index].set with repeated indices --------------------------------------------------------------------
 
 AT_CASES = [

@@ -202,3 +202,24 @@ def test_forward_mode_and_hessians_keep_the_dtype(dtype):
     r = gpuad.hessian(lambda x: gnp.sum(gnp.sin(x) ** 3))(x.astype(np.float64))
     assert h.dtype == dtype
     np.testing.assert_allclose(h.astype(np.float64), r, atol=5e-2 * float(np.max(np.abs(r))))
+
+
+@pytest.mark.skipif(BF16 is None, reason="ml_dtypes is not installed")
+def test_bfloat16_sorts_agree_with_each_other_and_put_nan_last():
+    x = np.array([3.0, np.nan, 1.0, -2.0, 0.5]).astype(BF16)
+    order = gnp.argsort(x)
+    np.testing.assert_array_equal(x[order].astype(np.float32), [-2.0, 0.5, 1.0, 3.0, np.nan])
+    np.testing.assert_array_equal(gnp.sort(x).astype(np.float32), x[order].astype(np.float32))
+    np.testing.assert_array_equal(gnp.argsort(a=x), order)
+    traced = gpuad.vjp(lambda t: gnp.sort(t), x)[0]
+    np.testing.assert_array_equal(traced.astype(np.float32), x[order].astype(np.float32))
+    assert gnp.argpartition(x, np.int64(4))[4] == 1  # (the NaN, last)
+
+
+def test_clip_keeps_numpys_sign_of_zero_and_dtype():
+    for x, lo, hi in ((np.array([-0.0, 0.5]), 0.0, 1.0), (np.array([0.0, 2.0]), -0.0, 1.0)):
+        value, tangent = gpuad.jvp(lambda u: gnp.clip(u, lo, hi), (x,), (np.ones_like(x),))
+        np.testing.assert_array_equal(np.signbit(value), np.signbit(np.clip(x, lo, hi)))
+    if BF16 is not None:
+        x = np.array([0.5, 3.0]).astype(BF16)
+        assert gpuad.vjp(lambda u: gnp.clip(u, 1, 2), x)[0].dtype == np.clip(x, 1, 2).dtype

@@ -84,7 +84,7 @@ def where(condition, x=None, y=None):
 
 def clip(a, a_min=None, a_max=None, **kwargs):
     module = module_of((a, a_min, a_max))
-    if not has_tensor((a, a_min, a_max)) and (kwargs or backend.matches_numpy(module, "clip", (a,))):
+    if not has_tensor((a, a_min, a_max)) and (kwargs or backend.matches_numpy(module, "clip", (a, a_min, a_max))):
         return module.clip(a, a_min, a_max, **kwargs)
     no_out("clip", **kwargs)
     if a_min is None and a_max is None:

@@ -314,9 +314,9 @@ NAN_TO_NUM = Elementwise("nan_to_num", "nan_to_num(x)", ("out == x",))
 COPYSIGN = Elementwise("copysign", "copysign(x, y)", ("sign(x) * copysign(1, y)", None), domain=("nonzero", None))
 # The step function: 0 for x < 0, y at x == 0, 1 for x > 0 (nan stays nan). Only the value at 0 depends on y.
 HEAVISIDE = Elementwise("heaviside", "where(x == 0, y, where(x < 0, 0, where(x > 0, 1, x)))", (None, "x == 0"))
-# clip as NumPy defines it, minimum(maximum(x, y), z) (NaN propagated): CuPy's clip kernel has no complex loop
-# (cupy/_core/_routines_math.pyx, _clip), its maximum and minimum do, as NumPy's.
-CLIP = Elementwise("clip", "minimum(maximum(x, y), z)", ("(x >= y) * (x <= z)", "x < y", "x > z"),
+# (On CuPy the rows' namespace evaluates clip as NumPy defines it, minimum(maximum(x, y), z): CuPy's clip kernel
+# has no complex loop and ignores a NaN bound; see backend.namespace.)
+CLIP = Elementwise("clip", "clip(x, y, z)", ("(x >= y) * (x <= z)", "x < y", "x > z"),
                    domain=((-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)))
 
 # ---- integer-valued: zero derivative everywhere it exists
