@@ -13,7 +13,7 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, concrete, is_batched, is_float_dtype, map_values, raw, Tensor
+from ..core import aval, concrete, constant, is_batched, is_float_dtype, map_values, raw, Tensor
 from ..ops.linalg import EINSUM
 from ..ops.linear import FINITE_PART, GETITEM, SCATTER_ADD
 from ._dispatch import array_from, is_backend_array, module_of
@@ -46,6 +46,12 @@ def getitem(a, index):
 
 # ---- indices that differ between the examples of a vmap: gathers as contractions with a one-hot mask ----------
 
+def wrapped(index, n):
+    """A backend index array taken modulo ``n`` (negative indices counted from the end), in intp: a narrow
+    integer dtype (uint8 indices into an axis of 300) cannot hold n."""
+    return index.astype(_np.intp, copy=False) % n
+
+
 def one_hot(indices, n, dtype):
     """(vmap) ``indices`` (integers, batched) as a mask of their shape plus an axis of length ``n`` in ``dtype``:
     1 where the index selects. Contracting it with an array gathers, and the contraction's derivative is its
@@ -55,7 +61,7 @@ def one_hot(indices, n, dtype):
     if values.size and backend.on_host(module_of((values,))) and (int(values.min()) < -n or int(values.max()) >= n):
         bad = int(values.min()) if int(values.min()) < -n else int(values.max())
         raise IndexError(f"index {bad} is out of bounds for axis with size {n}")
-    mask = map_values(lambda v: (v % n)[..., None] == backend.array_module(v).arange(n), indices)
+    mask = map_values(lambda v: wrapped(v, n)[..., None] == backend.array_module(v).arange(n), indices)
     return astype(mask, dtype)
 
 
@@ -67,11 +73,16 @@ def finite_part(a):
 
 
 def exactly(gathered, exact):
-    """``gathered`` (a one-hot contraction of ``finite_part``) with the value ``exact`` (the same gather of the
-    plain values, a constant): equal where the selected value is finite, the inf or NaN itself where not."""
+    """``gathered`` (a one-hot contraction of ``finite_part``) with the value ``exact`` (the same gather or
+    scatter of the plain values, a constant) and the derivative of ``gathered``: exact - (g - gathered), whose
+    value is exact's to the last bit (g - gathered is 0 exactly; a sum that cancelled, 1e16 - 1e16 + x, is
+    not rounded again) where the contraction's value g is finite; gathered + (exact - g) where it is not."""
     if not (is_float_dtype(aval(gathered)[1]) or aval(gathered)[1].kind == "c"):
         return gathered
-    return gathered + map_values(lambda e, g: backend.where(e == g, 0, e - g), exact, gathered)
+    finite = map_values(lambda g: backend.array_module(g).isfinite(g), gathered)
+    plain = constant(gathered)
+    return where(finite, exact - (plain - gathered),
+                 gathered + map_values(lambda e, g: backend.where(e == g, 0, e - g), exact, gathered))
 
 
 def _batched_getitem(a, items):
@@ -106,7 +117,7 @@ def _batched_getitem(a, items):
         values = values.reshape((1,) * (lead + len(shape) - values.ndim) + values.shape)
         positions = positions.reshape((1,) * (lead + m - positions.ndim) + positions.shape)
         spread = builtins.max(m, 1)
-        positions = (positions % n).reshape(positions.shape + (1,) * (spread - m))
+        positions = wrapped(positions, n).reshape(positions.shape + (1,) * (spread - m))
         values = values.reshape(values.shape[:lead + k] + (1,) * (spread - 1) + values.shape[lead + k:])
         positions = positions.reshape(positions.shape[:lead] + (1,) * k + positions.shape[lead:]
                                       + (1,) * (len(shape) - k - 1))
@@ -317,8 +328,8 @@ class BatchedIndexUpdateAt:
             v = xp.moveaxis(xp.broadcast_to(v, outer + selected), tuple(range(lead + k, lead + k + m)),
                             tuple(range(lead, lead + m))).reshape((batch,) + index_shape + shape[:k] + shape[k + 1:])
             rows = xp.arange(batch).reshape((batch,) + (1,) * m)
-            backend.scatter_add(target, (rows, xp.broadcast_to(i, outer + index_shape).reshape(
-                (batch,) + index_shape) % n), v)
+            backend.scatter_add(target, (rows, wrapped(xp.broadcast_to(i, outer + index_shape).reshape(
+                (batch,) + index_shape), n)), v)
             return xp.moveaxis(target.reshape(outer + (n,) + shape[:k] + shape[k + 1:]), lead, lead + k)
 
         return exactly(linear, map_values(scatter, base, self.index, values))
@@ -338,11 +349,11 @@ class BatchedIndexUpdateAt:
             xp = backend.array_module(i)
             lead = i.ndim - m
             order = xp.broadcast_to(xp.arange(math.prod(index_shape)).reshape(index_shape), i.shape)
-            flat = i.reshape((-1,) + index_shape)
+            flat = wrapped(i.reshape((math.prod(i.shape[:lead]),) + index_shape), n)  # (an empty index too)
             last = xp.full((flat.shape[0], n), -1, dtype=order.dtype)
             rows = xp.arange(flat.shape[0]).reshape((-1,) + (1,) * m)
-            backend.scatter_max(last, (rows, flat % n), order.reshape(flat.shape))
-            chosen = xp.take_along_axis(last, (flat % n).reshape(flat.shape[0], -1), axis=1).reshape(flat.shape)
+            backend.scatter_max(last, (rows, flat), order.reshape(flat.shape))
+            chosen = xp.take_along_axis(last, flat.reshape(flat.shape[0], -1), axis=1).reshape(flat.shape)
             chosen = chosen == order.reshape(flat.shape)
             return (last >= 0).reshape(i.shape[:lead] + (n,)), chosen.reshape(i.shape)
 

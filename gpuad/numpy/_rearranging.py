@@ -25,7 +25,7 @@ from . import _nondifferentiable
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, is_backend_array, no_out, normalize_axes, supported_options, traceable
 from ._elementwise import where
-from ._indexing import exactly, finite_part, getitem, one_hot
+from ._indexing import exactly, finite_part, getitem, one_hot, wrapped
 from ._shapes import astype, broadcast_to, concatenate, expand_dims, moveaxis, ravel, reshape, transpose
 
 __all__ = [
@@ -564,7 +564,7 @@ def _take_along_axis_batched(arr, indices, axis):
     def gather(a, i):  # the same gather of the plain values (the batch axes in front: broadcast)
         lead = builtins.max(a.ndim, i.ndim) - nd
         a, i = a.reshape((1,) * (lead + nd - a.ndim) + a.shape), i.reshape((1,) * (lead + nd - i.ndim) + i.shape)
-        return _xp(a).take_along_axis(a, i % n, axis=lead + axis)
+        return _xp(a).take_along_axis(a, wrapped(i, n), axis=lead + axis)
     gathered = exactly(gathered, map_values(gather, arr, indices))
     return gathered if aval(gathered)[1] == aval(arr)[1] else astype(gathered, aval(arr)[1])  # (sums widen ints)
 

@@ -263,7 +263,8 @@ def lstsq(a, b, rcond=None):
     locally constant; rank is the backend's integer (NumPy's int32 scalar, a 0-d array on CuPy), counted where
     the values are. residuals as NumPy gives them: for M > N their shape follows the rank (full column rank:
     one per column of b, else empty), the one place lstsq reads a value on the host (CuPy's lstsq does too).
-    Under vmap each example is solved on its own; the residuals need every example full rank or none."""
+    Under vmap each example is solved on its own; where some examples have full column rank and others not, the
+    others' residuals are NaN (NumPy's would be empty: one batch holds one shape)."""
     a, b = _floating(_matrices(a, "lstsq")), asarray(b)
     dtype = _np.result_type(aval(a)[1], aval(b)[1] or _np.float64)
     a, b = astype(a, dtype), astype(b, dtype)
@@ -285,14 +286,12 @@ def lstsq(a, b, rcond=None):
     rank = map_values(lambda v: xp.sum(v > rcond * v.max(axis=-1, keepdims=True), axis=-1, dtype=_np.int32)
                       if v.shape[-1] else xp.sum(v, axis=-1, dtype=_np.int32), s)
     full = m > n and backend.to_numpy(raw(rank)) == n  # (every example's rank, read on the host)
-    if m > n and _np.all(full):
+    if m > n and _np.any(full):
         residuals = sum(abs_squared(b - _products.matmul(a, x)), axis=0)
         if vector:
             residuals = reshape(residuals, (1,))
-    elif m > n and _np.any(full):
-        raise ValueError("vmap: linalg.lstsq's residuals have a shape that differs between the examples (full "
-                         "column rank in some, not in others); solve with x = gnp.linalg.pinv(a) @ b and take "
-                         "the residuals as sum(abs(b - a @ x)**2, axis=0)")
+        if not _np.all(full):  # (vmap: examples without full column rank have no residuals: NaN, one shape)
+            residuals = where(map_values(lambda r: r == n, rank), residuals, _np.nan)
     else:
         dtype = _np.finfo(aval(a)[1]).dtype
         residuals = map_values(lambda r: xp.empty(r.shape + (0,), dtype=dtype), rank)
