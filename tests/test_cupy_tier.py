@@ -211,6 +211,15 @@ def test_mismatches_traced_and_plain(name, fn):
     check_grads(lambda x: fn(gnp, x), [dev(x)], order=1)
 
 
+def test_numpy_index_arrays_go_with_plain_cupy_data():
+    x = RNG.uniform(-1, 1, (3, 4))
+    for got, want in ((gnp.take(dev(x), np.array([5, 0])), np.take(x, [5, 0])),
+                      (gnp.take(dev(x), indices=np.array([1]), axis=1), np.take(x, [1], axis=1)),
+                      (gnp.take_along_axis(dev(x), np.argsort(x, axis=1), 1), np.sort(x, axis=1))):
+        assert_on_device(got)
+        np.testing.assert_array_equal(host(got), want)
+
+
 def test_decompositions_of_plain_cupy_arrays_are_named_tuples():
     x = RNG.uniform(-1, 1, (4, 4)) + 3 * np.eye(4)
     spd = x @ x.T
@@ -815,6 +824,26 @@ def test_random_programs_match_numpy_without_host_sync(program, xs, ws):
     np.testing.assert_allclose(host(out), expected, rtol=1e-12, atol=1e-12)
     for g, e in zip(grads, pullback(np.ones_like(expected))):
         np.testing.assert_allclose(host(g), e, rtol=1e-11, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(test_random_programs.programs(), test_random_programs.shapes, test_random_programs.shapes)
+def test_random_programs_under_vmap_match_numpy_without_host_sync(program, xs, ws):
+    """The batched programs (gathers, sorts, medians, comparisons, .at[].max) under vmap(grad) on the emulated
+    GPU: NumPy's values, and no device-to-host transfer while recording and differentiating."""
+    try:
+        np.broadcast_shapes(xs, ws)
+    except ValueError:
+        return
+    rng = np.random.default_rng(len(program))
+    x, w = rng.uniform(-1.5, 1.5, (3,) + xs), rng.uniform(-1.5, 1.5, ws)
+    f = lambda x, w: gnp.sum(gnp.sin(test_random_programs.run_batched(  # noqa: E731
+        program, x if isinstance(x, gpuad.Tensor) else gpuad.tensor(x), w)))
+    with ec.emulated(), ec.no_host_sync():
+        got = gpuad.vmap(gpuad.grad(f), in_axes=(0, None))(dev(x), dev(w))
+    assert_on_device(got)
+    np.testing.assert_allclose(host(got), gpuad.vmap(gpuad.grad(f), in_axes=(0, None))(x, w), rtol=1e-11,
+                               atol=1e-12)
 
 
 def test_tape_api_on_the_emulated_gpu():

@@ -75,7 +75,7 @@ def test_random_programs(program, xs, ws, seed):
 
 BATCH_UNARY = UNARY + [
     lambda v: gnp.sort(v, axis=-1) if v.ndim else v, lambda v: gnp.where(gnp.greater(0.25, v), v * v, -v),
-    lambda v: gnp.take(v, np.array([0, -1, 0]), axis=0) if v.ndim else v,
+    lambda v: gnp.take(_boxed(v), np.array([0, -1, 0]), axis=0) if v.ndim else v,
     lambda v: gnp.take_along_axis(v, gnp.argsort(v, axis=0), axis=0) if v.ndim else v,
     lambda v: gnp.clip(v, -0.5, 0.75), lambda v: gnp.maximum(0.1, v), lambda v: gnp.median(v, axis=0) if v.ndim
     else v, lambda v: gnp.cumsum(v, axis=0) if v.ndim else v, lambda v: _boxed(v).at[np.array([0, 0])].max(v[0] * 2.0)

@@ -193,12 +193,15 @@ def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
     and the arguments: CuPy's decompositions return plain tuples where ``fn`` (and NumPy) return named ones."""
     name = fn.__name__
     spec = _array_parameters(fn, arrays, sequences)
+    index_at = next((i for i, p in enumerate(inspect.signature(fn).parameters) if p == "indices"), None)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if has_tensor(args) or has_tensor(kwargs.values()):
             args, kwargs = convert_array_likes(args, kwargs, spec)
             return fn(*args, **kwargs)
+        if index_at is not None:  # NumPy index arrays go with CuPy data (as CuPy's take takes them)
+            args, kwargs = _indices_with_data(args, kwargs, index_at)
         module = module_of((*args, *kwargs.values()))
         target = getattr(getattr(module, submodule, None) if submodule else module, name, None)
         if (target is None or not backend.accepts(target, args, kwargs)
@@ -209,6 +212,20 @@ def traceable(fn, submodule=None, arrays=None, sequences=None, result=None):
         return out if result is None else result(out, *args, **kwargs)
 
     return wrapper
+
+
+def _indices_with_data(args, kwargs, at):
+    """(args, kwargs) with an ``indices`` array of another backend moved to the other arguments' backend."""
+    indices = args[at] if len(args) > at else kwargs.get("indices")
+    if not (is_backend_array(indices) and getattr(indices, "dtype", None) is not None and indices.dtype.kind in "iu"):
+        return args, kwargs
+    module = module_of([a for k, a in enumerate(args) if k != at]
+                       + [v for key, v in kwargs.items() if key != "indices"])
+    if isinstance(indices, module.ndarray):
+        return args, kwargs
+    if len(args) > at:
+        return args[:at] + (module.asarray(indices),) + args[at + 1:], kwargs
+    return args, {**kwargs, "indices": module.asarray(indices)}
 
 
 def supported_options(function, **options):
