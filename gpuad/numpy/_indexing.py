@@ -129,6 +129,55 @@ def _batched_getitem(a, items):
     return out
 
 
+def extreme_and_weights(how, shape, selected, dtype, a, v, positions):
+    """The scatter-max ("max") or scatter-min of ``v`` into ``a`` and constant tie weights, on backend arrays:
+    ``a`` (lead + shape), ``v`` (lead + selected) and ``positions`` (lead + (count,): each selected element's
+    flat position in its example's array), each with the batch axes of a vmap in progress in front (or none).
+
+    No host read: the result is the backend's scatter, taken as a constant; the derivative is carried by a
+    linear combination of the array and the values with these weights: each element's derivative goes evenly to
+    the operands equal to it (the array's element and every value written there; JAX's convention for ties), so
+    it is exact to every order away from ties. Returns (extreme: lead + shape, weights: lead + (size + count,))."""
+    xp = backend.array_module(a, v, positions)
+    size, count = math.prod(shape), math.prod(selected)
+    lead = _np.broadcast_shapes(a.shape[:a.ndim - len(shape)], v.shape[:v.ndim - len(selected)],
+                                positions.shape[:-1])
+    batch = math.prod(lead)
+    a = xp.broadcast_to(a, lead + shape).reshape(batch, size)
+    v = xp.broadcast_to(v, lead + selected).reshape(batch, count)
+    positions = xp.broadcast_to(positions, lead + (count,)).reshape(batch, count)
+    targets = (xp.arange(batch).reshape(-1, 1) * size + positions).reshape(-1)
+    extreme = a.copy().reshape(-1)
+    (backend.scatter_max if how == "max" else backend.scatter_min)(extreme, targets, v.reshape(-1))
+    reached = extreme[targets].reshape(batch, count)
+    extreme = extreme.reshape(batch, size)
+    weight_dtype = xp.finfo(dtype).dtype if dtype.kind == "c" else dtype
+    tie_a = ((a == extreme) | (xp.isnan(a) & xp.isnan(extreme))).astype(xp.float32)
+    tie_v = ((v == reached) | (xp.isnan(v) & xp.isnan(reached))).astype(xp.float32)
+    ties = tie_a.reshape(-1).copy()  # (counted in float32 at least: float16 stops counting at 2048)
+    backend.scatter_add(ties, targets, tie_v.reshape(-1))
+    ties = xp.where(ties > 0, ties, 1)  # (0 only where a backend's scatter disagrees on NaN)
+    weights_a = tie_a / ties.reshape(batch, size)
+    weights_v = tie_v / ties[targets].reshape(batch, count)
+    weights = xp.concatenate([weights_a, weights_v], axis=1).astype(weight_dtype, copy=False)
+    return extreme.reshape(lead + shape), weights.reshape(lead + (size + count,))
+
+
+def with_tie_weights(array, values, extreme, weights, shape, selected, scatter_into):
+    """The traced result of a max/min update: ``extreme``'s value, the derivative of the weighted sum
+    ``scatter_into(weighted values, weighted array)`` (which adds the values at the index into the array)."""
+    if not is_float_dtype(aval(array)[1]) and aval(array)[1].kind != "c":
+        return extreme  # integers and booleans: no derivative
+    size = math.prod(shape)
+    weights_a, weights_v = reshape(weights[:size], shape), reshape(weights[size:], selected)
+    # (selected before scaled: an infinite operand that lost must not make inf * 0)
+    linear = scatter_into(where(weights_v > 0, values, 0) * weights_v, where(weights_a > 0, array, 0) * weights_a)
+
+    def rounding(exact, summed):  # the weighted sum rounds (three tied x / 3); the difference is exact
+        return backend.where(exact == summed, 0, exact - summed)  # (0 where equal: inf - inf)
+    return linear + map_values(rounding, extreme, linear, align=True)
+
+
 def update_values(values, module, dtype, selected):
     """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
     values = array_from(values)
@@ -190,56 +239,17 @@ class IndexUpdateAt:
 
     def _extremum(self, values, how):
         """The elementwise maximum (``how`` "max") or minimum ("min") with ``values`` at ``index``, every
-        occurrence of a repeated index taking part (like ``numpy.maximum.at``).
-
-        No host read: the result is the backend's scatter-max (scatter-min) of the values, taken as a constant,
-        and the derivative is carried by a linear combination of the array and the values with constant weights:
-        each element's derivative goes evenly to the operands equal to it (the array's element and every value
-        written there; JAX's convention for ties), so it is exact to every order away from ties. The value is
-        the scatter's own, to the last bit."""
+        occurrence of a repeated index taking part (like ``numpy.maximum.at``); see ``extreme_and_weights``."""
         module, shape, dtype, selected = self._selection()
         values = update_values(values, module, dtype, selected)
-        size, count = math.prod(shape), math.prod(selected)
-        if count == 0:
+        if math.prod(selected) == 0:
             return self.array
-        scatter = backend.scatter_max if how == "max" else backend.scatter_min
         index = self.index
-
-        def extreme_and_weights(a, v):
-            # a: lead + shape, v: lead + selected, lead: one axis per vmap in progress (1 where not batched)
-            xp = backend.array_module(a, v)
-            lead = _np.broadcast_shapes(a.shape[:a.ndim - len(shape)], v.shape[:v.ndim - len(selected)])
-            batch = math.prod(lead)
-            a = xp.broadcast_to(a, lead + shape).reshape(batch, size)
-            v = xp.broadcast_to(v, lead + selected).reshape(batch, count)
-            positions = xp.arange(size).reshape(shape)[index].reshape(1, -1)
-            targets = (xp.arange(batch).reshape(-1, 1) * size + positions).reshape(-1)
-            extreme = a.copy().reshape(-1)
-            scatter(extreme, targets, v.reshape(-1))
-            reached = extreme[targets].reshape(batch, count)
-            extreme = extreme.reshape(batch, size)
-            weight_dtype = xp.finfo(dtype).dtype if dtype.kind == "c" else dtype
-            tie_a = ((a == extreme) | (xp.isnan(a) & xp.isnan(extreme))).astype(xp.float32)
-            tie_v = ((v == reached) | (xp.isnan(v) & xp.isnan(reached))).astype(xp.float32)
-            ties = tie_a.reshape(-1).copy()  # (counted in float32 at least: float16 stops counting at 2048)
-            backend.scatter_add(ties, targets, tie_v.reshape(-1))
-            ties = xp.where(ties > 0, ties, 1)  # (0 only where a backend's scatter disagrees on NaN)
-            weights_a = tie_a / ties.reshape(batch, size)
-            weights_v = tie_v / ties[targets].reshape(batch, count)
-            weights = xp.concatenate([weights_a, weights_v], axis=1).astype(weight_dtype, copy=False)
-            return extreme.reshape(lead + shape), weights.reshape(lead + (size + count,))
-
-        extreme, weights = map_values(extreme_and_weights, self.array, values)
-        if not (dtype.kind in "fc" or dtype.name in backend.EXTENSION_FLOATS):
-            return extreme  # integers and booleans: no derivative
-        weights_a, weights_v = reshape(weights[:size], shape), reshape(weights[size:], selected)
-        # (selected before scaled: an infinite operand that lost must not make inf * 0)
-        linear = (where(weights_a > 0, self.array, 0) * weights_a
-                  + SCATTER_ADD.bind(where(weights_v > 0, values, 0) * weights_v, index=index, shape=shape))
-        # The weighted sum rounds (three tied x / 3); the difference to the scatter's value is exact.
-        def rounding(exact, summed):  # (0 where equal: inf - inf)
-            return backend.where(exact == summed, 0, exact - summed)
-        return linear + map_values(rounding, extreme, linear, align=True)
+        positions = module.arange(math.prod(shape)).reshape(shape)[index].reshape(-1)
+        extreme, weights = map_values(lambda a, v: extreme_and_weights(how, shape, selected, dtype, a, v, positions),
+                                      self.array, values)
+        return with_tie_weights(self.array, values, extreme, weights, shape, selected, lambda spread, kept: (
+            kept + SCATTER_ADD.bind(spread, index=index, shape=shape)))
 
     def multiply(self, values):
         """Multiply the elements at ``index`` by ``values``; repeated indices multiply repeatedly (like
@@ -284,7 +294,7 @@ class BatchedIndexUpdateAt:
     positions), after full slices only: ``t.at[i]``, ``t.at[:, i]``. ``get``, ``add`` and ``set`` are one-hot
     contractions (a scatter-add, O(n) per written element, n the indexed axis's length) whose values are then
     made exactly NumPy's (``add.at``'s order of additions; a written inf or NaN) by the plain scatter of each
-    example; the other updates are refused."""
+    example; ``min`` and ``max`` take the tie weights of the unbatched update; ``multiply`` is refused."""
 
     def __init__(self, array, items):
         shape = aval(array)[0]
@@ -363,8 +373,36 @@ class BatchedIndexUpdateAt:
         values = update_values(values, module_of((self.array,)), dtype, shape[:k] + index_shape + shape[k + 1:])
         return self._scattered(where(chosen[(slice(None),) * m + (None,) * (len(shape) - k - 1)], values, 0), kept)
 
-    def _refused(self, *args, **kwargs):
-        raise NotImplementedError("vmap: t.at[i].multiply/min/max with a batched index is not supported; use "
-                                  "t.at[i].add/set/get, or apply the update to each example")
+    def _extremum(self, values, how):
+        shape, dtype = aval(self.array)
+        k, n, index_shape = self.axis, shape[self.axis], aval(self.index)[0]
+        selected = shape[:k] + index_shape + shape[k + 1:]
+        values = update_values(values, module_of((self.array,)), dtype, selected)
+        if math.prod(selected) == 0:
+            return self.array
+        before, after = math.prod(shape[:k]), math.prod(shape[k + 1:])
 
-    multiply = min = max = _refused
+        def extreme(a, i, v):  # each selected element's flat position in its example: (p n + i_j) after + q
+            xp = backend.array_module(a, i, v)
+            lead = i.shape[:i.ndim - len(index_shape)]
+            columns = wrapped(i, n).reshape(lead + (1, math.prod(index_shape), 1))
+            positions = ((xp.arange(before).reshape(before, 1, 1) * n + columns) * after
+                         + xp.arange(after).reshape(1, 1, after)).reshape(lead + (-1,))
+            return extreme_and_weights(how, shape, selected, dtype, a, v, positions)
+
+        top, weights = map_values(extreme, self.array, self.index, values)
+        return with_tie_weights(self.array, values, top, weights, shape, selected, self._scattered)
+
+    def min(self, values):
+        """The elementwise minimum with ``values`` at each example's index (``numpy.minimum.at``); ties share
+        the derivative evenly."""
+        return self._extremum(values, "min")
+
+    def max(self, values):
+        """The elementwise maximum with ``values`` at each example's index (``numpy.maximum.at``); ties share
+        the derivative evenly."""
+        return self._extremum(values, "max")
+
+    def multiply(self, *args, **kwargs):
+        raise NotImplementedError("vmap: t.at[i].multiply with a batched index is not supported; use "
+                                  "t.at[i].add/set/get/min/max, or apply the update to each example")
