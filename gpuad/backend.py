@@ -3,8 +3,9 @@
 Everything else asks ``array_module(*values)`` for the NumPy-compatible module that owns its operands and calls
 NumPy-named functions on it. CuPy is imported lazily, only when a CuPy array shows up or the GPU backend is asked
 for (``GPUAD_BACKEND=cupy``), so importing gpuad and running on the CPU never needs CuPy or a GPU. The few things
-NumPy and CuPy spell differently (scatter-add, moving an array to the host) live here too, and so do the
-dtypes and orderings CuPy's kernels handle differently (``where``, the sorts, ``matches_numpy``).
+NumPy and CuPy spell differently (the scatters, moving an array to the host) live here too, and so do the
+dtypes and orderings CuPy's kernels handle differently (``where``, the sorts, the scatters' dtypes and float
+atomics, ``matches_numpy``): on either backend these give NumPy's results.
 """
 from __future__ import annotations
 

@@ -2,8 +2,12 @@
 
 ``getitem`` normalises the index first (traced index arrays give their values; lists and arrays of another
 backend move to the array's backend) and binds ``GETITEM``; ``IndexUpdate`` is what ``Tensor.at`` returns, and
-its ``add``/``set``/``get`` build a new array from the scatter-add and getitem rows. ``Tensor.__getitem__`` and
-``Tensor.at`` (attached in ``_methods``) are the entry points; nothing here is public in ``gpuad.numpy``.
+its ``add``/``set``/``get`` build a new array from the scatter-add and getitem rows, ``min``/``max`` from the
+backend's scatter with constant tie weights, ``multiply`` from a segmented product; none reads a device value.
+Under vmap, an index that differs between the examples gathers and scatters through a one-hot contraction of
+the finite part of the array (``finite_part``), made exactly NumPy's by each example's plain gather or
+scatter (``exactly``). ``Tensor.__getitem__`` and ``Tensor.at`` (attached in ``_methods``) are the entry
+points; nothing here is public in ``gpuad.numpy``.
 """
 from __future__ import annotations
 
