@@ -475,7 +475,8 @@ ORDER_STATISTICS = [
     lambda a: gnp.nanmax(a, axis=0) + gnp.nanmin(a, axis=1) + gnp.nanvar(a, axis=0) + gnp.nanstd(a, axis=1)
     + gnp.nanmean(a, axis=0),
     lambda a: gnp.interp(a * 2.0, np.array([-1.0, 0.0, 0.5, 2.0]), np.array([1.0, -1.0, 2.0, 0.5])),
-    lambda a: gnp.interp(np.array([-2.0, 0.9, 3.0]), np.array([-1.0, 0.5, 2.0]), a[0] * a[1, 0] + 1.0) + gnp.interp(a[2], np.arange(3.0), a[0], left=a[1, 1], right=-1.0),
+    lambda a: gnp.interp(np.array([-2.0, 0.9, 3.0]), np.array([-1.0, 0.5, 2.0]), a[0] * a[1, 0] + 1.0)
+    + gnp.interp(a[2], np.arange(3.0), a[0], left=a[1, 1], right=-1.0),
     lambda a: gnp.interp(a, np.array([0.0, 1.0, 2.0]), np.array([0.5, 1.5, -1.0]), period=2.5),
     lambda a: gnp.partition(a, 1)[..., 1] + gnp.partition(a, (0, 2), axis=0)[2] + gnp.partition(a, 4, axis=None)[4],
 ]

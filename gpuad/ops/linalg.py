@@ -457,7 +457,8 @@ def _eig_jvp(primals, tangents, out, params):
 def _eig_vjp(ct, saved, params, avals, needed):
     w, v = _eig_parts(saved[0])
     w_bar, v_bar = _eig_parts(ct)
-    v_bar = v_bar - conj_if_complex(v) * real_if_complex(SUM.bind(v * v_bar, axis=(len(aval(v)[0]) - 2,), keepdims=True))
+    v_bar = v_bar - conj_if_complex(v) * real_if_complex(SUM.bind(v * v_bar, axis=(len(aval(v)[0]) - 2,),
+                                                                  keepdims=True))
     middle = _diag_embed(w_bar) + _eigen_gaps(w) * _mm(_mT(v), v_bar)
     # V^-T middle V^T; real a with a complex spectrum keeps the real part (sum_to casts)
     return [sum_to(_solve(_mT(v), _mm(middle, _mT(v))), *avals[0])]
