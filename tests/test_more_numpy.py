@@ -365,6 +365,18 @@ def test_at_multiply_min_max(method, ufunc, k):
     check_grads(f, [x, values], order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_at_multiply_with_infinite_values_is_numpys():
+    """An infinite value in one position's run must not reach the next run (0 * inf in the recurrence)."""
+    for x, index, values in ((np.array([2.0, 3.0]), np.array([0, 0, 1]), np.array([np.inf, 2.0, 4.0])),
+                             (np.array([2.0, -1.0, 0.5]), np.array([2, 0, 0, 1, 2]),
+                              np.array([-np.inf, np.nan, 3.0, -np.inf, 0.25])),
+                             (np.array([0.0, 1.0]), np.array([0, 1]), np.array([np.inf, -2.0]))):
+        want = x.copy()
+        np.multiply.at(want, index, values)
+        np.testing.assert_array_equal(gpuad.vjp(lambda a: a.at[index].multiply(values), x)[0], want)
+
+
 def test_at_max_min_ties_share_evenly_and_infinities_stay_exact():
     # x[0] ties with both values written there: each of the three gets a third (JAX's convention for ties)
     g_x, g_v = gpuad.grad(lambda x, v: gnp.sum(x.at[np.array([0, 0])].max(v)), argnums=(0, 1))(

@@ -17,7 +17,7 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, concrete, constant, is_batched, is_float_dtype, map_values, raw, Tensor
+from ..core import aval, concrete, constant, is_batched, is_float_dtype, is_real_float_dtype, map_values, raw, Tensor
 from ..ops.linalg import EINSUM
 from ..ops.linear import FINITE_PART, GETITEM, SCATTER_ADD
 from ._dispatch import array_from, is_backend_array, module_of
@@ -182,6 +182,38 @@ def with_tie_weights(array, values, extreme, weights, shape, selected, scatter_i
     return linear + map_values(rounding, extreme, linear, align=True)
 
 
+def segmented_products(run, continues):
+    """The running product within each run of the traced ``run`` (values sorted by position; ``continues``, a
+    constant mask: True where an element continues the run before it), by the linear recurrence h_i = v_i
+    h_(i-1) restarted at each run's first element: exact derivatives of every order, zeros included. Non-finite
+    values enter as 1 (a run's start multiplies the product before it by 0, and 0 * inf would be NaN);
+    ``nonfinite_factor`` puts their inf or NaN back."""
+    from ..ops.scans import RECURRENCE
+    finite = map_values(lambda v: backend.array_module(v).isfinite(v), run)
+    run = where(finite, run, 1)
+    return RECURRENCE.bind(where(continues, 0, run), where(continues, run, 0), axis=0, reverse=False)
+
+
+def nonfinite_factor(values, positions, size):
+    """Per flat position (``size`` of them), the product of the non-finite ``values`` written there (NaN if one
+    is NaN, else an infinity whose sign counts the -inf, else 1), on backend arrays: ``values`` lead + (count,),
+    ``positions`` (count,) or lead + (count,), with the batch axes of a vmap in progress in front."""
+    xp = backend.array_module(values, positions)
+    lead = _np.broadcast_shapes(values.shape[:-1], positions.shape[:-1])
+    batch, count = math.prod(lead), values.shape[-1]
+    targets = (xp.arange(batch).reshape(-1, 1) * size
+               + xp.broadcast_to(positions, lead + (count,)).reshape(batch, count)).reshape(-1)
+    values = xp.broadcast_to(values, lead + (count,)).reshape(-1)
+    counts = []
+    for flags in (xp.isnan(values), xp.isinf(values), xp.isneginf(values)):
+        total = xp.zeros(batch * size, dtype=xp.int32)
+        backend.scatter_add(total, targets, flags.astype(xp.int32))
+        counts.append(total)
+    nan, inf, negative = counts
+    factor = xp.where(nan > 0, xp.nan, xp.where(inf > 0, xp.where(negative % 2 == 1, -xp.inf, xp.inf), 1.0))
+    return factor.reshape(lead + (size,))
+
+
 def update_values(values, module, dtype, selected):
     """``values`` cast to the array's dtype (as NumPy's assignment does) and broadcast over the selection."""
     values = array_from(values)
@@ -263,7 +295,6 @@ class IndexUpdateAt:
         by a segmented product (the linear recurrence h_i = v_i h_(i-1) within a run, restarted at each run's
         first element: exact derivatives of every order, zeros included), and each run's total multiplies its
         element."""
-        from ..ops.scans import RECURRENCE
         module, shape, dtype, selected = self._selection()
         values = ravel(update_values(values, module, dtype, selected))
         size = math.prod(shape)
@@ -274,10 +305,10 @@ class IndexUpdateAt:
         ordered = positions[order]
         continues = module.concatenate([module.zeros(1, dtype=bool), ordered[1:] == ordered[:-1]])
         last = module.concatenate([ordered[1:] != ordered[:-1], module.ones(1, dtype=bool)])
-        carried = continues.astype(dtype)
-        run = values[order]
-        products = RECURRENCE.bind(run * (1 - carried), run * carried, axis=0, reverse=False)
+        products = segmented_products(values[order], continues)
         totals = SCATTER_ADD.bind(where(last, products, 0), index=ordered, shape=(size,))
+        if is_real_float_dtype(dtype):  # (complex infinities multiply by parts: left as the recurrence gives them)
+            totals = totals * map_values(lambda v: nonfinite_factor(v, positions, size).astype(dtype), values)
         selected_mask = module.zeros(size, dtype=bool)
         selected_mask[ordered] = True
         return reshape(ravel(self.array) * where(selected_mask, totals, 1), shape)
@@ -298,7 +329,8 @@ class BatchedIndexUpdateAt:
     positions), after full slices only: ``t.at[i]``, ``t.at[:, i]``. ``get``, ``add`` and ``set`` are one-hot
     contractions (a scatter-add, O(n) per written element, n the indexed axis's length) whose values are then
     made exactly NumPy's (``add.at``'s order of additions; a written inf or NaN) by the plain scatter of each
-    example; ``min`` and ``max`` take the tie weights of the unbatched update; ``multiply`` is refused."""
+    example; ``min``, ``max`` and ``multiply`` take the unbatched updates' constructions (tie weights, a
+    segmented product) per example."""
 
     def __init__(self, array, items):
         shape = aval(array)[0]
@@ -377,25 +409,65 @@ class BatchedIndexUpdateAt:
         values = update_values(values, module_of((self.array,)), dtype, shape[:k] + index_shape + shape[k + 1:])
         return self._scattered(where(chosen[(slice(None),) * m + (None,) * (len(shape) - k - 1)], values, 0), kept)
 
+    def _positions(self, i):
+        """Each selected element's flat position in its example's array, (p n + i_j) after + q, from the backend
+        array ``i`` (the index, its batch axes in front): lead + (count,)."""
+        shape = aval(self.array)[0]
+        k, n, index_shape = self.axis, shape[self.axis], aval(self.index)[0]
+        before, after = math.prod(shape[:k]), math.prod(shape[k + 1:])
+        xp = backend.array_module(i)
+        lead = i.shape[:i.ndim - len(index_shape)]
+        columns = wrapped(i, n).reshape(lead + (1, math.prod(index_shape), 1))
+        return ((xp.arange(before).reshape(before, 1, 1) * n + columns) * after
+                + xp.arange(after).reshape(1, 1, after)).reshape(lead + (-1,))
+
+    def _selected(self, values):
+        shape, dtype = aval(self.array)
+        k, index_shape = self.axis, aval(self.index)[0]
+        selected = shape[:k] + index_shape + shape[k + 1:]
+        return update_values(values, module_of((self.array,)), dtype, selected), selected
+
     def _extremum(self, values, how):
         shape, dtype = aval(self.array)
-        k, n, index_shape = self.axis, shape[self.axis], aval(self.index)[0]
-        selected = shape[:k] + index_shape + shape[k + 1:]
-        values = update_values(values, module_of((self.array,)), dtype, selected)
+        values, selected = self._selected(values)
         if math.prod(selected) == 0:
             return self.array
-        before, after = math.prod(shape[:k]), math.prod(shape[k + 1:])
-
-        def extreme(a, i, v):  # each selected element's flat position in its example: (p n + i_j) after + q
-            xp = backend.array_module(a, i, v)
-            lead = i.shape[:i.ndim - len(index_shape)]
-            columns = wrapped(i, n).reshape(lead + (1, math.prod(index_shape), 1))
-            positions = ((xp.arange(before).reshape(before, 1, 1) * n + columns) * after
-                         + xp.arange(after).reshape(1, 1, after)).reshape(lead + (-1,))
-            return extreme_and_weights(how, shape, selected, dtype, a, v, positions)
-
-        top, weights = map_values(extreme, self.array, self.index, values)
+        top, weights = map_values(lambda a, i, v: extreme_and_weights(how, shape, selected, dtype, a, v,
+                                                                      self._positions(i)),
+                                  self.array, self.index, values)
         return with_tie_weights(self.array, values, top, weights, shape, selected, self._scattered)
+
+    def multiply(self, values):
+        """Multiply the elements at each example's index by ``values``; repeated indices multiply repeatedly
+        (``numpy.multiply.at``): the unbatched update's segmented product, each example's runs its own."""
+        shape, dtype = aval(self.array)
+        values, selected = self._selected(values)
+        size = math.prod(shape)
+        if math.prod(selected) == 0:
+            return self.array
+
+        def runs(i):  # the occurrences sorted by position, per example: where each run continues and ends
+            xp = backend.array_module(i)
+            positions = self._positions(i)
+            order = xp.argsort(positions, axis=-1)
+            ordered = xp.take_along_axis(positions, order, axis=-1)
+            same = ordered[..., 1:] == ordered[..., :-1]
+            edge = xp.zeros(same.shape[:-1] + (1,), dtype=bool)
+            written = xp.zeros(ordered.shape[:-1] + (size,), dtype=bool)
+            written.reshape(-1, size)[xp.arange(written.size // size).reshape(-1, 1),
+                                      ordered.reshape(-1, ordered.shape[-1])] = True
+            return (order, ordered, xp.concatenate([edge, same], axis=-1), xp.concatenate([~same, ~edge], axis=-1),
+                    written)
+
+        order, ordered, continues, last, written = map_values(runs, self.index)
+        values = ravel(values)
+        products = segmented_products(getitem(values, (order,)), continues)
+        zeros = map_values(lambda o: backend.array_module(o).zeros(o.shape[:-1] + (size,), dtype=dtype), ordered)
+        totals = BatchedIndexUpdateAt(zeros, (ordered,)).add(where(last, products, 0))
+        if is_real_float_dtype(dtype):  # (complex infinities multiply by parts: left as the recurrence gives them)
+            totals = totals * map_values(lambda v, i: nonfinite_factor(v, self._positions(i), size).astype(dtype),
+                                         values, self.index)
+        return reshape(ravel(self.array) * where(written, totals, 1), shape)
 
     def min(self, values):
         """The elementwise minimum with ``values`` at each example's index (``numpy.minimum.at``); ties share
@@ -407,6 +479,3 @@ class BatchedIndexUpdateAt:
         the derivative evenly."""
         return self._extremum(values, "max")
 
-    def multiply(self, *args, **kwargs):
-        raise NotImplementedError("vmap: t.at[i].multiply with a batched index is not supported; use "
-                                  "t.at[i].add/set/get/min/max, or apply the update to each example")
