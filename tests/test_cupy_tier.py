@@ -643,7 +643,9 @@ WORKLOADS = [
                                                      + gnp.partition(r, 2)[2] + gnp.sort(r)[1]
                                                      + gnp.interp(r, gnp.asarray([-0.5, 0.0, 0.5]), r[:3]).sum()
                                                      + r[gnp.argmax(r)])(x))
-     + gnp.sum(gpuad.vmap(lambda r: r.at[gnp.argmin(r)].add(r[0]) + r.at[gnp.argmax(r)].set(1.5))(x)), [(3, 4)]),
+     + gnp.sum(gpuad.vmap(lambda r: r.at[gnp.argmin(r)].add(r[0]) + r.at[gnp.argmax(r)].set(1.5)
+                          + r.at[gnp.argmin(r)].multiply(r[1]) + r.at[gnp.argmax(r)].min(r[2]))(x))
+     + gnp.sum(x.at[gnp.asarray([1, 1])].multiply(x[2:] + 1.0)), [(3, 4)]),
     ("checkpoint-hessian", lambda x: gnp.sum(gpuad.checkpoint(lambda r: gnp.tanh(r) * gnp.exp(r * 0.5))(x))
      + gnp.sum(gpuad.hvp(lambda r: gnp.sum(gnp.sin(r) * r * r), (x,), (x,))[1]), [(3, 4)]),
     ("mlp-loss", lambda w1, w2: _mlp_loss(w1, w2, gnp.asarray(np.linspace(-1, 1, 24).reshape(6, 4).tolist()),
