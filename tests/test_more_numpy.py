@@ -377,6 +377,43 @@ def test_at_multiply_with_infinite_values_is_numpys():
         np.testing.assert_array_equal(gpuad.vjp(lambda a: a.at[index].multiply(values), x)[0], want)
 
 
+def _with(x, **at):
+    """``x`` with the values of ``at`` (position -> value) set: inf, -inf and NaN placed in finite data."""
+    out = np.array(x, dtype=np.result_type(x, np.float64)).ravel()
+    for position, value in at.items():
+        out[int(position[1:])] = value
+    return out.reshape(np.shape(x))
+
+
+INF, NAN = np.inf, np.nan
+# (id, function of (xp, *arrays), arrays holding inf, -inf or NaN): NumPy's value where it is meaningful
+NONFINITE_CASES = [
+    ("convolve-inf", lambda xp, a, v: xp.convolve(a, v), [_with(V, p3=INF), V5[:3]]),
+    ("convolve-nan-same", lambda xp, a, v: xp.convolve(a, v, "same"), [_with(V, p0=NAN), V5[:3]]),
+    ("convolve-inf-in-short", lambda xp, a, v: xp.convolve(a, v, "valid"), [V, _with(V5[:3], p1=-INF)]),
+    ("convolve-complex-inf", lambda xp, a, v: xp.convolve(a, v), [_with(V[:4], p1=INF) * (1 + 2j), V5[:3] + 0j]),
+    ("correlate-inf-nan", lambda xp, a, v: xp.correlate(a, v, "full"), [_with(V, p0=INF, p6=NAN), V5]),
+    ("interp-infinite-fp", lambda xp, x, fp: xp.interp(x, XP, fp), [X_IN, _with(FP, p0=INF, p2=-INF, p4=INF)]),
+    ("interp-infinite-fp-on-knots", lambda xp, fp: xp.interp(XP, XP, fp), [_with(FP, p1=INF, p3=NAN)]),
+    ("interp-infinite-end-knot", lambda xp, x, xp_: xp.interp(x, xp_, FP), [X_IN, _with(XP, p0=-INF)]),
+    ("interp-nan-x", lambda xp, x: xp.interp(x, XP, np.array([1.0, 1.0, 2.0, 2.0, 3.0])), [_with(X_IN, p2=NAN)]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("case", NONFINITE_CASES, ids=[c[0] for c in NONFINITE_CASES])
+def test_nonfinite_inputs_give_numpys_values(case):
+    """inf, -inf and NaN in the data reach only the outputs NumPy's arithmetic puts them in (never a 0 * inf or
+    inf - inf of gpuad's own making), and derivatives stay exact on finite inputs."""
+    _, call, args = case
+    want = call(np, *args)
+    got = gpuad.vjp(lambda *xs: call(gnp, *xs), *args)[0]
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15, equal_nan=True)
+    finite = [np.where(np.isfinite(a), a, 0.5) for a in args]
+    check_grads(lambda *xs: call(gnp, *xs), finite, order=2, modes=("fwd", "rev"))
+
+
 def test_at_max_min_ties_share_evenly_and_infinities_stay_exact():
     # x[0] ties with both values written there: each of the three gets a third (JAX's convention for ties)
     g_x, g_v = gpuad.grad(lambda x, v: gnp.sum(x.at[np.array([0, 0])].max(v)), argnums=(0, 1))(

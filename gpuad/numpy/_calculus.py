@@ -5,7 +5,7 @@ Each is NumPy's formula written with differentiable gpuad.numpy functions (slice
 its derivatives of every order follow, in every traced argument: ``interp`` in ``x``, ``xp`` and ``fp``
 (piecewise linear: at a knot the derivative in ``x`` is the slope of the interval to its right, outside the
 range it is 0); ``gradient`` in ``f`` (spacings are constants); ``convolve``/``correlate`` in both signals (a
-gather of the shifted signal times the other, one matrix-vector product). Index bookkeeping is computed from the
+gather of the shifted signal times the other, the pairs in range summed). Index bookkeeping is computed from the
 values with NumPy (or CuPy) and carries no derivative.
 
 Complex values, as NumPy: ``correlate`` conjugates its second signal; ``interp`` takes complex ``fp`` (``x`` and
@@ -20,7 +20,6 @@ from ..core import aval, is_float_dtype, map_values, raw, refuse_batched
 from ._creation import asarray, asarray_like
 from ._dispatch import has_tensor, module_of, normalize_axes, traceable
 from ._elementwise import conj_if_complex, is_complex, where
-from ._products import matmul
 from ._rearranging import diff, take
 from ._reductions import sum
 from ._shapes import astype, broadcast_arrays, concatenate, moveaxis, reshape, stack
@@ -205,6 +204,14 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         x0, x1, f0, f1 = take(xp, j), take(xp, j + 1), take(fp, j, axis=-1), take(fp, j + 1, axis=-1)
         slope = (f1 - f0) / (x1 - x0)
         inner = slope * (x - x0) + f0
+        # NumPy's repairs where that is NaN for a number x (an infinite fp or xp): x on the knot gives fp[j];
+        # else the line from the right end, slope * (x - x1) + f1; NaN there too and f0 == f1 gives f0
+        from_right = slope * (x - x1) + f1
+        flat = map_values(lambda r, a, b: module.isnan(r) & (a == b), from_right, f0, f1, align=True)
+        from_right = where(flat, f0, from_right)
+        repair = map_values(lambda r, v: module.isnan(r) & ~module.isnan(v), inner, x, align=True)
+        on_knot = map_values(lambda v, a: v == a, x, x0, align=True)
+        inner = where(repair, where(on_knot, f0, from_right), inner)
         inner = where(map_values(lambda v: v == xpr[-1], x), fp[..., -1], inner)
     low = fp[..., 0] if left is None else asarray_like(left, raw(x))
     high = fp[..., -1] if right is None else asarray_like(right, raw(x))
@@ -215,12 +222,15 @@ def interp(x, xp, fp, left=None, right=None, period=None):
 # ---- convolution and correlation ------------------------------------------------------------------------------
 
 def _full_convolution(a, v):
-    """sum_k a[k] v[i - k] for every i: a gather of the zero-padded v (a Toeplitz matrix) times a."""
+    """sum_k a[k] v[i - k] for every i: a gather of v at i - k times a, only the pairs in range kept (selected
+    with ``where``, not multiplied by a zero pad: an infinite or NaN a[k] touches only the outputs it enters, as
+    in NumPy), summed over k."""
     n, m = aval(a)[0][0], aval(v)[0][0]
-    zeros = _xp(a).zeros(n - 1, dtype=aval(v)[1])
-    padded = concatenate((zeros, v, zeros)) if n > 1 else v
-    index = _np.arange(n + m - 1)[:, None] - _np.arange(n)[None, :] + (n - 1)
-    return matmul(padded[_xp(a).asarray(index)], a)
+    index = _np.arange(n + m - 1)[:, None] - _np.arange(n)[None, :]
+    valid = (index >= 0) & (index < m)
+    xp = _xp(a)
+    products = v[xp.asarray(_np.clip(index, 0, m - 1))] * a
+    return sum(where(xp.asarray(valid), products, 0), axis=-1)
 
 
 def _mode_slice(full, n, m, mode, reverse_same=False):
