@@ -339,10 +339,11 @@ def qr(a, mode="reduced"):
 # ---- norms -------------------------------------------------------------------------------------------------
 
 def _safe_power(total, p):
-    """total ** p with value and derivative 0 where total == 0 (the norm's kink at the origin)."""
-    positive = constant(total) > 0
-    safe = where(positive, total, 1)
-    return where(positive, sqrt(safe) if p == 0.5 else safe ** p, 0)
+    """total ** p with value and derivative 0 where total == 0 (the norm's kink at the origin); NaN and inf
+    totals pass through (``!= 0``, not ``> 0``: a NaN total is NaN, not 0)."""
+    nonzero = constant(total) != 0
+    safe = where(nonzero, total, 1)
+    return where(nonzero, sqrt(safe) if p == 0.5 else safe ** p, 0)
 
 
 def _vector_norm(x, ord, axis, keepdims):
@@ -362,8 +363,10 @@ def _vector_norm(x, ord, axis, keepdims):
     if ord is None or ord == 2:
         return _safe_power(sum(abs_squared(x), axis=axis, keepdims=keepdims), 0.5)
     p = float(ord)
-    nonzero = constant(magnitude) > 0
-    powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0)
+    # |x| ** p, with 0 ** p (0 for p > 0, inf for p < 0: NumPy's, a zero entry makes the norm 0) selected where
+    # x == 0 (no derivative through the kink); NaN entries are NaN
+    nonzero = constant(magnitude) != 0
+    powered = where(nonzero, where(nonzero, magnitude, 1) ** p, 0.0 if p > 0 else _np.inf)
     return _safe_power(sum(powered, axis=axis, keepdims=keepdims), 1.0 / p)
 
 
