@@ -239,6 +239,21 @@ def test_nan_slices_give_numpys_complex_nan():
             np.testing.assert_array_equal(part(got), part(expected))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_at_multiply_with_infinite_complex_values_stays_infinite():
+    """An infinite complex value multiplies its own element (it once entered the recurrence as 1 and was lost:
+    a finite result); which part of a complex infinity is NaN depends on the order of the products."""
+    x = np.array([1 + 2j, 3 - 1j, 0.5j, -2 + 0j])
+    for index, values in ((np.array([0, 0, 1, 2]), np.array([np.inf + 0j, 2 + 1j, 1 - 1j, 3 + 0j])),
+                          (np.array([2, 1, 2, 3, 2]), np.array([1 + 1j, complex(0, -np.inf), 2 + 0j,
+                                                                complex(np.nan, 1), 0.5 - 1j]))):
+        want = x.copy()
+        np.multiply.at(want, index, values)
+        got = np.asarray(_traced_value(lambda m, a: a.at[index].multiply(values) if m is gnp else None, (x,)))
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+        np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-13)
+
+
 def test_known_values():
     """JAX's values: the gradient of a real function of z is df/dx - i df/dy."""
     z = np.array([1 + 2j, -0.5 + 0.3j, 2 - 1j])

@@ -187,11 +187,31 @@ def segmented_products(run, continues):
     constant mask: True where an element continues the run before it), by the linear recurrence h_i = v_i
     h_(i-1) restarted at each run's first element: exact derivatives of every order, zeros included. Non-finite
     values enter as 1 (a run's start multiplies the product before it by 0, and 0 * inf would be NaN);
-    ``nonfinite_factor`` puts their inf or NaN back."""
+    ``nonfinite_factor`` (real) or their own segmented product (complex, here) puts their inf or NaN back."""
     from ..ops.scans import RECURRENCE
     finite = map_values(lambda v: backend.array_module(v).isfinite(v), run)
+    complex_run = _np.issubdtype(aval(run)[1], _np.complexfloating)
+    nonfinite = map_values(_nonfinite_running_products, run, continues, align=True) if complex_run else None
     run = where(finite, run, 1)
-    return RECURRENCE.bind(where(continues, 0, run), where(continues, run, 0), axis=0, reverse=False)
+    products = RECURRENCE.bind(where(continues, 0, run), where(continues, run, 0), axis=0, reverse=False)
+    return products * nonfinite if complex_run else products
+
+
+def _nonfinite_running_products(values, continues):
+    """Complex ``values``: the running product within each run (along the last axis) of its non-finite values
+    only (1 for the finite ones), by a segmented doubling scan that selects with ``where`` (never multiplies
+    by a 0 across runs); a constant, the complex counterpart of ``nonfinite_factor``."""
+    xp = backend.array_module(values)
+    h = xp.where(xp.isfinite(values), xp.ones((), dtype=values.dtype), values)
+    started = ~xp.broadcast_to(continues, h.shape)
+    d, n = 1, h.shape[-1]
+    while d < n:
+        shifted = xp.concatenate([xp.ones(h.shape[:-1] + (d,), dtype=h.dtype), h[..., :-d]], axis=-1)
+        before = xp.concatenate([xp.ones(h.shape[:-1] + (d,), dtype=bool), started[..., :-d]], axis=-1)
+        h = xp.where(started, h, shifted * h)
+        started = started | before
+        d *= 2
+    return h
 
 
 def nonfinite_factor(values, positions, size):
@@ -307,7 +327,7 @@ class IndexUpdateAt:
         last = module.concatenate([ordered[1:] != ordered[:-1], module.ones(1, dtype=bool)])
         products = segmented_products(values[order], continues)
         totals = SCATTER_ADD.bind(where(last, products, 0), index=ordered, shape=(size,))
-        if is_real_float_dtype(dtype):  # (complex infinities multiply by parts: left as the recurrence gives them)
+        if is_real_float_dtype(dtype):  # (complex: segmented_products put the non-finite values back)
             totals = totals * map_values(lambda v: nonfinite_factor(v, positions, size).astype(dtype), values)
         selected_mask = module.zeros(size, dtype=bool)
         selected_mask[ordered] = True
@@ -464,7 +484,7 @@ class BatchedIndexUpdateAt:
         products = segmented_products(getitem(values, (order,)), continues)
         zeros = map_values(lambda o: backend.array_module(o).zeros(o.shape[:-1] + (size,), dtype=dtype), ordered)
         totals = BatchedIndexUpdateAt(zeros, (ordered,)).add(where(last, products, 0))
-        if is_real_float_dtype(dtype):  # (complex infinities multiply by parts: left as the recurrence gives them)
+        if is_real_float_dtype(dtype):  # (complex: segmented_products put the non-finite values back)
             totals = totals * map_values(lambda v, i: nonfinite_factor(v, self._positions(i), size).astype(dtype),
                                          values, self.index)
         return reshape(ravel(self.array) * where(written, totals, 1), shape)
