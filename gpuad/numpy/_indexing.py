@@ -17,7 +17,7 @@ import math
 import numpy as _np
 
 from .. import backend
-from ..core import aval, concrete, constant, is_batched, is_float_dtype, is_real_float_dtype, map_values, raw, Tensor
+from ..core import aval, concrete, constant, is_batched, is_float_dtype, map_values, raw, Tensor
 from ..ops.linalg import EINSUM
 from ..ops.linear import FINITE_PART, GETITEM, SCATTER_ADD
 from ._dispatch import array_from, is_backend_array, module_of
@@ -187,51 +187,30 @@ def segmented_products(run, continues):
     constant mask: True where an element continues the run before it), by the linear recurrence h_i = v_i
     h_(i-1) restarted at each run's first element: exact derivatives of every order, zeros included. Non-finite
     values enter as 1 (a run's start multiplies the product before it by 0, and 0 * inf would be NaN);
-    ``nonfinite_factor`` (real) or their own segmented product (complex, here) puts their inf or NaN back."""
+    their own segmented product (a constant) puts their inf or NaN back."""
     from ..ops.scans import RECURRENCE
     finite = map_values(lambda v: backend.array_module(v).isfinite(v), run)
-    complex_run = _np.issubdtype(aval(run)[1], _np.complexfloating)
-    nonfinite = map_values(_nonfinite_running_products, run, continues, align=True) if complex_run else None
+    nonfinite = map_values(_nonfinite_running_products, run, continues, align=True)
     run = where(finite, run, 1)
     products = RECURRENCE.bind(where(continues, 0, run), where(continues, run, 0), axis=0, reverse=False)
-    return products * nonfinite if complex_run else products
+    return products * nonfinite
 
 
 def _nonfinite_running_products(values, continues):
-    """Complex ``values``: the running product within each run (along the last axis) of its non-finite values
-    only (1 for the finite ones), by a segmented doubling scan that selects with ``where`` (never multiplies
-    by a 0 across runs); a constant, the complex counterpart of ``nonfinite_factor``."""
+    """The running product within each run (along the last axis) of the non-finite ``values`` only (1 for the
+    finite ones), by a segmented doubling scan that selects with ``where`` (never multiplies by a 0 across
+    runs): NaN once a NaN is in, else an infinity whose sign is the product's, else 1."""
     xp = backend.array_module(values)
-    h = xp.where(xp.isfinite(values), xp.ones((), dtype=values.dtype), values)
+    h = backend.where(xp.isfinite(values), xp.ones((), dtype=values.dtype), values)
     started = ~xp.broadcast_to(continues, h.shape)
     d, n = 1, h.shape[-1]
     while d < n:
         shifted = xp.concatenate([xp.ones(h.shape[:-1] + (d,), dtype=h.dtype), h[..., :-d]], axis=-1)
         before = xp.concatenate([xp.ones(h.shape[:-1] + (d,), dtype=bool), started[..., :-d]], axis=-1)
-        h = xp.where(started, h, shifted * h)
+        h = backend.where(started, h, shifted * h)
         started = started | before
         d *= 2
     return h
-
-
-def nonfinite_factor(values, positions, size):
-    """Per flat position (``size`` of them), the product of the non-finite ``values`` written there (NaN if one
-    is NaN, else an infinity whose sign counts the -inf, else 1), on backend arrays: ``values`` lead + (count,),
-    ``positions`` (count,) or lead + (count,), with the batch axes of a vmap in progress in front."""
-    xp = backend.array_module(values, positions)
-    lead = _np.broadcast_shapes(values.shape[:-1], positions.shape[:-1])
-    batch, count = math.prod(lead), values.shape[-1]
-    targets = (xp.arange(batch).reshape(-1, 1) * size
-               + xp.broadcast_to(positions, lead + (count,)).reshape(batch, count)).reshape(-1)
-    values = xp.broadcast_to(values, lead + (count,)).reshape(-1)
-    counts = []
-    for flags in (xp.isnan(values), xp.isinf(values), xp.isneginf(values)):
-        total = xp.zeros(batch * size, dtype=xp.int32)
-        backend.scatter_add(total, targets, flags.astype(xp.int32))
-        counts.append(total)
-    nan, inf, negative = counts
-    factor = xp.where(nan > 0, xp.nan, xp.where(inf > 0, xp.where(negative % 2 == 1, -xp.inf, xp.inf), 1.0))
-    return factor.reshape(lead + (size,))
 
 
 def update_values(values, module, dtype, selected):
@@ -327,8 +306,6 @@ class IndexUpdateAt:
         last = module.concatenate([ordered[1:] != ordered[:-1], module.ones(1, dtype=bool)])
         products = segmented_products(values[order], continues)
         totals = SCATTER_ADD.bind(where(last, products, 0), index=ordered, shape=(size,))
-        if is_real_float_dtype(dtype):  # (complex: segmented_products put the non-finite values back)
-            totals = totals * map_values(lambda v: nonfinite_factor(v, positions, size).astype(dtype), values)
         selected_mask = module.zeros(size, dtype=bool)
         selected_mask[ordered] = True
         return reshape(ravel(self.array) * where(selected_mask, totals, 1), shape)
@@ -484,9 +461,6 @@ class BatchedIndexUpdateAt:
         products = segmented_products(getitem(values, (order,)), continues)
         zeros = map_values(lambda o: backend.array_module(o).zeros(o.shape[:-1] + (size,), dtype=dtype), ordered)
         totals = BatchedIndexUpdateAt(zeros, (ordered,)).add(where(last, products, 0))
-        if is_real_float_dtype(dtype):  # (complex: segmented_products put the non-finite values back)
-            totals = totals * map_values(lambda v, i: nonfinite_factor(v, self._positions(i), size).astype(dtype),
-                                         values, self.index)
         return reshape(ravel(self.array) * where(written, totals, 1), shape)
 
     def min(self, values):
