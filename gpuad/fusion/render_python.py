@@ -182,7 +182,10 @@ class _PythonWriter:
         base_probe = bases[0].probe if len(bases) == 1 else _ask_numpy(numpy.multiply, bases)
         folded = None if base_probe is None else _ask_numpy(
             numpy.multiply, [_Val("", False, False, base_probe), scale]) if scale is not None else base_probe
-        if probe is None or folded is None or folded.dtype != probe.dtype:
+        if (probe is None or folded is None or folded.dtype != probe.dtype
+                or any(b.dtype() is not None and b.dtype().kind in "biu" for b in bases)):
+            # (a boolean or integer base, where's cond, is multiplied now: a pending scale would leave the
+            # integer array to the operations before it is applied)
             left, right = self.plain(left), self.plain(right)
             return self.ufunc("multiply", [left, right], f"{left.text} * {right.text}")
         base = bases[0] if len(bases) == 1 else self.ufunc(
