@@ -348,8 +348,7 @@ class BatchedIndexUpdateAt:
         shape, dtype = aval(self.array)
         k, n = self.axis, shape[self.axis]
         index_shape = aval(self.index)[0]
-        selected = shape[:k] + index_shape + shape[k + 1:]
-        values = update_values(values, module_of((self.array,)), dtype, selected)
+        values, selected = self._selected(values)
         letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
         pre, axis_letter, post = letters[:k], letters[k], letters[k + 1:len(shape)]
         idx = letters[len(shape):len(shape) + len(index_shape)]
@@ -384,7 +383,7 @@ class BatchedIndexUpdateAt:
     def set(self, values):
         """Replace the elements at each example's index; at a repeated index the last write wins (NumPy's
         assignment), and only that value gets a derivative."""
-        shape, dtype = aval(self.array)
+        shape = aval(self.array)[0]
         k, n, m = self.axis, shape[self.axis], len(aval(self.index)[0])
         index_shape = aval(self.index)[0]
 
@@ -403,7 +402,7 @@ class BatchedIndexUpdateAt:
         written, chosen = map_values(winners, self.index)
         expand = (slice(None),) + (None,) * (len(shape) - k - 1)
         kept = where(written[expand], 0, self.array)
-        values = update_values(values, module_of((self.array,)), dtype, shape[:k] + index_shape + shape[k + 1:])
+        values, _ = self._selected(values)
         return self._scattered(where(chosen[(slice(None),) * m + (None,) * (len(shape) - k - 1)], values, 0), kept)
 
     def _positions(self, i):
